@@ -1,0 +1,603 @@
+/**
+ * The client wire contract: Effect Schemas of every JSON request and reply on
+ * `archio.<cluster>.{kv,jobs,admin}.<op>`. Gateways decode requests with `makeDecoder` from
+ * `protocol/json.ts`; typed clients encode with the same types.
+ *
+ * Requests are strict: unknown fields are errors (each request struct carries
+ * `parseOptions: { onExcessProperty: "error" }`, and `makeDecoder` decodes with it too), so a
+ * typo such as `vaule` is reported instead of silently ignored. Replies are lenient: a
+ * client decoding a reply ignores fields it does not know, so replies may grow.
+ *
+ * Schemas are transformation-free (decoded type = encoded type). Where a field has a default
+ * (`limit`), the server applies it; the default is in `protocol/limits.ts`.
+ */
+import { ParseResult, Schema } from "effect"
+import { errorCodes, type ErrorCode } from "./errors.ts"
+import { describeValue, expecting, TooLargeAnnotationId } from "./json.ts"
+import {
+  fitsUtf8,
+  isWellFormed,
+  keyProblem,
+  maxBatchJobs,
+  maxClientIdBytes,
+  maxCursorBytes,
+  maxErrorTextBytes,
+  maxJobIdBytes,
+  maxKeyBytes,
+  maxLeaseMs,
+  maxLeaseQueues,
+  maxLeaseWaitMs,
+  maxPageLimit,
+  maxTxnOps,
+  maxValueBytes,
+  utf8Length
+} from "./limits.ts"
+import { validToken } from "./subjects.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+const opt = <S extends Schema.Schema.All>(s: S) => Schema.optionalWith(s, { exact: true })
+
+const tooLarge = (max: number) => (s: string) =>
+  fitsUtf8(s, max) || `too large: ${utf8Length(s)} bytes, the limit is ${max}`
+
+const sizeCap = { [TooLargeAnnotationId]: true }
+
+const wellFormed = (s: string) => isWellFormed(s) || "must be valid UTF-8 (it contains a lone surrogate)"
+
+/** Message for a value that should be an object; field-level problems keep their own messages. */
+const notAnObject = (what: string) => ({
+  message: (issue: ParseResult.ParseIssue) => `expected ${what}, got ${describeValue(issue.actual)}`
+})
+
+/** A request object: unknown fields are errors; a non-object gets a plain message. */
+const request = <Fields extends Schema.Struct.Fields>(fields: Fields) =>
+  Schema.Struct(fields).annotations({
+    parseOptions: { onExcessProperty: "error" },
+    ...notAnObject("a JSON object")
+  })
+
+/** One of a few string literals, with a message listing them. */
+const oneOf = <const L extends readonly [string, ...Array<string>]>(...values: L) =>
+  Schema.Literal(...values).annotations(expecting(`one of ${values.map((v) => JSON.stringify(v)).join(", ")}`))
+
+const intIn = (min: number, max: number, what: string) =>
+  Schema.Int.pipe(Schema.between(min, max)).annotations(expecting(what))
+
+/** Integers 0 .. 2^53 - 1: revisions, versions, fencing tokens, timestamps, delays. */
+export const NonNegativeInt = Schema.NonNegativeInt.annotations(expecting("a non-negative integer"))
+export const PositiveInt = Schema.Int.pipe(Schema.positive()).annotations(expecting("a positive integer"))
+
+const nonEmptyString = (maxBytes: number) =>
+  Schema.String.annotations(expecting("a non-empty string")).pipe(
+    Schema.filter((s) => s.length > 0 || "expected a non-empty string, got \"\""),
+    Schema.filter(wellFormed),
+    Schema.filter(tooLarge(maxBytes), sizeCap)
+  )
+
+/** A key: non-empty, valid UTF-8, no NUL, at most `maxKeyBytes` (above is `too_large`). */
+export const Key = Schema.String.annotations(expecting("a non-empty string")).pipe(
+  Schema.filter(keyProblem),
+  Schema.filter(tooLarge(maxKeyBytes), sizeCap)
+).annotations({ identifier: "Key" })
+
+/** A key prefix or range bound: like a key, but may be empty. */
+export const KeyBound = Schema.String.annotations(expecting("a string")).pipe(
+  Schema.filter((s) => s.length === 0 || keyProblem(s)),
+  Schema.filter(tooLarge(maxKeyBytes), sizeCap)
+).annotations({ identifier: "KeyBound" })
+
+/** A kv value: any valid UTF-8 string of at most `maxValueBytes` (above is `too_large`). */
+export const Value = Schema.String.annotations(expecting("a string")).pipe(
+  Schema.filter(wellFormed),
+  Schema.filter(tooLarge(maxValueBytes), sizeCap)
+).annotations({ identifier: "Value" })
+
+/**
+ * Idempotency token: the server remembers the last `seq` per `client` and answers a repeat of
+ * it with the first answer instead of applying it twice. Clients count `seq` up from 1.
+ */
+export const Token = request({
+  client: nonEmptyString(maxClientIdBytes),
+  seq: PositiveInt
+}).annotations({ identifier: "Token" })
+export type Token = Schema.Schema.Type<typeof Token>
+
+export const Consistency = oneOf("linearizable", "stale")
+export type Consistency = Schema.Schema.Type<typeof Consistency>
+
+/** Time to live in milliseconds. */
+export const TtlMs = PositiveInt
+
+const Cursor = nonEmptyString(maxCursorBytes)
+
+const PageLimit = intIn(1, maxPageLimit, `an integer from 1 to ${maxPageLimit}`)
+
+/** Any JSON value (job payloads, results, progress); bounded by the request size cap. */
+export const Json = Schema.Unknown
+
+// ---------------------------------------------------------------------------------------------
+// kv requests
+
+export const KvPutRequest = request({
+  key: Key,
+  value: Value,
+  ttl: opt(TtlMs),
+  token: opt(Token)
+}).annotations({ identifier: "KvPutRequest" })
+export type KvPutRequest = Schema.Schema.Type<typeof KvPutRequest>
+
+export const KvGetRequest = request({
+  key: Key,
+  consistency: opt(Consistency)
+}).annotations({ identifier: "KvGetRequest" })
+export type KvGetRequest = Schema.Schema.Type<typeof KvGetRequest>
+
+export const KvDelRequest = request({
+  key: Key,
+  token: opt(Token)
+}).annotations({ identifier: "KvDelRequest" })
+export type KvDelRequest = Schema.Schema.Type<typeof KvDelRequest>
+
+/**
+ * Compare-and-set. `expectedRevision` is the key's current `modRevision`; 0 means "create only
+ * if absent"; without it the put is unconditional. A mismatch is `conflict` with the current
+ * revision in `detail`.
+ */
+export const KvCasRequest = request({
+  key: Key,
+  value: Value,
+  expectedRevision: opt(NonNegativeInt),
+  ttl: opt(TtlMs),
+  token: opt(Token)
+}).annotations({ identifier: "KvCasRequest" })
+export type KvCasRequest = Schema.Schema.Type<typeof KvCasRequest>
+
+/**
+ * Range read, in key order: either every key starting with `prefix`, or keys in
+ * [`start`, `end`) (either bound may be left out), never both forms. Pages hold `limit` items
+ * (default `defaultPageLimit`); pass the reply's `cursor` to get the next page.
+ */
+export const KvScanRequest = request({
+  prefix: opt(KeyBound),
+  start: opt(KeyBound),
+  end: opt(KeyBound),
+  limit: opt(PageLimit),
+  cursor: opt(Cursor),
+  keysOnly: opt(Schema.Boolean.annotations(expecting("true or false"))),
+  consistency: opt(Consistency)
+}).pipe(
+  Schema.filter((r) =>
+    r.prefix !== undefined && (r.start !== undefined || r.end !== undefined)
+      ? { path: ["prefix"], message: "cannot be combined with start/end: use one form" }
+      : undefined
+  )
+).annotations({ identifier: "KvScanRequest" })
+export type KvScanRequest = Schema.Schema.Type<typeof KvScanRequest>
+
+export const CompareOp = oneOf("==", "!=", ">", "<")
+
+/**
+ * One txn guard. `target: "value"` compares the value (a string, `==`/`!=`/`>`/`<` in
+ * code-unit order); `mod`, `create` and `version` compare the key's revisions (integers; a
+ * missing key has 0 for all three).
+ */
+const compareRevision = <T extends "mod" | "create" | "version">(target: T) =>
+  request({ key: Key, target: Schema.Literal(target), op: CompareOp, value: NonNegativeInt })
+
+// One member per target literal, so a decode failure reports only the member `target` selects.
+export const Compare = Schema.Union(
+  request({ key: Key, target: Schema.Literal("value"), op: CompareOp, value: Value }),
+  compareRevision("mod"),
+  compareRevision("create"),
+  compareRevision("version")
+).annotations({ identifier: "Compare", ...notAnObject(`a compare object {"key","target","op","value"}`) })
+export type Compare = Schema.Schema.Type<typeof Compare>
+
+export const TxnPut = request({ op: Schema.Literal("put"), key: Key, value: Value, ttl: opt(TtlMs) })
+export const TxnDel = request({ op: Schema.Literal("del"), key: Key })
+export const TxnOp = Schema.Union(TxnPut, TxnDel).annotations({
+  identifier: "TxnOp",
+  ...notAnObject(`an operation {"op":"put",...} or {"op":"del",...}`)
+})
+export type TxnOp = Schema.Schema.Type<typeof TxnOp>
+
+const listOf = <S extends Schema.Schema.Any>(item: S, max: number, nonEmpty = false) =>
+  Schema.Array(item).annotations(notAnObject("an array")).pipe(
+    Schema.filter((a) =>
+      nonEmpty && a.length === 0 ? "expected at least 1 item, got none"
+      : a.length > max ? `expected at most ${max} items, got ${a.length}`
+      : undefined
+    )
+  )
+
+/** If every compare holds, apply `success`, else `failure`; all in one revision. */
+export const KvTxnRequest = request({
+  compare: listOf(Compare, maxTxnOps),
+  success: listOf(TxnOp, maxTxnOps),
+  failure: listOf(TxnOp, maxTxnOps),
+  token: opt(Token)
+}).annotations({ identifier: "KvTxnRequest" })
+export type KvTxnRequest = Schema.Schema.Type<typeof KvTxnRequest>
+
+// ---------------------------------------------------------------------------------------------
+// kv replies
+
+const Ok = Schema.Literal(true)
+
+const KeyMeta = {
+  /** Revision that created the key (since its last deletion). */
+  createRevision: NonNegativeInt,
+  /** Revision of the last write to the key. */
+  modRevision: NonNegativeInt,
+  /** Number of writes since creation (1 after the first put). */
+  version: NonNegativeInt
+}
+
+export const KvPutResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt }).annotations({ identifier: "KvPutResponse" })
+export type KvPutResponse = Schema.Schema.Type<typeof KvPutResponse>
+
+export const KvDelResponse = Schema.Struct({
+  ok: Ok,
+  revision: NonNegativeInt,
+  /** False when the key did not exist (the delete is still a success). */
+  deleted: Schema.Boolean
+}).annotations({ identifier: "KvDelResponse" })
+export type KvDelResponse = Schema.Schema.Type<typeof KvDelResponse>
+
+export const KvCasResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt }).annotations({ identifier: "KvCasResponse" })
+export type KvCasResponse = Schema.Schema.Type<typeof KvCasResponse>
+
+/** A missing key is a `not_found` error, not a reply. */
+export const KvGetResponse = Schema.Struct({
+  ok: Ok,
+  key: Schema.String,
+  value: Schema.String,
+  ...KeyMeta,
+  consistency: Consistency
+}).annotations({ identifier: "KvGetResponse" })
+export type KvGetResponse = Schema.Schema.Type<typeof KvGetResponse>
+
+export const ScanItem = Schema.Struct({
+  key: Schema.String,
+  /** Absent when the request had `keysOnly: true`. */
+  value: opt(Schema.String),
+  ...KeyMeta
+}).annotations({ identifier: "ScanItem" })
+export type ScanItem = Schema.Schema.Type<typeof ScanItem>
+
+export const KvScanResponse = Schema.Struct({
+  ok: Ok,
+  items: Schema.Array(ScanItem),
+  /** Present when there may be more: send it back as `cursor` for the next page. */
+  cursor: opt(Schema.String)
+}).annotations({ identifier: "KvScanResponse" })
+export type KvScanResponse = Schema.Schema.Type<typeof KvScanResponse>
+
+export const KvTxnResponse = Schema.Struct({
+  ok: Ok,
+  succeeded: Schema.Boolean,
+  revision: NonNegativeInt
+}).annotations({ identifier: "KvTxnResponse" })
+export type KvTxnResponse = Schema.Schema.Type<typeof KvTxnResponse>
+
+// ---------------------------------------------------------------------------------------------
+// jobs requests (shapes may grow)
+
+/** A queue name is one NATS subject token: 1-64 letters, digits, `_` or `-`. */
+export const QueueName = Schema.String.annotations(expecting("a queue name")).pipe(
+  Schema.filter((s) => validToken(s) || `expected a queue name (1-64 letters, digits, "_" or "-"), got ${JSON.stringify(s)}`)
+).annotations({ identifier: "QueueName" })
+
+export const JobId = nonEmptyString(maxJobIdBytes).annotations({ identifier: "JobId" })
+
+/** The fencing token handed out with a lease; ack/fail/extend with an older one get `lease_lost`. */
+export const FencingToken = NonNegativeInt
+
+export const LeaseMs = intIn(1, maxLeaseMs, `an integer number of milliseconds from 1 to ${maxLeaseMs}`)
+
+export const Backoff = request({
+  type: oneOf("fixed", "exponential"),
+  /** Base delay in ms: every retry waits `delay` (fixed) or `delay * 2^(attempt-1)` (exponential). */
+  delay: NonNegativeInt,
+  /** Upper bound on one wait, in ms. */
+  max: opt(PositiveInt),
+  /** Random spread as a fraction of the wait, 0..1. */
+  jitter: opt(Schema.Number.pipe(Schema.between(0, 1)).annotations(expecting("a number from 0 to 1")))
+}).annotations({ identifier: "Backoff" })
+export type Backoff = Schema.Schema.Type<typeof Backoff>
+
+const jobFields = {
+  queue: QueueName,
+  payload: Json,
+  /** Higher runs first among ready jobs; default 0. */
+  priority: opt(intIn(-1_000_000, 1_000_000, "an integer from -1000000 to 1000000")),
+  /** Run no earlier than this many ms from now (leader time). Not with `runAt`. */
+  delay: opt(NonNegativeInt),
+  /** Run no earlier than this wall time, ms since the epoch. Not with `delay`. */
+  runAt: opt(NonNegativeInt),
+  maxAttempts: opt(intIn(1, 1000, "an integer from 1 to 1000")),
+  backoff: opt(Backoff),
+  leaseMs: opt(LeaseMs),
+  /** While a job with this key is waiting, delayed or active, enqueueing another returns it instead. */
+  uniqueKey: opt(Key)
+}
+
+const delayOrRunAt = (j: { readonly delay?: number; readonly runAt?: number }) =>
+  j.delay !== undefined && j.runAt !== undefined
+    ? { path: ["runAt"], message: "cannot be combined with delay: use one" }
+    : undefined
+
+/** One job of an `enqueueBatch`. */
+export const JobSpec = request(jobFields).pipe(Schema.filter(delayOrRunAt)).annotations({ identifier: "JobSpec" })
+export type JobSpec = Schema.Schema.Type<typeof JobSpec>
+
+export const EnqueueRequest = request({ ...jobFields, token: opt(Token) })
+  .pipe(Schema.filter(delayOrRunAt))
+  .annotations({ identifier: "EnqueueRequest" })
+export type EnqueueRequest = Schema.Schema.Type<typeof EnqueueRequest>
+
+export const EnqueueBatchRequest = request({
+  jobs: listOf(JobSpec, maxBatchJobs, true),
+  token: opt(Token)
+}).annotations({ identifier: "EnqueueBatchRequest" })
+export type EnqueueBatchRequest = Schema.Schema.Type<typeof EnqueueBatchRequest>
+
+/**
+ * A worker asks for up to `max` ready jobs (default 1) from `queues` (in the given order of
+ * preference), waiting up to `waitMs` (default 0) for one to become ready.
+ */
+export const LeaseRequest = request({
+  queues: listOf(QueueName, maxLeaseQueues, true),
+  max: opt(intIn(1, maxBatchJobs, `an integer from 1 to ${maxBatchJobs}`)),
+  leaseMs: opt(LeaseMs),
+  workerId: nonEmptyString(maxClientIdBytes),
+  waitMs: opt(intIn(0, maxLeaseWaitMs, `an integer number of milliseconds from 0 to ${maxLeaseWaitMs}`))
+}).annotations({ identifier: "LeaseRequest" })
+export type LeaseRequest = Schema.Schema.Type<typeof LeaseRequest>
+
+export const AckRequest = request({
+  id: JobId,
+  token: FencingToken,
+  result: opt(Json)
+}).annotations({ identifier: "AckRequest" })
+export type AckRequest = Schema.Schema.Type<typeof AckRequest>
+
+export const FailRequest = request({
+  id: JobId,
+  token: FencingToken,
+  error: Schema.String.annotations(expecting("a string")).pipe(
+    Schema.filter(wellFormed),
+    Schema.filter(tooLarge(maxErrorTextBytes), sizeCap)
+  ),
+  /** False: do not retry even if attempts remain. Default true. */
+  retryable: opt(Schema.Boolean.annotations(expecting("true or false")))
+}).annotations({ identifier: "FailRequest" })
+export type FailRequest = Schema.Schema.Type<typeof FailRequest>
+
+export const ExtendRequest = request({
+  id: JobId,
+  token: FencingToken,
+  leaseMs: opt(LeaseMs),
+  progress: opt(Json)
+}).annotations({ identifier: "ExtendRequest" })
+export type ExtendRequest = Schema.Schema.Type<typeof ExtendRequest>
+
+export const JobGetRequest = request({ id: JobId }).annotations({ identifier: "JobGetRequest" })
+export type JobGetRequest = Schema.Schema.Type<typeof JobGetRequest>
+
+export const CancelRequest = request({ id: JobId }).annotations({ identifier: "CancelRequest" })
+export type CancelRequest = Schema.Schema.Type<typeof CancelRequest>
+
+export const RetryRequest = request({ id: JobId }).annotations({ identifier: "RetryRequest" })
+export type RetryRequest = Schema.Schema.Type<typeof RetryRequest>
+
+export const JobState = oneOf("waiting", "delayed", "active", "completed", "failed", "cancelled")
+export type JobState = Schema.Schema.Type<typeof JobState>
+
+export const ListRequest = request({
+  queue: QueueName,
+  state: opt(JobState),
+  limit: opt(PageLimit),
+  cursor: opt(Cursor)
+}).annotations({ identifier: "ListRequest" })
+export type ListRequest = Schema.Schema.Type<typeof ListRequest>
+
+export const StatsRequest = request({ queue: opt(QueueName) }).annotations({ identifier: "StatsRequest" })
+export type StatsRequest = Schema.Schema.Type<typeof StatsRequest>
+
+// ---------------------------------------------------------------------------------------------
+// jobs replies (provisional: the job state machine may add fields)
+
+export const JobView = Schema.Struct({
+  id: Schema.String,
+  queue: Schema.String,
+  state: JobState,
+  payload: Json,
+  priority: Schema.Number,
+  /** Attempts started so far. */
+  attempts: NonNegativeInt,
+  maxAttempts: NonNegativeInt,
+  /** When it becomes (or became) ready, ms since the epoch. */
+  runAt: NonNegativeInt,
+  createdAt: NonNegativeInt,
+  finishedAt: opt(NonNegativeInt),
+  result: opt(Json),
+  error: opt(Schema.String),
+  progress: opt(Json),
+  uniqueKey: opt(Schema.String)
+}).annotations({ identifier: "JobView" })
+export type JobView = Schema.Schema.Type<typeof JobView>
+
+export const EnqueueResponse = Schema.Struct({
+  ok: Ok,
+  id: Schema.String,
+  revision: NonNegativeInt,
+  /** True when `uniqueKey` matched a live job: `id` is that job, nothing was enqueued. */
+  existing: Schema.Boolean
+}).annotations({ identifier: "EnqueueResponse" })
+export type EnqueueResponse = Schema.Schema.Type<typeof EnqueueResponse>
+
+export const EnqueueBatchResponse = Schema.Struct({
+  ok: Ok,
+  ids: Schema.Array(Schema.String),
+  revision: NonNegativeInt
+}).annotations({ identifier: "EnqueueBatchResponse" })
+export type EnqueueBatchResponse = Schema.Schema.Type<typeof EnqueueBatchResponse>
+
+export const LeasedJob = Schema.Struct({
+  id: Schema.String,
+  queue: Schema.String,
+  payload: Json,
+  /** 1 on the first attempt. */
+  attempt: PositiveInt,
+  /** Fencing token: send it with ack/fail/extend. */
+  token: FencingToken,
+  /** Lease end, ms since the epoch (leader time). */
+  leaseUntil: NonNegativeInt,
+  progress: opt(Json)
+}).annotations({ identifier: "LeasedJob" })
+export type LeasedJob = Schema.Schema.Type<typeof LeasedJob>
+
+export const LeaseResponse = Schema.Struct({ ok: Ok, jobs: Schema.Array(LeasedJob) }).annotations({ identifier: "LeaseResponse" })
+export type LeaseResponse = Schema.Schema.Type<typeof LeaseResponse>
+
+/** Reply of ack, cancel and retry. */
+export const JobWriteResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt }).annotations({ identifier: "JobWriteResponse" })
+export type JobWriteResponse = Schema.Schema.Type<typeof JobWriteResponse>
+
+export const FailResponse = Schema.Struct({
+  ok: Ok,
+  revision: NonNegativeInt,
+  /** True when the job will run again; `runAt` says when. */
+  willRetry: Schema.Boolean,
+  runAt: opt(NonNegativeInt)
+}).annotations({ identifier: "FailResponse" })
+export type FailResponse = Schema.Schema.Type<typeof FailResponse>
+
+export const ExtendResponse = Schema.Struct({
+  ok: Ok,
+  revision: NonNegativeInt,
+  leaseUntil: NonNegativeInt
+}).annotations({ identifier: "ExtendResponse" })
+export type ExtendResponse = Schema.Schema.Type<typeof ExtendResponse>
+
+export const JobGetResponse = Schema.Struct({ ok: Ok, job: JobView }).annotations({ identifier: "JobGetResponse" })
+export type JobGetResponse = Schema.Schema.Type<typeof JobGetResponse>
+
+export const ListResponse = Schema.Struct({
+  ok: Ok,
+  jobs: Schema.Array(JobView),
+  cursor: opt(Schema.String)
+}).annotations({ identifier: "ListResponse" })
+export type ListResponse = Schema.Schema.Type<typeof ListResponse>
+
+export const QueueStats = Schema.Struct({
+  queue: Schema.String,
+  waiting: NonNegativeInt,
+  delayed: NonNegativeInt,
+  active: NonNegativeInt,
+  completed: NonNegativeInt,
+  failed: NonNegativeInt,
+  cancelled: NonNegativeInt
+}).annotations({ identifier: "QueueStats" })
+export type QueueStats = Schema.Schema.Type<typeof QueueStats>
+
+export const StatsResponse = Schema.Struct({ ok: Ok, queues: Schema.Array(QueueStats) }).annotations({ identifier: "StatsResponse" })
+export type StatsResponse = Schema.Schema.Type<typeof StatsResponse>
+
+// ---------------------------------------------------------------------------------------------
+// admin
+
+/**
+ * A request without fields: an empty payload or `{}`. (`Schema.Struct({})` alone would accept
+ * any object, so the unknown-field check is explicit here.)
+ */
+const emptyRequest = () =>
+  Schema.Object.annotations(notAnObject("a JSON object")).pipe(
+    Schema.filter((o) => {
+      if (Array.isArray(o)) return "expected a JSON object, got an array"
+      const extra = Object.keys(o)
+      return extra.length === 0
+        ? undefined
+        : extra.map((k) => new ParseResult.Pointer(k, o, new ParseResult.Unexpected((o as Record<string, unknown>)[k])))
+    })
+  )
+
+/** No fields; an empty payload decodes as `{}`. */
+export const StatusRequest = emptyRequest().annotations({ identifier: "StatusRequest" })
+export type StatusRequest = Schema.Schema.Type<typeof StatusRequest>
+
+export const Role = Schema.Literal("follower", "candidate", "precandidate", "leader")
+export type Role = Schema.Schema.Type<typeof Role>
+
+export const PeerProgress = Schema.Struct({
+  id: Schema.String,
+  nextIndex: NonNegativeInt,
+  matchIndex: NonNegativeInt
+}).annotations({ identifier: "PeerProgress" })
+export type PeerProgress = Schema.Schema.Type<typeof PeerProgress>
+
+export const StatusResponse = Schema.Struct({
+  ok: Ok,
+  /** This node's id. */
+  id: Schema.String,
+  cluster: Schema.String,
+  role: Role,
+  term: NonNegativeInt,
+  /** The leader this node knows of in `term`, or null. */
+  leader: Schema.NullOr(Schema.String),
+  commitIndex: NonNegativeInt,
+  appliedIndex: NonNegativeInt,
+  firstIndex: NonNegativeInt,
+  lastIndex: NonNegativeInt,
+  lastTerm: NonNegativeInt,
+  /** Replication progress of each follower; only on the leader. */
+  peers: opt(Schema.Array(PeerProgress))
+}).annotations({ identifier: "StatusResponse" })
+export type StatusResponse = Schema.Schema.Type<typeof StatusResponse>
+
+// ---------------------------------------------------------------------------------------------
+// errors and the endpoint table
+
+const codes = Object.keys(errorCodes) as [ErrorCode, ...Array<ErrorCode>]
+
+/** The body of every error reply (`protocol/errors.ts`). */
+export const ErrorBody = Schema.Struct({
+  ok: Schema.Literal(false),
+  error: Schema.Struct({
+    code: Schema.Literal(...codes),
+    message: Schema.String,
+    detail: opt(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+  })
+}).annotations({ identifier: "ErrorBody" })
+export type ErrorBody = Schema.Schema.Type<typeof ErrorBody>
+
+/** Request and reply schema of every endpoint, by subject group and operation. */
+export const endpoints = {
+  kv: {
+    put: { request: KvPutRequest, response: KvPutResponse },
+    get: { request: KvGetRequest, response: KvGetResponse },
+    del: { request: KvDelRequest, response: KvDelResponse },
+    cas: { request: KvCasRequest, response: KvCasResponse },
+    scan: { request: KvScanRequest, response: KvScanResponse },
+    txn: { request: KvTxnRequest, response: KvTxnResponse }
+  },
+  jobs: {
+    enqueue: { request: EnqueueRequest, response: EnqueueResponse },
+    enqueueBatch: { request: EnqueueBatchRequest, response: EnqueueBatchResponse },
+    lease: { request: LeaseRequest, response: LeaseResponse },
+    ack: { request: AckRequest, response: JobWriteResponse },
+    fail: { request: FailRequest, response: FailResponse },
+    extend: { request: ExtendRequest, response: ExtendResponse },
+    get: { request: JobGetRequest, response: JobGetResponse },
+    cancel: { request: CancelRequest, response: JobWriteResponse },
+    retry: { request: RetryRequest, response: JobWriteResponse },
+    list: { request: ListRequest, response: ListResponse },
+    stats: { request: StatsRequest, response: StatsResponse }
+  },
+  admin: {
+    status: { request: StatusRequest, response: StatusResponse }
+  }
+} as const

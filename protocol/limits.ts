@@ -1,0 +1,81 @@
+/**
+ * The documented caps of the wire contract, in one place. Clients can rely on these numbers:
+ * anything above them is refused with `too_large` (sizes) or `bad_request` (rules), never
+ * truncated. Sizes are UTF-8 bytes unless said otherwise.
+ */
+
+/** A key: non-empty, well-formed UTF-8, no NUL, at most this many UTF-8 bytes. */
+export const maxKeyBytes = 1024
+
+/** A kv value (UTF-8 string) at most this many bytes; above is `too_large` naming the field. */
+export const maxValueBytes = 256 * 1024
+
+/** A whole client request payload; above is `too_large` before any parsing. */
+export const maxRequestBytes = 512 * 1024
+
+/** The nats-server default `max_payload`: no single NATS message may be larger. */
+export const natsMaxPayload = 1024 * 1024
+
+/**
+ * Cap on one encoded AppendEntries message (`protocol/raftCodec.ts`): the replicator stops
+ * adding entries to a batch before this. A quarter below `natsMaxPayload` leaves room for
+ * headers and the subject; a single entry is always below it because requests are capped
+ * at `maxRequestBytes`.
+ */
+export const maxAppendBytes = 768 * 1024
+
+/** Client ids in idempotency tokens (`token.client`) and worker ids, in UTF-8 bytes. */
+export const maxClientIdBytes = 256
+
+/** Compares and operations in one `txn` (each list), as etcd's default `--max-txn-ops`. */
+export const maxTxnOps = 128
+
+/** Items in one `scan` page / `jobs.list` page; the server uses `defaultPageLimit` when absent. */
+export const maxPageLimit = 1000
+export const defaultPageLimit = 100
+
+/** Jobs in one `jobs.enqueueBatch`, and jobs handed out by one `jobs.lease`. */
+export const maxBatchJobs = 1000
+
+/** Queues named in one `jobs.lease`. */
+export const maxLeaseQueues = 32
+
+/** Longest lease a worker may ask for (1 hour), and the longest a lease request may park (1 minute). */
+export const maxLeaseMs = 60 * 60 * 1000
+export const maxLeaseWaitMs = 60 * 1000
+
+/** Job ids, scan/list cursors and failure messages, in UTF-8 bytes. */
+export const maxJobIdBytes = 128
+export const maxCursorBytes = 4096
+export const maxErrorTextBytes = 16 * 1024
+
+// ES2024 `String.prototype.isWellFormed` (Node >= 20; our lib setting is ES2023). A /\p{Cs}/u
+// regex does the same but is ~10× slower on long non-Latin-1 strings (500 µs per 100k chars).
+const nativeIsWellFormed = (String.prototype as unknown as { isWellFormed: (this: string) => boolean }).isWellFormed
+
+/** True when `s` is well-formed UTF-16 (no lone surrogate), i.e. encodes to UTF-8 losslessly. */
+export const isWellFormed = (s: string): boolean => nativeIsWellFormed.call(s)
+
+/**
+ * UTF-8 length of `s` without encoding it (a lone surrogate counts 3 bytes, as the U+FFFD it
+ * would become). Node's native count: 25× faster than a JS loop on a 100 KB string.
+ */
+export const utf8Length = (s: string): number => Buffer.byteLength(s, "utf8")
+
+/** True when the UTF-8 length of `s` is at most `max`, counting only when the answer is not obvious. */
+export const fitsUtf8 = (s: string, max: number): boolean =>
+  s.length * 3 <= max || (s.length <= max && utf8Length(s) <= max)
+
+/**
+ * What is wrong with `key` as a key, in words, or undefined when it is a valid key. Size is
+ * checked separately (`fitsUtf8(key, maxKeyBytes)`) because it maps to `too_large`.
+ */
+export const keyProblem = (key: string): string | undefined => {
+  if (key.length === 0) return "expected a non-empty string, got \"\""
+  if (key.includes("\u0000")) return "must not contain NUL (\\u0000)"
+  if (!isWellFormed(key)) return "must be valid UTF-8 (it contains a lone surrogate)"
+  return undefined
+}
+
+/** True for a valid key of allowed size. */
+export const isValidKey = (key: string): boolean => keyProblem(key) === undefined && fitsUtf8(key, maxKeyBytes)

@@ -1,0 +1,249 @@
+/**
+ * The consensus core of one node (Election + Replicator), in the style of etcd-io/raft: inputs
+ * go in through `step`, `tick`, `propose` and `requestRead`; `ready()` hands out what to persist,
+ * send and apply; `advance()` is told what became durable. No I/O, no clock, no Math.random:
+ * the same code runs in the node and in the deterministic simulator.
+ *
+ * The shell must perform a Ready in this order:
+ *   1. send `sendFirst` (leader appends and pre-votes: safe before our own writes are durable)
+ *   2. persist `hardState`, drop log keys from `truncateFrom`, write `entries` — one synced batch
+ *   3. call `advance(ready)`
+ *   4. send `messages` (votes and acknowledgements: only after what they promise is durable)
+ *   5. apply `committed`, serve `readStates`, fail `droppedReads`
+ */
+import { EntryKind, type Entry, type NodeId, type RaftMessage } from "../../protocol/raft.ts"
+import { becomeFollower, campaign, handleVoteReply, handleVoteRequest, tickElection } from "./election.ts"
+import { invariant } from "./invariant.ts"
+import {
+  appendLocal,
+  broadcastHeartbeat,
+  flushPeers,
+  handleAppend,
+  handleAppendReply,
+  maybeCommit,
+  requestRead,
+  sendAppend,
+  type Proposal
+} from "./replicator.ts"
+import { makeState, type HardState, type RaftConfig, type RaftState, type ReadState, type Restored, type Role } from "./state.ts"
+
+export interface Ready {
+  readonly hardState: HardState | null
+  readonly truncateFrom: number | null
+  readonly entries: ReadonlyArray<Entry>
+  readonly sendFirst: ReadonlyArray<RaftMessage>
+  readonly messages: ReadonlyArray<RaftMessage>
+  readonly committed: ReadonlyArray<Entry>
+  readonly readStates: ReadonlyArray<ReadState>
+  readonly droppedReads: ReadonlyArray<number>
+}
+
+export type ProposeResult =
+  | { readonly ok: true; readonly firstIndex: number; readonly term: number }
+  | { readonly ok: false; readonly leader: NodeId | null }
+
+export interface Status {
+  readonly id: NodeId
+  readonly role: Role
+  readonly term: number
+  readonly vote: NodeId | null
+  readonly leader: NodeId | null
+  readonly commitIndex: number
+  readonly firstIndex: number
+  readonly lastIndex: number
+  readonly lastTerm: number
+  readonly persistedIndex: number
+  readonly leaderChanges: number
+  readonly peers: ReadonlyArray<{ id: NodeId; matchIndex: number; nextIndex: number; state: string }>
+}
+
+export class RaftCore {
+  readonly s: RaftState
+
+  constructor(config: RaftConfig, restored: Restored) {
+    this.s = makeState(config, restored)
+  }
+
+  /** One message from a peer. All term checks live here (etcd's `Step`). */
+  step(m: RaftMessage): void {
+    const s = this.s
+    if (m.to !== s.id || m.from === s.id || !s.config.members.includes(m.from)) return
+    if (m.term > s.term) {
+      if (m.type === "prevote" || m.type === "vote") {
+        const forced = m.type === "vote" && m.transfer
+        // Check-quorum lease: while we hear from a live leader, ignore would-be disruptors.
+        if (!forced && s.leader !== null && s.electionElapsed < s.config.electionTicks) return
+      }
+      if (m.type === "prevote" || (m.type === "prevote_resp" && m.granted)) {
+        // Pre-vote terms are hypothetical: they never move ours.
+      } else {
+        const leader = m.type === "append" || m.type === "snapshot" ? m.from : null
+        becomeFollower(s, m.term, leader)
+      }
+    } else if (m.term < s.term) {
+      if (m.type === "append" || m.type === "snapshot") {
+        // Tell a stale leader about the newer term so it steps down.
+        s.messages.push({
+          type: "append_resp",
+          from: s.id,
+          to: m.from,
+          term: s.term,
+          success: false,
+          matchIndex: 0,
+          conflictIndex: 0,
+          conflictTerm: 0,
+          lastLogIndex: s.log.lastIndex,
+          round: 0
+        })
+      } else if (m.type === "prevote") {
+        s.sendFirst.push({ type: "prevote_resp", from: s.id, to: m.from, term: s.term, granted: false })
+      }
+      return
+    }
+    switch (m.type) {
+      case "prevote":
+      case "vote":
+        handleVoteRequest(s, m)
+        return
+      case "prevote_resp":
+      case "vote_resp":
+        handleVoteReply(s, m)
+        return
+      case "append":
+        if (s.role === "leader") return // two leaders in one term cannot happen; ignore defensively
+        if (s.role !== "follower") becomeFollower(s, m.term, m.from)
+        handleAppend(s, m)
+        return
+      case "append_resp":
+        if (s.role === "leader") handleAppendReply(s, m, (peer) => this.sendTimeoutNow(peer))
+        return
+      case "timeout_now":
+        if (s.role === "follower") campaign(s, true)
+        return
+      case "snapshot":
+      case "snapshot_resp":
+        // Snapshots arrive with the Snapshotter; until then logs are never compacted.
+        return
+    }
+  }
+
+  /** Logical clock: one tick, with the wall time the leader stamps on new entries. */
+  tick(now: number): void {
+    const s = this.s
+    if (now > s.now) s.now = now
+    const leading = tickElection(s)
+    if (leading && ++s.heartbeatElapsed >= s.config.heartbeatTicks) {
+      s.heartbeatElapsed = 0
+      broadcastHeartbeat(s)
+    }
+  }
+
+  /** Appends client commands if we lead; the caller learns the indexes to wait for. */
+  propose(proposals: ReadonlyArray<Proposal>): ProposeResult {
+    const s = this.s
+    if (s.role !== "leader" || s.transferee !== null) return { ok: false, leader: s.role === "leader" ? null : s.leader }
+    if (proposals.length === 0) return { ok: true, firstIndex: s.log.lastIndex + 1, term: s.term }
+    const firstIndex = appendLocal(s, proposals)
+    return { ok: true, firstIndex, term: s.term }
+  }
+
+  /** ReadIndex: false when we are not the leader (the caller forwards or fails the read). */
+  requestRead(ctx: number): boolean {
+    return requestRead(this.s, ctx)
+  }
+
+  /** Hands leadership to `to` once it has our whole log (§3.10). */
+  transferLeadership(to: NodeId): boolean {
+    const s = this.s
+    const pr = s.progress.get(to)
+    if (s.role !== "leader" || pr === undefined) return false
+    s.transferee = to
+    s.transferElapsed = 0
+    if (pr.match === s.log.lastIndex) this.sendTimeoutNow(to)
+    else sendAppend(s, to, false)
+    return true
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.s.sendFirst.push({ type: "timeout_now", from: this.s.id, to, term: this.s.term })
+  }
+
+  hasReady(): boolean {
+    const s = this.s
+    return (
+      s.sendFirst.length > 0 ||
+      s.messages.length > 0 ||
+      s.dirtyPeers.size > 0 ||
+      s.readRoundWanted ||
+      s.readStates.length > 0 ||
+      s.droppedReads.length > 0 ||
+      s.log.unstableFrom <= s.log.lastIndex ||
+      s.log.truncateFrom !== null ||
+      s.log.committed > s.log.handedIndex ||
+      s.term !== s.persistedHardState.term ||
+      s.vote !== s.persistedHardState.vote
+    )
+  }
+
+  ready(): Ready {
+    const s = this.s
+    const log = s.log
+    flushPeers(s)
+    const hardChanged = s.term !== s.persistedHardState.term || s.vote !== s.persistedHardState.vote
+    const hardState = hardChanged ? { term: s.term, vote: s.vote } : null
+    const entries = log.unstableFrom <= log.lastIndex ? log.slice(log.unstableFrom, log.lastIndex) : []
+    const committed = log.committed > log.handedIndex ? log.slice(log.handedIndex + 1, log.committed) : []
+    invariant(log.handedIndex <= log.committed && log.committed <= log.lastIndex, "handed <= commit <= last")
+    const rd: Ready = {
+      hardState,
+      truncateFrom: log.truncateFrom,
+      entries,
+      sendFirst: s.sendFirst,
+      messages: s.messages,
+      committed,
+      readStates: s.readStates,
+      droppedReads: s.droppedReads
+    }
+    if (hardState !== null) s.persistedHardState = hardState
+    log.truncateFrom = null
+    log.unstableFrom = log.lastIndex + 1
+    log.handedIndex = log.committed
+    s.sendFirst = []
+    s.messages = []
+    s.readStates = []
+    s.droppedReads = []
+    return rd
+  }
+
+  /** The shell made a Ready's writes durable. */
+  advance(rd: Ready): void {
+    const s = this.s
+    const last = rd.entries[rd.entries.length - 1]
+    // Only count entries that are still ours: a later step may have cut the log.
+    if (last !== undefined && s.log.term(last.index) === last.term && last.index > s.log.persistedIndex) {
+      s.log.persistedIndex = last.index
+      if (s.role === "leader") maybeCommit(s)
+    }
+  }
+
+  status(): Status {
+    const s = this.s
+    return {
+      id: s.id,
+      role: s.role,
+      term: s.term,
+      vote: s.vote,
+      leader: s.leader,
+      commitIndex: s.log.committed,
+      firstIndex: s.log.firstIndex,
+      lastIndex: s.log.lastIndex,
+      lastTerm: s.log.lastTerm,
+      persistedIndex: s.log.persistedIndex,
+      leaderChanges: s.leaderChanges,
+      peers: [...s.progress].map(([id, pr]) => ({ id, matchIndex: pr.match, nextIndex: pr.next, state: pr.state }))
+    }
+  }
+}
+
+export { EntryKind }
+export type { Proposal }

@@ -1,0 +1,250 @@
+/**
+ * The Replicator behaviour: the log, per-follower progress, pipelined AppendEntries with flow
+ * control, fast conflict backtracking, the commit rule, and ReadIndex.
+ */
+import { EntryKind, type AppendEntries, type AppendEntriesReply, type Entry, type NodeId } from "../../protocol/raft.ts"
+import { invariant } from "./invariant.ts"
+import { resetElectionTimer, type Progress, type RaftState } from "./state.ts"
+
+export const newProgress = (s: RaftState): Progress => ({
+  match: 0,
+  next: s.log.lastIndex + 1,
+  state: "probe",
+  probeSent: false,
+  inflight: [],
+  recentActive: true,
+  ackedRound: 0
+})
+
+/** Leader setup: fresh progress for everyone and a no-op entry so earlier terms can commit. */
+export const initLeaderLog = (s: RaftState): void => {
+  s.progress = new Map(s.peers.map((p) => [p, newProgress(s)]))
+  s.round = 0
+  appendLocal(s, [{ kind: EntryKind.Noop, data: new Uint8Array(0) }])
+}
+
+export interface Proposal {
+  readonly kind: EntryKind
+  readonly data: Uint8Array
+}
+
+/** Appends proposals to the leader's log, stamped with the leader's time; returns the first index. */
+export const appendLocal = (s: RaftState, proposals: ReadonlyArray<Proposal>): number => {
+  invariant(s.role === "leader", "only a leader appends proposals")
+  const first = s.log.lastIndex + 1
+  // Leader time never runs backwards along the log, even across leaders with skewed clocks.
+  const lastEntry = s.log.entry(s.log.lastIndex)
+  const time = Math.max(s.now, lastEntry?.time ?? 0)
+  const entries: Entry[] = []
+  for (let i = 0; i < proposals.length; i++) {
+    const p = proposals[i]!
+    entries.push({ index: first + i, term: s.term, kind: p.kind, time, data: p.data })
+  }
+  s.log.append(entries)
+  for (const p of s.peers) s.dirtyPeers.add(p)
+  return first
+}
+
+const heartbeatMessage = (s: RaftState, to: NodeId, pr: Progress, entries: ReadonlyArray<Entry>): AppendEntries => {
+  const prev = pr.next - 1
+  const prevTerm = s.log.term(prev)
+  invariant(prevTerm !== undefined, "a follower's next index stays inside the leader's log (snapshots come later)")
+  return {
+    type: "append",
+    from: s.id,
+    to,
+    term: s.term,
+    prevLogIndex: prev,
+    prevLogTerm: prevTerm,
+    leaderCommit: s.log.committed,
+    round: s.round,
+    entries
+  }
+}
+
+/**
+ * Sends what a follower is missing, as far as flow control allows. `force` sends even an empty
+ * message (heartbeats, commit updates).
+ */
+export const sendAppend = (s: RaftState, to: NodeId, force: boolean): void => {
+  const pr = s.progress.get(to)
+  if (pr === undefined) return
+  let sentSomething = false
+  for (;;) {
+    if (pr.state === "probe" && pr.probeSent) break
+    if (pr.state === "replicate" && pr.inflight.length >= s.config.maxInflight) break
+    const entries = s.log.slice(pr.next, s.log.lastIndex, s.config.maxAppendEntries, s.config.maxAppendBytes)
+    if (entries.length === 0) break
+    s.sendFirst.push(heartbeatMessage(s, to, pr, entries))
+    sentSomething = true
+    const last = entries[entries.length - 1]!.index
+    if (pr.state === "replicate") {
+      pr.next = last + 1
+      pr.inflight.push(last)
+    } else {
+      pr.probeSent = true
+    }
+  }
+  if (!sentSomething && force) s.sendFirst.push(heartbeatMessage(s, to, pr, []))
+}
+
+/** Heartbeat to every follower; a probe that got no answer is retried with its entries. */
+export const broadcastHeartbeat = (s: RaftState): void => {
+  s.round++
+  for (const p of s.peers) {
+    const pr = s.progress.get(p)!
+    pr.probeSent = false
+    sendAppend(s, p, true)
+    s.dirtyPeers.delete(p)
+  }
+}
+
+/** Sends to followers that have new entries or a new commit index to learn. */
+export const flushPeers = (s: RaftState): void => {
+  if (s.role !== "leader") {
+    s.dirtyPeers.clear()
+    return
+  }
+  if (s.readRoundWanted) {
+    s.readRoundWanted = false
+    broadcastHeartbeat(s)
+  }
+  for (const p of s.dirtyPeers) sendAppend(s, p, true)
+  s.dirtyPeers.clear()
+}
+
+/** Commit rule: the highest index stored on a majority, if it belongs to the current term (§5.4.2). */
+export const maybeCommit = (s: RaftState): boolean => {
+  const matches = [s.log.persistedIndex]
+  for (const pr of s.progress.values()) matches.push(pr.match)
+  matches.sort((a, b) => b - a)
+  const quorumIndex = matches[s.quorum - 1]!
+  if (quorumIndex <= s.log.committed || s.log.term(quorumIndex) !== s.term) return false
+  const firstCommitInTerm = s.log.term(s.log.committed) !== s.term
+  s.log.commitTo(quorumIndex)
+  if (firstCommitInTerm) {
+    // Reads asked before this term's first commit can now use the commit index.
+    for (const r of s.pendingReads) if (r.index === null) r.index = s.log.committed
+    releaseReads(s)
+  }
+  for (const p of s.peers) s.dirtyPeers.add(p)
+  return true
+}
+
+/** Follower side of AppendEntries (the term check already happened in `step`). */
+export const handleAppend = (s: RaftState, m: AppendEntries): void => {
+  s.leader = m.from
+  resetElectionTimer(s)
+  const log = s.log
+  const reply = (success: boolean, matchIndex: number, conflictIndex: number, conflictTerm: number): void => {
+    const r: AppendEntriesReply = {
+      type: "append_resp",
+      from: s.id,
+      to: m.from,
+      term: s.term,
+      success,
+      matchIndex,
+      conflictIndex,
+      conflictTerm,
+      lastLogIndex: log.lastIndex,
+      round: m.round
+    }
+    s.messages.push(r)
+  }
+  if (m.prevLogIndex < log.baseIndex) {
+    // Everything up to our compaction base is committed and matches.
+    reply(true, log.committed, 0, 0)
+    return
+  }
+  if (log.matchTerm(m.prevLogIndex, m.prevLogTerm)) {
+    const lastNew = log.appendFromLeader(m.prevLogIndex, m.entries)
+    log.commitTo(Math.min(m.leaderCommit, lastNew))
+    reply(true, lastNew, 0, 0)
+    return
+  }
+  const ourTerm = log.term(m.prevLogIndex)
+  if (ourTerm === undefined) reply(false, m.prevLogIndex, log.lastIndex + 1, 0)
+  else reply(false, m.prevLogIndex, log.firstIndexOfTerm(m.prevLogIndex, ourTerm), ourTerm)
+}
+
+/** Leader side: a follower answered an AppendEntries. */
+export const handleAppendReply = (s: RaftState, m: AppendEntriesReply, onCaughtUp: (peer: NodeId) => void): void => {
+  const pr = s.progress.get(m.from)
+  if (pr === undefined) return
+  pr.recentActive = true
+  if (m.round > pr.ackedRound) {
+    pr.ackedRound = m.round
+    releaseReads(s)
+  }
+  if (m.success) {
+    if (m.matchIndex > pr.match) {
+      pr.match = m.matchIndex
+      if (pr.next <= pr.match) pr.next = pr.match + 1
+      while (pr.inflight.length > 0 && pr.inflight[0]! <= pr.match) pr.inflight.shift()
+      if (pr.state === "probe") {
+        pr.state = "replicate"
+        pr.next = pr.match + 1
+        pr.inflight = []
+      }
+      maybeCommit(s)
+      s.dirtyPeers.add(m.from)
+      if (s.transferee === m.from && pr.match === s.log.lastIndex) onCaughtUp(m.from)
+    } else if (pr.state === "probe" && pr.probeSent) {
+      // A probe answered with nothing new (e.g. a duplicate): free the slot.
+      pr.probeSent = false
+      s.dirtyPeers.add(m.from)
+    }
+    return
+  }
+  const rejected = m.matchIndex
+  if (pr.state === "replicate" && rejected <= pr.match) return // stale
+  if (pr.state === "probe" && rejected !== pr.next - 1) return // stale
+  let next: number
+  if (m.conflictTerm === 0) {
+    next = m.conflictIndex
+  } else {
+    const ours = s.log.lastIndexOfTerm(rejected, m.conflictTerm)
+    next = ours > 0 ? ours + 1 : m.conflictIndex
+  }
+  pr.next = Math.max(pr.match + 1, Math.min(next, rejected, s.log.lastIndex + 1))
+  pr.state = "probe"
+  pr.probeSent = false
+  pr.inflight = []
+  s.dirtyPeers.add(m.from)
+}
+
+/** Confirmed reads: those whose heartbeat round a majority (us included) acknowledged. */
+export const releaseReads = (s: RaftState): void => {
+  if (s.pendingReads.length === 0) return
+  const rounds = [s.round]
+  for (const pr of s.progress.values()) rounds.push(pr.ackedRound)
+  rounds.sort((a, b) => b - a)
+  const confirmed = rounds[s.quorum - 1]!
+  let kept = 0
+  for (const r of s.pendingReads) {
+    if (r.index !== null && r.round <= confirmed) s.readStates.push({ ctx: r.ctx, index: r.index })
+    else s.pendingReads[kept++] = r
+  }
+  s.pendingReads.length = kept
+}
+
+/**
+ * ReadIndex (§6.4): remember the commit index, confirm we are still leader with a heartbeat
+ * round, then the read may be served once that index is applied. Many reads share one round.
+ */
+export const requestRead = (s: RaftState, ctx: number): boolean => {
+  if (s.role !== "leader") return false
+  const committedInTerm = s.log.term(s.log.committed) === s.term
+  // Alone, we are our own majority: no round to wait for.
+  const round = s.peers.length === 0 ? s.round : s.round + 1
+  s.pendingReads.push({ ctx, index: committedInTerm ? s.log.committed : null, round })
+  if (s.peers.length === 0) releaseReads(s)
+  else s.readRoundWanted = true
+  return true
+}
+
+export const dropReads = (s: RaftState): void => {
+  for (const r of s.pendingReads) s.droppedReads.push(r.ctx)
+  s.pendingReads = []
+  s.readRoundWanted = false
+}

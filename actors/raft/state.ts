@@ -1,0 +1,161 @@
+/**
+ * The consensus state of one node, shared by the Election and Replicator behaviours.
+ *
+ * Election and Replicator are separate modules with separate concerns, but they run in one step
+ * over one state: Raft's safety needs the term check, the vote and the log check to be atomic.
+ * (A node that voted in term T+1 and then appended a term-T leader's entries could acknowledge an
+ * entry the new leader lacks, and a committed write would be lost.)
+ */
+import type { Entry, NodeId, RaftMessage } from "../../protocol/raft.ts"
+import { RaftLog } from "./log.ts"
+import { randomInt } from "./random.ts"
+
+export type Role = "follower" | "precandidate" | "candidate" | "leader"
+
+export interface HardState {
+  readonly term: number
+  readonly vote: NodeId | null
+}
+
+export interface RaftConfig {
+  readonly id: NodeId
+  /** Every voting member, this node included. */
+  readonly members: ReadonlyArray<NodeId>
+  /** Base election timeout in ticks; each node waits a random number in [n, 2n). */
+  readonly electionTicks: number
+  readonly heartbeatTicks: number
+  /** AppendEntries messages in flight per follower while replicating. */
+  readonly maxInflight: number
+  /** Cap on one AppendEntries' entry bytes (kept below NATS max_payload). */
+  readonly maxAppendBytes: number
+  readonly maxAppendEntries: number
+  readonly seed: number
+}
+
+export const defaultTuning = {
+  electionTicks: 15,
+  heartbeatTicks: 3,
+  maxInflight: 64,
+  maxAppendBytes: 768 * 1024,
+  maxAppendEntries: 4096
+} as const
+
+/** What a follower's leader looks like from the leader: etcd's Progress. */
+export interface Progress {
+  match: number
+  next: number
+  /** probe: one message at a time until we find where logs agree; replicate: pipelined. */
+  state: "probe" | "replicate"
+  probeSent: boolean
+  /** Last index of each AppendEntries in flight (replicate state). */
+  inflight: number[]
+  /** Heard from since the last check-quorum round. */
+  recentActive: boolean
+  /** Highest heartbeat round acknowledged: confirms our leadership for ReadIndex. */
+  ackedRound: number
+}
+
+export interface PendingRead {
+  readonly ctx: number
+  /** The commit index at request time; null until this leader commits an entry of its term. */
+  index: number | null
+  round: number
+}
+
+export interface ReadState {
+  readonly ctx: number
+  readonly index: number
+}
+
+/** What persisted state a node restarts from. */
+export interface Restored {
+  readonly hardState: HardState
+  readonly baseIndex: number
+  readonly baseTerm: number
+  readonly entries: Entry[]
+  /** The Applier's applied index: entries up to here are not handed out again. */
+  readonly applied: number
+}
+
+export interface RaftState {
+  readonly config: RaftConfig
+  readonly id: NodeId
+  /** The other voting members. */
+  readonly peers: ReadonlyArray<NodeId>
+  readonly quorum: number
+  term: number
+  vote: NodeId | null
+  role: Role
+  leader: NodeId | null
+  readonly log: RaftLog
+  electionElapsed: number
+  heartbeatElapsed: number
+  randomizedElectionTimeout: number
+  /** Votes (or pre-votes) received in the current campaign. */
+  votes: Map<NodeId, boolean>
+  progress: Map<NodeId, Progress>
+  /** Leader's heartbeat round counter. */
+  round: number
+  /** Reads asked this round that still need a heartbeat broadcast. */
+  readRoundWanted: boolean
+  pendingReads: PendingRead[]
+  readStates: ReadState[]
+  droppedReads: number[]
+  transferee: NodeId | null
+  transferElapsed: number
+  rng: number
+  /** Wall time from the last tick (ms); stamped on entries by the leader. */
+  now: number
+  /** Messages that may leave before this step's writes are durable (leader appends). */
+  sendFirst: RaftMessage[]
+  /** Messages that must wait until this step's writes are durable. */
+  messages: RaftMessage[]
+  /** Followers with something new to send. */
+  dirtyPeers: Set<NodeId>
+  /** Last hard state handed out for persisting. */
+  persistedHardState: HardState
+  /** Leader changes observed (for metrics). */
+  leaderChanges: number
+}
+
+export const makeState = (config: RaftConfig, restored: Restored): RaftState => {
+  const members = [...new Set(config.members)]
+  if (!members.includes(config.id)) throw new Error(`node ${config.id} is not in the member list ${members.join(",")}`)
+  const s: RaftState = {
+    config,
+    id: config.id,
+    peers: members.filter((m) => m !== config.id),
+    quorum: Math.floor(members.length / 2) + 1,
+    term: restored.hardState.term,
+    vote: restored.hardState.vote,
+    role: "follower",
+    leader: null,
+    log: new RaftLog(restored.baseIndex, restored.baseTerm, restored.entries, restored.applied),
+    electionElapsed: 0,
+    heartbeatElapsed: 0,
+    randomizedElectionTimeout: config.electionTicks,
+    votes: new Map(),
+    progress: new Map(),
+    round: 0,
+    readRoundWanted: false,
+    pendingReads: [],
+    readStates: [],
+    droppedReads: [],
+    transferee: null,
+    transferElapsed: 0,
+    rng: config.seed | 0,
+    now: 0,
+    sendFirst: [],
+    messages: [],
+    dirtyPeers: new Set(),
+    persistedHardState: restored.hardState,
+    leaderChanges: 0
+  }
+  resetElectionTimer(s)
+  return s
+}
+
+export const resetElectionTimer = (s: RaftState): void => {
+  s.electionElapsed = 0
+  s.randomizedElectionTimeout = randomInt(s, s.config.electionTicks, 2 * s.config.electionTicks)
+}

@@ -1,0 +1,87 @@
+/**
+ * Durable Raft state in LevelDB (or memory-level in the simulator): the log under big-endian
+ * index keys, the hard state and compaction base in `meta`. One Ready is one atomic batch.
+ */
+import type { AbstractBatchOperation, AbstractLevel, AbstractSublevel } from "abstract-level"
+import { decodeEntryValue, decodeUint64Key, encodeEntryValue, encodeUint64Key } from "../../protocol/raftCodec.ts"
+import type { Entry } from "../../protocol/raft.ts"
+import type { Ready } from "./core.ts"
+import { invariant } from "./invariant.ts"
+import type { HardState, Restored } from "./state.ts"
+
+// any: classic-level and memory-level differ in their storage-format type parameter; we only
+// read and write Uint8Array views through sublevels with explicit encodings.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyLevel = AbstractLevel<any, any, any>
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Sublevel<K, V> = AbstractSublevel<AnyLevel, any, K, V>
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type BatchOp = AbstractBatchOperation<AnyLevel, any, any>
+
+/** classic-level honours `sync` (fsync before the batch resolves); memory-level ignores it. */
+export const writeBatch = (db: AnyLevel, ops: BatchOp[], sync: boolean): Promise<void> =>
+  db.batch(ops, { sync } as object)
+
+export interface RaftStores {
+  readonly db: AnyLevel
+  readonly log: Sublevel<Uint8Array, Uint8Array>
+  readonly meta: Sublevel<string, Uint8Array>
+}
+
+export const metaKeys = {
+  hardState: "raft.hardState",
+  base: "raft.base",
+  /** Written by the Applier in the same batch as the state it applied. */
+  applied: "applied"
+} as const
+
+const text = new TextEncoder()
+const untext = new TextDecoder()
+
+export const encodeJsonValue = (value: unknown): Uint8Array => text.encode(JSON.stringify(value))
+export const decodeJsonValue = <A>(bytes: Uint8Array): A => JSON.parse(untext.decode(bytes)) as A
+
+const getMeta = async <A>(stores: RaftStores, key: string): Promise<A | undefined> => {
+  const raw = await stores.meta.get(key)
+  return raw === undefined ? undefined : decodeJsonValue<A>(raw)
+}
+
+/** Everything the consensus core needs to restart where it stopped. */
+export const loadRestored = async (stores: RaftStores): Promise<Restored> => {
+  const hardState = (await getMeta<HardState>(stores, metaKeys.hardState)) ?? { term: 0, vote: null }
+  const base = (await getMeta<{ index: number; term: number }>(stores, metaKeys.base)) ?? { index: 0, term: 0 }
+  const appliedRaw = await getMeta<number>(stores, metaKeys.applied)
+  const entries: Entry[] = []
+  for await (const [key, value] of stores.log.iterator({ gt: encodeUint64Key(base.index) })) {
+    const index = decodeUint64Key(key)
+    invariant(index === base.index + 1 + entries.length, `log keys are contiguous (found ${index})`)
+    entries.push(decodeEntryValue(index, value))
+  }
+  const applied = Math.max(appliedRaw ?? base.index, base.index)
+  return { hardState, baseIndex: base.index, baseTerm: base.term, entries, applied }
+}
+
+/**
+ * Writes one Ready's durable part in a single batch. `lastStored` is the highest log index on
+ * disk before the write; the return value is the one after it.
+ */
+export const persistReady = async (stores: RaftStores, rd: Ready, lastStored: number, sync: boolean): Promise<number> => {
+  if (rd.hardState === null && rd.truncateFrom === null && rd.entries.length === 0) return lastStored
+  const ops: BatchOp[] = []
+  if (rd.hardState !== null) {
+    ops.push({ type: "put", sublevel: stores.meta, key: metaKeys.hardState, value: encodeJsonValue(rd.hardState) })
+  }
+  let last = lastStored
+  if (rd.truncateFrom !== null) {
+    for (let i = rd.truncateFrom; i <= lastStored; i++) ops.push({ type: "del", sublevel: stores.log, key: encodeUint64Key(i) })
+    last = Math.min(last, rd.truncateFrom - 1)
+  }
+  for (const e of rd.entries) {
+    ops.push({ type: "put", sublevel: stores.log, key: encodeUint64Key(e.index), value: encodeEntryValue(e) })
+  }
+  const tail = rd.entries[rd.entries.length - 1]
+  if (tail !== undefined) last = tail.index
+  await writeBatch(stores.db, ops, sync)
+  return last
+}

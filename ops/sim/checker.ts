@@ -1,0 +1,114 @@
+/**
+ * Raft's safety properties (Figure 3 of the paper), checked against live simulated nodes after
+ * every step. A violation throws with what was seen, so the seed can be replayed and studied.
+ */
+import type { Entry, NodeId } from "../../protocol/raft.ts"
+import type { RaftCore } from "../../actors/raft/core.ts"
+
+export class SafetyViolation extends Error {
+  override readonly name = "SafetyViolation"
+}
+
+const fail = (what: string): never => {
+  throw new SafetyViolation(what)
+}
+
+const entryKey = (e: Entry): string => `${e.term}|${e.kind}|${e.time}|${Buffer.from(e.data).toString("latin1")}`
+
+export class SafetyChecker {
+  /** term -> the one leader it had */
+  private readonly leaders = new Map<number, NodeId>()
+  /** index -> content of the entry that any log holds with (index, term) */
+  private readonly seen = new Map<string, string>()
+  /** index -> entry known committed (by some node's commit index) */
+  private readonly committed = new Map<number, string>()
+  private maxCommitted = 0
+  /** index -> entry some node applied there */
+  private readonly applied = new Map<number, string>()
+  private readonly recordedCommit = new Map<NodeId, number>()
+  private readonly wasLeader = new Map<NodeId, number>()
+
+  /** Called whenever a node's state may have changed. */
+  observe(node: NodeId, core: RaftCore): void {
+    const s = core.s
+    const log = s.log
+    // Election Safety: at most one leader per term.
+    if (s.role === "leader") {
+      const other = this.leaders.get(s.term)
+      if (other !== undefined && other !== node) fail(`election safety: ${other} and ${node} both lead term ${s.term}`)
+      this.leaders.set(s.term, node)
+      // Leader Completeness: a new leader holds every committed entry.
+      if (this.wasLeader.get(node) !== s.term) {
+        this.wasLeader.set(node, s.term)
+        for (let i = log.firstIndex; i <= this.maxCommitted; i++) {
+          const e = log.entry(i)
+          const want = this.committed.get(i)
+          if (e === undefined || entryKey(e) !== want) {
+            fail(`leader completeness: ${node} leads term ${s.term} without committed entry ${i}`)
+          }
+        }
+      }
+    }
+    if (!(log.handedIndex <= log.committed && log.committed <= log.lastIndex)) {
+      fail(`${node}: applied ${log.handedIndex} <= commit ${log.committed} <= last ${log.lastIndex} broken`)
+    }
+    // Committed entries never change.
+    const from = (this.recordedCommit.get(node) ?? 0) + 1
+    for (let i = Math.max(from, log.firstIndex); i <= log.committed; i++) {
+      const content = entryKey(log.entry(i)!)
+      const prior = this.committed.get(i)
+      if (prior === undefined) this.committed.set(i, content)
+      else if (prior !== content) fail(`commit safety: ${node} committed a different entry at ${i}`)
+    }
+    this.recordedCommit.set(node, Math.max(this.recordedCommit.get(node) ?? 0, log.committed))
+    if (log.committed > this.maxCommitted) this.maxCommitted = log.committed
+  }
+
+  /** Log Matching, entry by entry: one (index, term) names one content on every node. */
+  observeWritten(node: NodeId, entries: ReadonlyArray<Entry>): void {
+    for (const e of entries) {
+      const k = `${e.index}@${e.term}`
+      const content = entryKey(e)
+      const prior = this.seen.get(k)
+      if (prior === undefined) this.seen.set(k, content)
+      else if (prior !== content) fail(`log matching: ${node} wrote entry ${k} unlike another node's`)
+    }
+  }
+
+  /** A node restarted: its commit index starts over from its applied index. */
+  restarted(node: NodeId, core: RaftCore): void {
+    this.recordedCommit.set(node, core.s.log.committed)
+  }
+
+  /** State Machine Safety: no two nodes apply different entries at one index. */
+  observeApplied(node: NodeId, entries: ReadonlyArray<Entry>): void {
+    for (const e of entries) {
+      const content = entryKey(e)
+      const prior = this.applied.get(e.index)
+      if (prior === undefined) this.applied.set(e.index, content)
+      else if (prior !== content) fail(`state machine safety: ${node} applied a different entry at ${e.index}`)
+    }
+  }
+
+  /** Full Log Matching: logs that agree at an index agree on everything before it. */
+  checkLogsMatch(cores: ReadonlyArray<readonly [NodeId, RaftCore]>): void {
+    for (let a = 0; a < cores.length; a++) {
+      for (let b = a + 1; b < cores.length; b++) {
+        const [na, ca] = cores[a]!
+        const [nb, cb] = cores[b]!
+        const la = ca.s.log
+        const lb = cb.s.log
+        const low = Math.max(la.firstIndex, lb.firstIndex)
+        let i = Math.min(la.lastIndex, lb.lastIndex)
+        while (i >= low && la.term(i) !== lb.term(i)) i--
+        for (; i >= low; i--) {
+          if (entryKey(la.entry(i)!) !== entryKey(lb.entry(i)!)) fail(`log matching: ${na} and ${nb} differ at ${i}`)
+        }
+      }
+    }
+  }
+
+  get commitIndex(): number {
+    return this.maxCommitted
+  }
+}

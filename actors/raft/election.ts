@@ -130,6 +130,8 @@ export const handleVoteRequest = (s: RaftState, m: PreVote | RequestVote): void 
 
 export const handleVoteReply = (s: RaftState, m: PreVoteReply | RequestVoteReply): void => {
   if (m.type === "prevote_resp" ? s.role !== "precandidate" : s.role !== "candidate") return
+  // A grant is for the term we campaign in; a late duplicate from an older pre-vote round is not.
+  if (m.type === "prevote_resp" && m.granted && m.term !== s.term + 1) return
   s.votes.set(m.from, m.granted)
   const result = tally(s)
   if (result === "won") {

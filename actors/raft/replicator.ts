@@ -109,7 +109,11 @@ export const flushPeers = (s: RaftState): void => {
     s.readRoundWanted = false
     broadcastHeartbeat(s)
   }
-  for (const p of s.dirtyPeers) sendAppend(s, p, true)
+  for (const p of s.dirtyPeers) {
+    const pr = s.progress.get(p)
+    // A follower we are still probing learns the commit index when the probe is answered.
+    if (pr !== undefined) sendAppend(s, p, !(pr.state === "probe" && pr.probeSent))
+  }
   s.dirtyPeers.clear()
 }
 

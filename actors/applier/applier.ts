@@ -1,0 +1,136 @@
+/**
+ * The Applier actor: applies committed entries strictly in order to the state machine, writes
+ * the changes together with the applied index in one LevelDB batch, then answers the requests
+ * waiting for those entries and wakes reads waiting for that applied index.
+ *
+ * The mailbox is drained in batches and applied in a plain loop (no per-entry Effect).
+ */
+import { Effect, Queue } from "effect"
+import { archioError, type ArchioError } from "../../protocol/errors.ts"
+import { EntryKind, type Entry } from "../../protocol/raft.ts"
+import { decodeJsonValue, encodeJsonValue, metaKeys, writeBatch, type AnyLevel, type BatchOp, type Sublevel } from "../raft/storage.ts"
+import { invariant } from "../raft/invariant.ts"
+import { KvState, newChanges, type KeyRecord, type KvChanges, type KvCommand, type KvEvent, type KvResult, type SessionRecord } from "./kvState.ts"
+
+export interface ApplierStores {
+  readonly db: AnyLevel
+  readonly meta: Sublevel<string, Uint8Array>
+  readonly kv: Sublevel<string, Uint8Array>
+  readonly sessions: Sublevel<string, Uint8Array>
+}
+
+/** The answer to one applied command, or why the waiting write did not take effect. */
+export type ApplyOutcome = KvResult | ArchioError
+
+type Waiter = { readonly term: number; readonly done: (outcome: ApplyOutcome) => void }
+type ReadWaiter = { readonly index: number; readonly done: () => void }
+
+const metaRevision = "kv.revision"
+const metaTime = "kv.time"
+
+const untext = new TextDecoder()
+
+export const encodeCommand = (cmd: KvCommand): Uint8Array => encodeJsonValue(cmd)
+
+export class Applier {
+  readonly state = new KvState()
+  applied = 0
+  private readonly waiters = new Map<number, Waiter>()
+  private readReady: ReadWaiter[] = []
+  private readonly mailbox = Effect.runSync(Queue.unbounded<ReadonlyArray<Entry>>())
+  /** Called with each applied batch's change events (the Gateway publishes them). */
+  onEvents: (events: ReadonlyArray<KvEvent>) => void = () => {}
+
+  constructor(private readonly stores: ApplierStores) {}
+
+  /** Loads the applied state written by earlier runs. */
+  load = Effect.promise(async () => {
+    const records: Array<[string, KeyRecord]> = []
+    for await (const [k, v] of this.stores.kv.iterator()) records.push([k, decodeJsonValue<KeyRecord>(v)])
+    const sessions: Array<[string, SessionRecord]> = []
+    for await (const [k, v] of this.stores.sessions.iterator()) sessions.push([k, decodeJsonValue<SessionRecord>(v)])
+    const read = async (key: string): Promise<number> => {
+      const raw = await this.stores.meta.get(key)
+      return raw === undefined ? 0 : decodeJsonValue<number>(raw)
+    }
+    this.state.restore(records, sessions, await read(metaRevision), await read(metaTime))
+    this.applied = await read(metaKeys.applied)
+  })
+
+  /** Hands committed entries over (from the consensus loop); never blocks. */
+  offer(entries: ReadonlyArray<Entry>): void {
+    Queue.unsafeOffer(this.mailbox, entries)
+  }
+
+  /** Calls `done` with the outcome once the entry at (index, term) is applied, or overwritten. */
+  waitFor(index: number, term: number, done: (outcome: ApplyOutcome) => void): void {
+    invariant(index > this.applied, "a write is awaited before it is applied")
+    this.waiters.set(index, { term, done })
+  }
+
+  /** Calls `done` once everything up to `index` is applied (ReadIndex reads). */
+  whenApplied(index: number, done: () => void): void {
+    if (this.applied >= index) done()
+    else this.readReady.push({ index, done })
+  }
+
+  /** Runs forever: one LevelDB batch per mailbox drain. */
+  run = Effect.gen(this, function* () {
+    for (;;) {
+      const first = yield* Queue.take(this.mailbox)
+      const rest = yield* Queue.takeAll(this.mailbox)
+      const batches = [first, ...rest]
+      const changes = newChanges()
+      const outcomes: Array<[Waiter, ApplyOutcome]> = []
+      for (const entries of batches) for (const e of entries) this.applyEntry(e, changes, outcomes)
+      yield* Effect.promise(() => this.persist(changes))
+      for (const [w, outcome] of outcomes) w.done(outcome)
+      this.wakeReads()
+      if (changes.events.length > 0) this.onEvents(changes.events)
+    }
+  })
+
+  private applyEntry(e: Entry, changes: KvChanges, outcomes: Array<[Waiter, ApplyOutcome]>): void {
+    invariant(e.index === this.applied + 1, `entries apply in order (${e.index} after ${this.applied})`)
+    this.applied = e.index
+    // Leader time drives expiry identically on every node, whatever the batching.
+    this.state.advanceTime(e.time, changes)
+    let result: KvResult | undefined
+    if (e.kind === EntryKind.Command) result = this.state.apply(decodeCommand(e.data), changes)
+    const w = this.waiters.get(e.index)
+    if (w === undefined) return
+    this.waiters.delete(e.index)
+    if (w.term !== e.term) {
+      outcomes.push([w, archioError("unavailable", "leadership changed before the write committed; it was not applied, retry it")])
+    } else {
+      outcomes.push([w, result ?? archioError("internal", "the awaited entry held no command")])
+    }
+  }
+
+  private async persist(changes: KvChanges): Promise<void> {
+    const ops: BatchOp[] = []
+    const { kv, sessions, meta } = this.stores
+    for (const [k, r] of changes.puts) ops.push({ type: "put", sublevel: kv, key: k, value: encodeJsonValue(r) })
+    for (const k of changes.dels) ops.push({ type: "del", sublevel: kv, key: k })
+    for (const [c, s] of changes.sessions) {
+      ops.push(s === null ? { type: "del", sublevel: sessions, key: c } : { type: "put", sublevel: sessions, key: c, value: encodeJsonValue(s) })
+    }
+    ops.push({ type: "put", sublevel: meta, key: metaKeys.applied, value: encodeJsonValue(this.applied) })
+    ops.push({ type: "put", sublevel: meta, key: metaRevision, value: encodeJsonValue(this.state.revision) })
+    ops.push({ type: "put", sublevel: meta, key: metaTime, value: encodeJsonValue(this.state.time) })
+    // No fsync: the log is durable, and a lost tail of applied state is re-applied from it.
+    await writeBatch(this.stores.db, ops, false)
+  }
+
+  private wakeReads(): void {
+    if (this.readReady.length === 0) return
+    const still: ReadWaiter[] = []
+    for (const r of this.readReady) {
+      if (r.index <= this.applied) r.done()
+      else still.push(r)
+    }
+    this.readReady = still
+  }
+}
+
+const decodeCommand = (data: Uint8Array): KvCommand => JSON.parse(untext.decode(data)) as KvCommand

@@ -1,0 +1,162 @@
+/**
+ * The consensus actor's Effect shell: one mailbox, one fiber. It turns NATS messages, clock
+ * ticks, proposals and reads into core inputs, then performs each Ready in the order the core
+ * demands (see core.ts). Draining the mailbox in batches gives group commit: every proposal that
+ * arrived while the previous fsync ran goes into the next single batch.
+ */
+import type { NatsConnection, Subscription } from "@nats-io/transport-node"
+import { Clock, Effect, Queue, Random, Schedule } from "effect"
+import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
+import type { NodeId, RaftMessage } from "../../protocol/raft.ts"
+import * as Subjects from "../../protocol/subjects.ts"
+import { RaftCore, type ProposeResult, type Proposal, type Ready, type Status } from "./core.ts"
+import { defaultTuning, type RaftConfig } from "./state.ts"
+import { loadRestored, persistReady, type RaftStores } from "./storage.ts"
+
+export interface ConsensusOptions {
+  readonly cluster: string
+  readonly id: NodeId
+  readonly members: ReadonlyArray<NodeId>
+  readonly tickMs: number
+  readonly electionTicks: number
+  readonly heartbeatTicks: number
+}
+
+export type ReadResult = { readonly ok: true; readonly index: number } | { readonly ok: false; readonly leader: NodeId | null }
+
+type Input =
+  | { readonly type: "message"; readonly message: RaftMessage }
+  | { readonly type: "tick"; readonly now: number }
+  | { readonly type: "propose"; readonly proposals: ReadonlyArray<Proposal>; readonly done: (r: ProposeResult) => void }
+  | { readonly type: "read"; readonly done: (r: ReadResult) => void }
+  | { readonly type: "transfer"; readonly to: NodeId }
+
+export interface Consensus {
+  /** Appends commands if this node leads; `done` runs with the index to wait for (no Deferred). */
+  propose(proposals: ReadonlyArray<Proposal>, done: (r: ProposeResult) => void): void
+  /** ReadIndex: `done` gets the index to wait for, once leadership is confirmed. */
+  read(done: (r: ReadResult) => void): void
+  transferLeadership(to: NodeId): void
+  status(): Status
+}
+
+/**
+ * Builds the consensus actor and forks its fibers into the current scope.
+ * `onCommitted` receives committed entries (the Applier's mailbox).
+ */
+export const make = (
+  options: ConsensusOptions,
+  nc: NatsConnection,
+  stores: RaftStores,
+  onCommitted: (entries: Ready["committed"]) => void
+) =>
+  Effect.gen(function* () {
+    const restored = yield* Effect.promise(() => loadRestored(stores))
+    const seed = yield* Random.nextIntBetween(1, 2 ** 31 - 1)
+    const config: RaftConfig = {
+      ...defaultTuning,
+      id: options.id,
+      members: options.members,
+      electionTicks: options.electionTicks,
+      heartbeatTicks: options.heartbeatTicks,
+      seed
+    }
+    const core = new RaftCore(config, restored)
+    let lastStored = restored.baseIndex + restored.entries.length
+    const mailbox = yield* Queue.unbounded<Input>()
+    const reads = new Map<number, (r: ReadResult) => void>()
+    let readCtx = 0
+
+    const publish = (m: RaftMessage): void => {
+      try {
+        nc.publish(Subjects.raft(options.cluster, m.to, m.type), encodeRaftMessage(m))
+      } catch {
+        // A closed or reconnecting connection: Raft retries on its own, like any lost message.
+      }
+    }
+
+    const subscription: Subscription = nc.subscribe(Subjects.raftInbox(options.cluster, options.id), {
+      callback: (err, msg) => {
+        if (err !== null) return
+        let m: RaftMessage
+        try {
+          m = decodeRaftMessage(msg.data)
+        } catch {
+          return // garbage on our subject is dropped; a peer's real message will be retried
+        }
+        Queue.unsafeOffer(mailbox, { type: "message", message: m })
+      }
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => subscription.unsubscribe()))
+
+    const handle = (input: Input): void => {
+      switch (input.type) {
+        case "message":
+          core.step(input.message)
+          return
+        case "tick":
+          core.tick(input.now)
+          return
+        case "propose":
+          input.done(core.propose(input.proposals))
+          return
+        case "read": {
+          const ctx = ++readCtx
+          if (core.requestRead(ctx)) reads.set(ctx, input.done)
+          else input.done({ ok: false, leader: core.s.leader })
+          return
+        }
+        case "transfer":
+          core.transferLeadership(input.to)
+          return
+      }
+    }
+
+    const performReady = Effect.gen(function* () {
+      while (core.hasReady()) {
+        const rd = core.ready()
+        for (const m of rd.sendFirst) publish(m)
+        const before = lastStored
+        lastStored = yield* Effect.promise(() => persistReady(stores, rd, before, true))
+        core.advance(rd)
+        for (const m of rd.messages) publish(m)
+        if (rd.committed.length > 0) onCommitted(rd.committed)
+        for (const r of rd.readStates) {
+          const done = reads.get(r.ctx)
+          reads.delete(r.ctx)
+          done?.({ ok: true, index: r.index })
+        }
+        for (const ctx of rd.droppedReads) {
+          const done = reads.get(ctx)
+          reads.delete(ctx)
+          done?.({ ok: false, leader: core.s.leader })
+        }
+      }
+    })
+
+    const loop = Effect.gen(function* () {
+      for (;;) {
+        const first = yield* Queue.take(mailbox)
+        const rest = yield* Queue.takeAll(mailbox)
+        handle(first)
+        for (const input of rest) handle(input)
+        yield* performReady
+      }
+    })
+
+    const ticker = Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      Queue.unsafeOffer(mailbox, { type: "tick", now })
+    }).pipe(Effect.repeat(Schedule.spaced(options.tickMs)))
+
+    yield* Effect.forkScoped(loop)
+    yield* Effect.forkScoped(ticker)
+
+    const consensus: Consensus = {
+      propose: (proposals, done) => Queue.unsafeOffer(mailbox, { type: "propose", proposals, done }),
+      read: (done) => Queue.unsafeOffer(mailbox, { type: "read", done }),
+      transferLeadership: (to) => Queue.unsafeOffer(mailbox, { type: "transfer", to }),
+      status: () => core.status()
+    }
+    return consensus
+  })

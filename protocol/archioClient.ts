@@ -1,0 +1,153 @@
+/**
+ * The typed TypeScript client (also what the CLI, tests and benchmarks use). It speaks the same
+ * JSON over NATS request/reply as any other language would, and hides leader changes: requests
+ * that meet `unavailable`, no responders or a lost reply are retried with jittered exponential
+ * backoff until the deadline. Writes carry an idempotency token, so a retried write is applied
+ * at most once even when its first attempt did commit.
+ *
+ * Tokens: the server remembers one answer per token `client`, so a client id must have at most
+ * one write in flight. This client keeps a pool of "lanes" (`<id>-<lane>`), one write per lane at
+ * a time, each lane counting its own `seq`.
+ */
+import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node"
+import { archioError, ArchioError } from "./errors.ts"
+import { readError } from "./reply.ts"
+import * as Subjects from "./subjects.ts"
+
+export interface ClientOptions {
+  /** Cluster name (the `<cluster>` in `archio.<cluster>.`); default `dev`. */
+  readonly cluster?: string
+  /** Per-attempt reply timeout; default 2 s. */
+  readonly attemptTimeoutMs?: number
+  /** Total time a call may take with its retries; default 15 s. */
+  readonly deadlineMs?: number
+  /** Prefix of the idempotency client ids; default a random UUID. */
+  readonly clientId?: string
+}
+
+export interface KeyValue {
+  readonly key: string
+  readonly value: string
+  readonly createRevision: number
+  readonly modRevision: number
+  readonly version: number
+  readonly revision: number
+  readonly consistency: "linearizable" | "stale"
+}
+
+export interface WriteResult {
+  readonly ok: true
+  readonly key: string
+  readonly revision: number
+  readonly prevRevision?: number
+  readonly deleted?: boolean
+}
+
+/** Codes worth retrying: the cluster is electing, or the reply was lost. */
+const retryable = new Set(["unavailable", "timeout"])
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const isNoResponders = (e: unknown): boolean => {
+  const text = e instanceof Error ? `${e.message} ${String((e as { cause?: unknown }).cause ?? "")}` : String(e)
+  return /no responders|503/i.test(text)
+}
+
+const isTimeout = (e: unknown): boolean => e instanceof Error && /timeout/i.test(`${e.name} ${e.message}`)
+
+export class ArchioClient {
+  readonly cluster: string
+  private readonly attemptTimeoutMs: number
+  private readonly deadlineMs: number
+  private readonly clientId: string
+  private readonly freeLanes: number[] = []
+  private readonly laneSeq: number[] = []
+
+  constructor(
+    readonly nc: NatsConnection,
+    options: ClientOptions = {},
+    private readonly ownsConnection = false
+  ) {
+    this.cluster = options.cluster ?? "dev"
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000
+    this.deadlineMs = options.deadlineMs ?? 15_000
+    this.clientId = options.clientId ?? crypto.randomUUID()
+  }
+
+  /** Connects to NATS and returns a client that closes the connection on `close()`. */
+  static async connect(servers: string | string[], options: ClientOptions & { readonly nats?: Partial<ConnectionOptions> } = {}): Promise<ArchioClient> {
+    const nc = await connect({ servers, noAsyncTraces: true, name: "archio-client", ...options.nats })
+    return new ArchioClient(nc, options, true)
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsConnection && !this.nc.isClosed()) await this.nc.drain()
+  }
+
+  put(key: string, value: string, options: { ttl?: number } = {}): Promise<WriteResult> {
+    return this.write("put", { key, value, ...options })
+  }
+
+  del(key: string): Promise<WriteResult> {
+    return this.write("del", { key })
+  }
+
+  /** Sets `key` only if its mod revision is `expectedRevision` (0: only if absent); else `conflict`. */
+  cas(key: string, value: string, expectedRevision: number, options: { ttl?: number } = {}): Promise<WriteResult> {
+    return this.write("cas", { key, value, expectedRevision, ...options })
+  }
+
+  /** The key, or undefined when it does not exist. */
+  async get(key: string, options: { consistency?: "linearizable" | "stale" } = {}): Promise<KeyValue | undefined> {
+    try {
+      return await this.call<KeyValue>(Subjects.kv(this.cluster, "get"), { key, ...options })
+    } catch (e) {
+      if (e instanceof ArchioError && e.code === "not_found") return undefined
+      throw e
+    }
+  }
+
+  /** `admin.status` of one node (by id) or of any node. */
+  status(node?: string): Promise<Record<string, unknown>> {
+    const subject = node === undefined ? Subjects.admin(this.cluster, "status") : Subjects.node(this.cluster, node, "admin.status")
+    return this.call(subject, {})
+  }
+
+  private async write(op: "put" | "del" | "cas", body: Record<string, unknown>): Promise<WriteResult> {
+    const lane = this.freeLanes.pop() ?? this.laneSeq.push(0) - 1
+    const seq = ++this.laneSeq[lane]!
+    try {
+      return await this.call<WriteResult>(Subjects.kv(this.cluster, op), { ...body, token: { client: `${this.clientId}-${lane}`, seq } })
+    } finally {
+      this.freeLanes.push(lane)
+    }
+  }
+
+  /**
+   * One request with retries. Resolves with the parsed reply, or rejects with an ArchioError
+   * (the server's, or `unavailable`/`timeout` when the deadline passed).
+   */
+  async call<A>(subject: string, body: unknown): Promise<A> {
+    const payload = new TextEncoder().encode(JSON.stringify(body))
+    const start = performance.now()
+    let backoff = 10
+    let last: ArchioError = archioError("unavailable", "no attempt was made")
+    while (performance.now() - start < this.deadlineMs) {
+      try {
+        const msg = await this.nc.request(subject, payload, { timeout: this.attemptTimeoutMs })
+        const err = readError(msg)
+        if (err === undefined) return msg.json<A>()
+        if (!retryable.has(err.code)) throw err
+        last = err
+      } catch (e) {
+        if (e instanceof ArchioError) throw e
+        if (isNoResponders(e)) last = archioError("unavailable", `no Archio node answers on ${subject}`)
+        else if (isTimeout(e)) last = archioError("timeout", `no reply on ${subject} within ${this.attemptTimeoutMs} ms`)
+        else throw e
+      }
+      await sleep(backoff * (0.5 + Math.random()))
+      backoff = Math.min(backoff * 2, 500)
+    }
+    throw last
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The node's NATS connection as a scoped Layer: connects (waiting for the first server as long
+ * as it takes), reconnects forever, logs every status change, and drains on release so
+ * in-flight replies go out before the socket closes.
+ */
+import {
+  connect,
+  credsAuthenticator,
+  type ConnectionOptions,
+  type NatsConnection,
+  type Status
+} from "@nats-io/transport-node"
+import { Cause, Context, Data, Effect, Fiber, Layer, Runtime } from "effect"
+import type { Scope } from "effect"
+import { readFile } from "node:fs/promises"
+import { redactUrl, type NatsSettings } from "./config.ts"
+
+export class Nats extends Context.Tag("archio/Nats")<Nats, NatsConnection>() {}
+
+export class NatsError extends Data.TaggedError("NatsError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/** What the layer needs from the configuration. */
+export interface NatsLayerConfig {
+  readonly id: string
+  readonly cluster: string
+  readonly nats: NatsSettings
+}
+
+/** The connection name servers show in `/connz` and `nats server report connections`. */
+export const connectionName = (config: Pick<NatsLayerConfig, "id" | "cluster">): string => `archio-${config.cluster}-${config.id}`
+
+/** How long `drain()` may take on release before we close the connection outright. */
+const drainTimeoutMs = 5000
+
+/** Client options for `settings` (without the creds authenticator, which needs the file). */
+export const connectOptions = (settings: NatsSettings, name: string): ConnectionOptions => {
+  const options: ConnectionOptions = {
+    servers: [...settings.servers],
+    name,
+    noAsyncTraces: true,
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect: true,
+    reconnectTimeWait: 1000,
+    pingInterval: 10_000,
+    maxPingOut: 3
+  }
+  if (settings.user !== undefined) options.user = settings.user
+  if (settings.pass !== undefined) options.pass = settings.pass
+  if (settings.token !== undefined) options.token = settings.token
+  if (settings.tls !== undefined) {
+    const tls: NonNullable<ConnectionOptions["tls"]> = {}
+    if (settings.tls.caFile !== undefined) tls.caFile = settings.tls.caFile
+    if (settings.tls.certFile !== undefined) tls.certFile = settings.tls.certFile
+    if (settings.tls.keyFile !== undefined) tls.keyFile = settings.tls.keyFile
+    options.tls = tls
+  }
+  return options
+}
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** `connectOptions` plus the creds authenticator, read from `settings.credsFile` when set. */
+export const clientOptions = (settings: NatsSettings, name: string): Effect.Effect<ConnectionOptions, NatsError> => {
+  const options = connectOptions(settings, name)
+  const file = settings.credsFile
+  if (file === undefined) return Effect.succeed(options)
+  return Effect.tryPromise({
+    try: () => readFile(file),
+    catch: (cause) => new NatsError({ cause, message: `cannot read the NATS creds file ${file} (NATS_CREDS): ${message(cause)}` })
+  }).pipe(Effect.map((bytes) => ({ ...options, authenticator: credsAuthenticator(new Uint8Array(bytes)) })))
+}
+
+/**
+ * Connects, interruptibly: with `waitOnFirstConnect` the client keeps trying until a server
+ * answers, and a shutdown during that wait must neither hang nor leave the retry loop running.
+ * The client asks `reconnectToServer` before every dial and gives up when it throws, so that is
+ * our cancel switch; a connection that arrives after we gave up is closed at once.
+ */
+const connectInterruptibly = (options: ConnectionOptions, where: string): Effect.Effect<NatsConnection, NatsError> =>
+  Effect.async<NatsConnection, NatsError>((resume) => {
+    let cancelled = false
+    const chosen = options.reconnectToServer
+    const reconnectToServer: NonNullable<ConnectionOptions["reconnectToServer"]> = (pool, info) => {
+      if (cancelled) throw new Error("shutting down")
+      return chosen === undefined ? null : chosen(pool, info)
+    }
+    connect({ ...options, reconnectToServer }).then(
+      (nc) => {
+        if (cancelled) void nc.close()
+        else resume(Effect.succeed(nc))
+      },
+      (cause: unknown) => {
+        if (!cancelled) resume(Effect.fail(new NatsError({ cause, message: `cannot connect to NATS at ${where}: ${message(cause)}` })))
+      }
+    )
+    return Effect.sync(() => {
+      cancelled = true
+    })
+  })
+
+const logStatus = (status: Status): Effect.Effect<void> => {
+  switch (status.type) {
+    case "disconnect":
+      return Effect.logWarning(`NATS disconnected from ${status.server}; reconnecting`)
+    case "reconnect":
+      return Effect.logInfo(`NATS reconnected to ${status.server}`)
+    case "reconnecting":
+      return Effect.logDebug("NATS trying to reconnect")
+    case "ldm":
+      return Effect.logWarning(`NATS server ${status.server} is entering lame duck mode; will move to another server`)
+    case "error":
+      return Effect.logError(`NATS error: ${status.error.message}`)
+    case "staleConnection":
+      return Effect.logWarning("NATS connection went stale (no PONGs); reconnecting")
+    case "slowConsumer":
+      return Effect.logWarning(`NATS slow consumer on ${status.sub.getSubject()}: ${status.pending} messages pending`)
+    case "forceReconnect":
+      return Effect.logInfo("NATS reconnect forced")
+    case "close":
+      return Effect.logDebug("NATS connection closed")
+    case "update":
+      return Effect.logDebug(`NATS cluster update: added ${status.added?.join(",") ?? "-"} deleted ${status.deleted?.join(",") ?? "-"}`)
+    case "ping":
+      return Effect.void
+  }
+}
+
+const drain = (nc: NatsConnection): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    if (nc.isClosed()) return
+    const drained = yield* Effect.tryPromise({ try: () => nc.drain(), catch: (e) => e }).pipe(
+      Effect.timeout(drainTimeoutMs),
+      Effect.as(true),
+      Effect.catchAll((e) => {
+        const why = e instanceof Cause.TimeoutException ? `no end after ${drainTimeoutMs} ms` : message(e)
+        return Effect.logWarning(`NATS drain did not finish (${why}); closing`).pipe(Effect.as(false))
+      })
+    )
+    if (!drained && !nc.isClosed()) yield* Effect.promise(() => nc.close().catch(() => undefined))
+    yield* Effect.logDebug("NATS connection drained and closed")
+  })
+
+/** A connection that lives as long as the scope: status changes are logged, release drains. */
+export const make = (config: NatsLayerConfig): Effect.Effect<NatsConnection, NatsError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const where = config.nats.servers.map(redactUrl).join(",")
+    const options = yield* clientOptions(config.nats, connectionName(config))
+    yield* Effect.logInfo(`connecting to NATS at ${where} as ${connectionName(config)}`)
+    const waiting = yield* Effect.logWarning(`still waiting for a NATS server at ${where}`).pipe(
+      Effect.delay("5 seconds"),
+      Effect.forever,
+      Effect.fork
+    )
+    const nc = yield* Effect.uninterruptibleMask((restore) =>
+      restore(connectInterruptibly(options, where)).pipe(Effect.tap((nc) => Effect.addFinalizer(() => drain(nc))))
+    ).pipe(Effect.ensuring(Fiber.interrupt(waiting)))
+    yield* Effect.logInfo(`connected to NATS at ${nc.getServer()}`)
+    // A plain loop rather than a Stream: interrupting a pending `next()` on this iterator waits
+    // for the next status event (up to a ping interval). The loop ends when the connection closes.
+    const runtime = yield* Effect.runtime<never>()
+    const log = Runtime.runFork(runtime)
+    void (async () => {
+      for await (const status of nc.status()) log(logStatus(status))
+    })().catch(() => undefined)
+    return nc
+  })
+
+/** The NATS connection for one node, drained when the layer is released. */
+export const layer = (config: NatsLayerConfig): Layer.Layer<Nats, NatsError> => Layer.scoped(Nats, make(config))

@@ -1,0 +1,148 @@
+/**
+ * One LevelDB database per node (classic-level), split into the sublevels of DESIGN.md.
+ * Tests and the simulator use `memoryLayer`: memory-level behind the same abstract-level
+ * interface, with the same sublevels and encodings.
+ *
+ * Encodings (the stored bytes are the contract; the encodings only say what JS type you get):
+ * - `log`: keys are 8-byte big-endian indexes (`logKey`), so LevelDB's bytewise order is index
+ *   order and range scans and `clear({ lt })` compaction work; values are encoded entries.
+ *   Both `view` (Uint8Array) so no copies through Buffer and no text decoding.
+ * - `meta`: utf8 keys (`hardState`, `snapshot`, `applied`, ...) a person can read in a dump;
+ *   `view` values so each owner picks its own codec.
+ * - `kv`, `jobs`, `sessions`: utf8 keys (user keys, job ids, index keys built from strings) and
+ *   `view` values. Index keys that must sort by number should embed `logKey`-style fixed-width
+ *   big-endian numbers or zero-padded digits.
+ *
+ * A write that must be atomic across sublevels goes through `db.batch([...{ sublevel }])`.
+ */
+import { Context, Data, Effect, Layer } from "effect"
+import type { Scope } from "effect"
+import type { AbstractLevel, AbstractSublevel } from "abstract-level"
+import { ClassicLevel } from "classic-level"
+import { MemoryLevel } from "memory-level"
+import { mkdir } from "node:fs/promises"
+import { resolve } from "node:path"
+
+/** What classic-level and memory-level accept and store internally. */
+type Format = string | Buffer | Uint8Array
+
+/** The root database; its default encodings are utf8 keys and `view` values. */
+export type Db = AbstractLevel<Format, string, Uint8Array>
+export type Sublevel<K, V> = AbstractSublevel<Db, Format, K, V>
+
+export interface StorageShape {
+  readonly db: Db
+  /** Raft log: `logKey(index)` -> encoded entry. */
+  readonly log: Sublevel<Uint8Array, Uint8Array>
+  /** Hard state (term, vote), membership, snapshot metadata, applied index. */
+  readonly meta: Sublevel<string, Uint8Array>
+  /** The key-value state machine. */
+  readonly kv: Sublevel<string, Uint8Array>
+  /** Job records plus their ordering indexes. */
+  readonly jobs: Sublevel<string, Uint8Array>
+  /** Client sessions for request deduplication. */
+  readonly sessions: Sublevel<string, Uint8Array>
+}
+
+export class Storage extends Context.Tag("archio/Storage")<Storage, StorageShape>() {}
+
+export class StorageError extends Data.TaggedError("StorageError")<{
+  readonly message: string
+  readonly dataDir: string
+  readonly cause?: unknown
+}> {}
+
+/** Names of the sublevels, as DESIGN.md lists them. */
+export const sublevelNames = ["log", "meta", "kv", "jobs", "sessions"] as const
+
+/** 8-byte big-endian key for log index `index` (0 <= index <= 2^53 - 1). */
+export const logKey = (index: number): Uint8Array => {
+  if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`log index must be a non-negative safe integer, got ${index}`)
+  const key = new Uint8Array(8)
+  new DataView(key.buffer).setBigUint64(0, BigInt(index), false)
+  return key
+}
+
+/** The log index a `logKey` encodes. */
+export const logIndex = (key: Uint8Array): number => {
+  if (key.byteLength !== 8) throw new RangeError(`log key must be 8 bytes, got ${key.byteLength}`)
+  return Number(new DataView(key.buffer, key.byteOffset, 8).getBigUint64(0, false))
+}
+
+/** Builds the sublevels over an open (or opening) root database. */
+export const sublevels = (db: Db): StorageShape => ({
+  db,
+  log: db.sublevel<Uint8Array, Uint8Array>("log", { keyEncoding: "view", valueEncoding: "view" }),
+  meta: db.sublevel<string, Uint8Array>("meta", { keyEncoding: "utf8", valueEncoding: "view" }),
+  kv: db.sublevel<string, Uint8Array>("kv", { keyEncoding: "utf8", valueEncoding: "view" }),
+  jobs: db.sublevel<string, Uint8Array>("jobs", { keyEncoding: "utf8", valueEncoding: "view" }),
+  sessions: db.sublevel<string, Uint8Array>("sessions", { keyEncoding: "utf8", valueEncoding: "view" })
+})
+
+/**
+ * Data dirs this process has open. LevelDB keeps its lock with `fcntl`, which is per process:
+ * a second open of the same folder in the same process fails *and* (LevelDB closes its file
+ * descriptor for LOCK) silently drops the first one's lock, letting another process in. So we
+ * refuse it ourselves before LevelDB sees it.
+ */
+const openHere = new Set<string>()
+
+const inUse = (dataDir: string, detail: string): StorageError =>
+  new StorageError({
+    dataDir,
+    message: `data dir ${dataDir} is in use by another archio node (${detail}); stop that node or give this one another --data / DATA_DIR`
+  })
+
+const errorCode = (e: unknown): string | undefined =>
+  typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
+
+const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** Opens (creating it when missing) the database in `dataDir` and closes it when the scope ends. */
+export const make = (dataDir: string): Effect.Effect<StorageShape, StorageError, Scope.Scope> => {
+  const location = resolve(dataDir)
+  const acquire = Effect.gen(function* () {
+    if (openHere.has(location)) return yield* Effect.fail(inUse(location, "already open in this process"))
+    yield* Effect.tryPromise({
+      try: () => mkdir(location, { recursive: true }),
+      catch: (cause) => new StorageError({ dataDir: location, cause, message: `cannot create data dir ${location}: ${errorMessage(cause)}` })
+    })
+    const db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: "utf8", valueEncoding: "view" })
+    yield* Effect.tryPromise({
+      try: () => db.open(),
+      catch: (cause) => {
+        const inner = cause instanceof Error ? cause.cause : undefined
+        if (errorCode(inner) === "LEVEL_LOCKED") return inUse(location, `its LevelDB lock ${location}/LOCK is held`)
+        const why = inner === undefined ? errorMessage(cause) : `${errorMessage(cause)}: ${errorMessage(inner)}`
+        return new StorageError({ dataDir: location, cause, message: `cannot open the database in data dir ${location}: ${why}` })
+      }
+    })
+    openHere.add(location)
+    // ClassicLevel<string, Uint8Array> is a Db, but abstract-level's hook types mention the
+    // concrete class in both directions (invariant), so TypeScript needs the widening spelled out.
+    return db as unknown as Db
+  })
+  return Effect.acquireRelease(acquire, (db) =>
+    Effect.promise(() => db.close()).pipe(
+      Effect.catchAllDefect((e) => Effect.logError(`closing the database in ${location} failed: ${errorMessage(e)}`)),
+      Effect.ensuring(Effect.sync(() => openHere.delete(location))),
+      Effect.zipRight(Effect.logDebug(`database closed: ${location}`))
+    )
+  ).pipe(Effect.map(sublevels))
+}
+
+/** An in-memory database with the same sublevels, closed when the scope ends. */
+export const makeMemory: Effect.Effect<StorageShape, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const db = new MemoryLevel<string, Uint8Array>({ keyEncoding: "utf8", valueEncoding: "view" })
+    await db.open()
+    return db as unknown as Db
+  }),
+  (db) => Effect.promise(() => db.close())
+).pipe(Effect.map(sublevels))
+
+/** The node's database in `dataDir` (classic-level). */
+export const layer = (dataDir: string): Layer.Layer<Storage, StorageError> => Layer.scoped(Storage, make(dataDir))
+
+/** A fresh in-memory database for each use of the layer (memory-level). */
+export const memoryLayer: Layer.Layer<Storage> = Layer.scoped(Storage, makeMemory)

@@ -1,0 +1,179 @@
+/**
+ * A real local cluster for tests, benchmarks and chaos runs: each node is its own
+ * `archio node` process (what an operator runs), on a NATS server given by URL. Nodes can be
+ * killed, restarted, paused and resumed like real machines.
+ */
+import { spawn, type ChildProcess } from "node:child_process"
+import { createWriteStream, type WriteStream } from "node:fs"
+import { mkdir } from "node:fs/promises"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { connect, type NatsConnection } from "@nats-io/transport-node"
+import * as Subjects from "../protocol/subjects.ts"
+
+const binPath = resolve(dirname(fileURLToPath(import.meta.url)), "..", "bin", "archio.js")
+
+export interface ClusterOptions {
+  readonly natsUrl: string
+  /** Each node keeps its database in `<dataRoot>/<id>`. */
+  readonly dataRoot: string
+  readonly size?: number
+  readonly cluster?: string
+  /** Node logs go to `<logDir>/<id>.log` (appended across restarts); discarded when absent. */
+  readonly logDir?: string
+  /** Extra environment for every node (e.g. `TICK_MS`). */
+  readonly env?: Readonly<Record<string, string>>
+}
+
+export interface NodeStatus {
+  readonly id: string
+  readonly role: string
+  readonly term: number
+  readonly leader: string | null
+  readonly commitIndex: number
+  readonly appliedIndex: number
+  readonly lastIndex: number
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export class LocalCluster {
+  readonly ids: ReadonlyArray<string>
+  readonly cluster: string
+  private readonly procs = new Map<string, ChildProcess>()
+  private readonly logs = new Map<string, WriteStream>()
+
+  private constructor(
+    private readonly options: ClusterOptions,
+    readonly nc: NatsConnection
+  ) {
+    this.ids = Array.from({ length: options.size ?? 3 }, (_, i) => `n${i + 1}`)
+    this.cluster = options.cluster ?? "dev"
+  }
+
+  /** Starts every node and waits until a leader is elected. */
+  static async start(options: ClusterOptions): Promise<LocalCluster> {
+    const nc = await connect({ servers: options.natsUrl, noAsyncTraces: true, name: "archio-cluster-harness" })
+    const c = new LocalCluster(options, nc)
+    if (options.logDir !== undefined) await mkdir(options.logDir, { recursive: true })
+    for (const id of c.ids) c.startNode(id)
+    await c.waitForLeader(30_000)
+    return c
+  }
+
+  isRunning(id: string): boolean {
+    const p = this.procs.get(id)
+    return p !== undefined && p.exitCode === null && p.signalCode === null
+  }
+
+  /** Starts (or restarts) one node process with its data folder. */
+  startNode(id: string): void {
+    if (this.isRunning(id)) throw new Error(`node ${id} is already running`)
+    const args = [
+      binPath,
+      "node",
+      "--id",
+      id,
+      "--cluster",
+      this.cluster,
+      "--peers",
+      this.ids.join(","),
+      "--nats",
+      this.options.natsUrl,
+      "--data",
+      join(this.options.dataRoot, id)
+    ]
+    // Supervised: a node exits when its stdin closes, so none outlives a crashed harness.
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...this.options.env, ARCHIO_SUPERVISED: "1" },
+      stdio: ["pipe", "pipe", "pipe"]
+    })
+    const logDir = this.options.logDir
+    if (logDir !== undefined) {
+      let log = this.logs.get(id)
+      if (log === undefined) {
+        log = createWriteStream(join(logDir, `${id}.log`), { flags: "a" })
+        this.logs.set(id, log)
+      }
+      child.stdout?.pipe(log, { end: false })
+      child.stderr?.pipe(log, { end: false })
+    } else {
+      child.stdout?.resume()
+      child.stderr?.resume()
+    }
+    this.procs.set(id, child)
+  }
+
+  /** Sends `signal` and, for terminating signals, waits until the process is gone. */
+  async signal(id: string, signal: NodeJS.Signals): Promise<void> {
+    const p = this.procs.get(id)
+    if (p === undefined || !this.isRunning(id)) return
+    const exited = new Promise<void>((r) => p.once("exit", () => r()))
+    p.kill(signal)
+    if (signal === "SIGKILL" || signal === "SIGTERM" || signal === "SIGINT") await exited
+  }
+
+  kill(id: string): Promise<void> {
+    return this.signal(id, "SIGKILL")
+  }
+
+  pause(id: string): Promise<void> {
+    return this.signal(id, "SIGSTOP")
+  }
+
+  resume(id: string): Promise<void> {
+    return this.signal(id, "SIGCONT")
+  }
+
+  /** One node's admin.status, or undefined when it does not answer in time. */
+  async status(id: string, timeoutMs = 500): Promise<NodeStatus | undefined> {
+    try {
+      const m = await this.nc.request(Subjects.node(this.cluster, id, "admin.status"), "{}", { timeout: timeoutMs })
+      return m.json<NodeStatus>()
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Waits until a running node reports itself leader and returns its id. */
+  async waitForLeader(timeoutMs: number, among: ReadonlyArray<string> = this.ids): Promise<string> {
+    const deadline = performance.now() + timeoutMs
+    while (performance.now() < deadline) {
+      const statuses = await Promise.all(among.filter((id) => this.isRunning(id)).map((id) => this.status(id, 300)))
+      const leader = statuses.find((s) => s?.role === "leader")
+      if (leader !== undefined) return leader.id
+      await sleep(25)
+    }
+    throw new Error(`no leader among ${among.join(",")} within ${timeoutMs} ms`)
+  }
+
+  /** Waits until every running node has applied at least `index`. */
+  async waitForApplied(index: number, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs
+    while (performance.now() < deadline) {
+      const statuses = await Promise.all(this.ids.filter((id) => this.isRunning(id)).map((id) => this.status(id, 300)))
+      if (statuses.every((s) => s !== undefined && s.appliedIndex >= index)) return
+      await sleep(25)
+    }
+    throw new Error(`nodes did not apply index ${index} within ${timeoutMs} ms`)
+  }
+
+  /** Stops every node (SIGTERM, then SIGKILL after a grace period) and closes the harness. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.ids.map(async (id) => {
+        const p = this.procs.get(id)
+        if (p === undefined || !this.isRunning(id)) return
+        if (p.signalCode === "SIGSTOP") p.kill("SIGCONT")
+        const exited = new Promise<void>((r) => p.once("exit", () => r()))
+        p.kill("SIGCONT")
+        p.kill("SIGTERM")
+        const timer = setTimeout(() => p.kill("SIGKILL"), 10_000)
+        await exited
+        clearTimeout(timer)
+      })
+    )
+    for (const log of this.logs.values()) log.end()
+    if (!this.nc.isClosed()) await this.nc.close()
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * `archio dev` (and `npm start`): a local cluster in one terminal.
+ *
+ * 1. Uses the NATS server at NATS_URL (default nats://127.0.0.1:4222) when one answers there;
+ *    otherwise starts its own `nats-server` on a free port (installing it with apt-get when we
+ *    are root, else printing the install command and exiting 1).
+ * 2. Starts nodes n1, n2, n3 as child processes (`node bin/archio.js node ...`), data under
+ *    ./.archio/<id>, HTTP ports 8081-8083 (a free port instead of a taken one), every output
+ *    line prefixed with the node id.
+ * 3. Waits until every node answers on its own status subject, then prints what to type next.
+ * 4. Ctrl-C / SIGTERM: SIGTERM to every node, SIGKILL after `stopGraceMs`, stop the nats-server
+ *    it started, exit 0 (1 when a node had to be killed or failed to stop cleanly).
+ *
+ * A node that exits on its own is reported and restarted after a back-off (1 s, doubling up
+ * to 16 s); after 5 failures in a row, each within 10 s of starting, it is left down and said
+ * so, and when every node is down the launcher stops with exit 1. Restarting keeps `npm start`
+ * a three-node cluster through crashes during development; the log shows every exit.
+ */
+import { connect, type NatsConnection } from "@nats-io/transport-node"
+import { Effect, Either } from "effect"
+import { spawn, type ChildProcess } from "node:child_process"
+import { mkdirSync } from "node:fs"
+import * as net from "node:net"
+import { join, relative, resolve } from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+import { parseClientConfig, redactUrl, type ClientConfig } from "../bootstrap/config.ts"
+import { clientOptions } from "../bootstrap/nats.ts"
+import * as subjects from "../protocol/subjects.ts"
+import {
+  canConnect,
+  findNatsServer,
+  freePort,
+  hostPort,
+  installHint,
+  installNatsServer,
+  startNatsServer,
+  type NatsServerHandle
+} from "./natsServer.ts"
+
+export const nodeIds = ["n1", "n2", "n3"] as const
+export const firstHttpPort = 8081
+/** How long stopping nodes may take before they get SIGKILL. */
+export const stopGraceMs = 10_000
+const readyTimeoutMs = 60_000
+const duplicateSignalMs = 1000
+const healthyAfterMs = 10_000
+const maxQuickFailures = 5
+
+const binPath = fileURLToPath(new URL("../bin/archio.js", import.meta.url))
+
+export const devHelpText = `Usage: archio dev
+
+Starts a local Archio cluster: NATS (the server at NATS_URL when one answers there, otherwise
+a private nats-server on a free port) and three nodes n1, n2, n3 as child processes, with data
+under ./.archio/<id> and HTTP ports 8081-8083 (another free port when one is taken).
+Ctrl-C stops everything.
+
+Environment:
+  NATS_URL   NATS server to use when it answers (default nats://127.0.0.1:4222)
+  CLUSTER    cluster name (default dev)
+  NATS_USER/NATS_PASS, NATS_TOKEN, NATS_CREDS, NATS_TLS_*   credentials for that server
+  Other node variables (SNAPSHOT_THRESHOLD, TICK_MS, LOG_LEVEL, ...) pass through to the nodes.
+  NO_COLOR   plain prefixes even on a terminal
+`
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+type Env = Readonly<Record<string, string | undefined>>
+
+const useColor = (env: Env, tty: boolean): boolean =>
+  (env["FORCE_COLOR"] !== undefined && env["FORCE_COLOR"] !== "0") || (tty && env["NO_COLOR"] === undefined)
+
+const colors = ["36", "35", "33", "34", "32"]
+
+export const prefixFor = (name: string, index: number, color: boolean): string =>
+  color ? `\x1b[${colors[index % colors.length]}m[${name}]\x1b[0m ` : `[${name}] `
+
+const pipeLines = (stream: NodeJS.ReadableStream | null, prefix: string, write: (text: string) => void): void => {
+  if (stream === null) return
+  createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => write(`${prefix}${line}\n`))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+const portFree = (port: number): Promise<boolean> =>
+  new Promise((done) => {
+    const server = net.createServer()
+    server.unref()
+    server.once("error", () => done(false))
+    server.listen(port, () => server.close(() => done(true)))
+  })
+
+/** 8081, 8082, 8083, each replaced by a free port when something already listens there. */
+export const pickHttpPorts = async (count: number, first = firstHttpPort): Promise<Array<number>> => {
+  const ports: Array<number> = []
+  for (let i = 0; i < count; i++) ports.push((await portFree(first + i)) ? first + i : await freePort())
+  return ports
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes
+
+interface Child {
+  readonly id: string
+  readonly args: ReadonlyArray<string>
+  readonly prefix: string
+  process: ChildProcess | undefined
+  startedAt: number
+  quickFailures: number
+  restartTimer: ReturnType<typeof setTimeout> | undefined
+  givenUp: boolean
+}
+
+const describeExit = (code: number | null, signal: NodeJS.Signals | null): string =>
+  signal !== null ? `signal ${signal}` : `code ${code ?? "?"}`
+
+const alive = (p: ChildProcess | undefined): p is ChildProcess => p !== undefined && p.exitCode === null && p.signalCode === null
+
+const waitExit = (p: ChildProcess): Promise<void> =>
+  alive(p) ? new Promise((done) => p.once("exit", () => done())) : Promise.resolve()
+
+/** Resolves once every node answers on its own status subject (or the time is up). */
+const waitReady = async (nc: NatsConnection, cluster: string, ids: ReadonlyArray<string>, isStopping: () => boolean): Promise<boolean> => {
+  const pending = new Set(ids)
+  const deadline = Date.now() + readyTimeoutMs
+  while (pending.size > 0 && Date.now() < deadline && !isStopping()) {
+    for (const id of [...pending]) {
+      try {
+        await nc.request(subjects.node(cluster, id, "admin.status"), new Uint8Array(0), { timeout: 500 })
+        pending.delete(id)
+      } catch {
+        // not up yet
+      }
+    }
+    if (pending.size > 0) await new Promise((r) => setTimeout(r, 250))
+  }
+  return pending.size === 0
+}
+
+const resolveNats = async (
+  client: ClientConfig,
+  home: string,
+  say: (line: string) => void
+): Promise<{ url: string; server: NatsServerHandle | undefined } | number> => {
+  const wanted = client.nats.servers.join(",")
+  const { host, port } = hostPort(client.nats.servers[0] ?? "nats://127.0.0.1:4222")
+  if (await canConnect(host, port, 1000)) {
+    say(`using the NATS server that answers at ${redactUrl(wanted)}`)
+    return { url: wanted, server: undefined }
+  }
+  if (findNatsServer() === undefined && installNatsServer((line) => say(line)) === undefined) {
+    say(`no NATS server answers at ${redactUrl(wanted)} and nats-server is not installed.`)
+    say(`Install it with:\n  ${installHint}\nor set NATS_URL to a running NATS server, then run this again.`)
+    return 1
+  }
+  mkdirSync(home, { recursive: true })
+  const logFile = join(home, "nats-server.log")
+  say(`no NATS server answers at ${redactUrl(wanted)}: starting nats-server on a free port (log: ${logFile})`)
+  const server = await startNatsServer({ logFile })
+  return { url: server.url, server }
+}
+
+export interface DevOptions {
+  /** Folder that holds `.archio/`; the current directory by default. */
+  readonly cwd?: string
+  /** Environment read for settings and passed to the nodes; `process.env` by default. */
+  readonly env?: Env
+  /** Where output goes; stdout by default. */
+  readonly write?: (text: string) => void
+  /** Where usage errors go; stderr by default. */
+  readonly writeErr?: (text: string) => void
+  /** Stops the cluster like SIGINT does (for embedding and tests). */
+  readonly stop?: AbortSignal
+}
+
+/** Runs the dev cluster until SIGINT/SIGTERM (or `options.stop`); resolves to the exit code. */
+export const runDev = async (argv: ReadonlyArray<string>, options: DevOptions = {}): Promise<number> => {
+  const env = options.env ?? process.env
+  const cwd = options.cwd ?? process.cwd()
+  const write = options.write ?? ((text: string) => void process.stdout.write(text))
+  const color = useColor(env, options.write === undefined && process.stdout.isTTY === true)
+  const devPrefix = color ? "\x1b[1m[dev]\x1b[0m " : "[dev] "
+  const say = (line: string): void => write(`${devPrefix}${line}\n`)
+  const writeErr = options.writeErr ?? ((text: string) => void process.stderr.write(text))
+  const fail = (line: string): void => writeErr(`archio dev: ${line}\n`)
+
+  if (argv.includes("--help") || argv.includes("-h")) {
+    write(devHelpText)
+    return 0
+  }
+  if (argv.length > 0) {
+    fail(`unexpected argument ${JSON.stringify(argv[0])}; archio dev takes no flags (see archio dev --help)`)
+    return 2
+  }
+  const parsed = parseClientConfig([], env)
+  if (Either.isLeft(parsed)) {
+    for (const problem of parsed.left.problems) fail(problem)
+    return 2
+  }
+  const client = parsed.right
+  const cluster = client.cluster
+  const home = resolve(cwd, ".archio")
+
+  let stopping = false
+  let finish: (code: number) => void = () => {}
+  const finished = new Promise<number>((done) => (finish = done))
+  const children: Array<Child> = []
+  let nats: { url: string; server: NatsServerHandle | undefined } | undefined
+  let monitor: NatsConnection | undefined
+
+  const stopAll = async (code: number): Promise<void> => {
+    for (const child of children) if (child.restartTimer !== undefined) clearTimeout(child.restartTimer)
+    const live = children.filter((c) => alive(c.process))
+    if (live.length > 0) say(`stopping ${live.map((c) => c.id).join(", ")}`)
+    for (const child of live) child.process!.kill("SIGTERM")
+    let killed = false
+    const timer = setTimeout(() => {
+      for (const child of live) {
+        if (alive(child.process)) {
+          killed = true
+          say(`${child.id} did not stop within ${stopGraceMs / 1000} s: SIGKILL`)
+          child.process.kill("SIGKILL")
+        }
+      }
+    }, stopGraceMs)
+    await Promise.all(live.map((c) => waitExit(c.process!)))
+    clearTimeout(timer)
+    const unclean = live.filter((c) => c.process!.exitCode !== 0)
+    if (monitor !== undefined) await monitor.close().catch(() => undefined)
+    if (nats?.server !== undefined) {
+      say("stopping nats-server")
+      await nats.server.stop()
+    }
+    if (unclean.length > 0 && !killed) {
+      say(`${unclean.map((c) => `${c.id} (${describeExit(c.process!.exitCode, c.process!.signalCode)})`).join(", ")} did not stop cleanly`)
+    }
+    say("stopped")
+    finish(killed || unclean.length > 0 ? 1 : code)
+  }
+
+  // While NATS is being found or started there is nothing to stop yet; the start-up code
+  // checks `stopping` once it has a server.
+  // A second signal more than a second after the first kills the nodes at once. Closer ones are
+  // the same Ctrl-C arriving twice: from the terminal and again forwarded by `npm start`.
+  let running = false
+  let firstSignalAt = 0
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      if (Date.now() - firstSignalAt < duplicateSignalMs) return
+      say(`${signal} again: killing the nodes now`)
+      for (const child of children) if (alive(child.process)) child.process.kill("SIGKILL")
+      return
+    }
+    stopping = true
+    firstSignalAt = Date.now()
+    say(`${signal}: shutting down`)
+    if (running) void stopAll(0)
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  const onAbort = (): void => onSignal("SIGINT")
+  if (options.stop?.aborted === true) stopping = true
+  else options.stop?.addEventListener("abort", onAbort)
+  const onCrash = (error: unknown): void => {
+    process.stderr.write(`archio dev: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    for (const child of children) if (alive(child.process)) child.process.kill("SIGKILL")
+    void nats?.server?.stop()
+    process.exit(1)
+  }
+  process.on("uncaughtException", onCrash)
+  process.on("unhandledRejection", onCrash)
+
+  const start = (child: Child): void => {
+    const p = spawn(process.execPath, [binPath, "node", ...child.args], {
+      stdio: ["pipe", "pipe", "pipe"],
+      cwd,
+      env: { ...env, ARCHIO_SUPERVISED: "1" }
+    })
+    child.process = p
+    child.startedAt = Date.now()
+    child.restartTimer = undefined
+    pipeLines(p.stdout, child.prefix, write)
+    pipeLines(p.stderr, child.prefix, write)
+    p.stdin?.on("error", () => undefined)
+    p.on("error", (e) => say(`${child.id} could not be started: ${e.message}`))
+    p.on("exit", (code, signal) => {
+      if (stopping) return
+      const ranMs = Date.now() - child.startedAt
+      child.quickFailures = ranMs < healthyAfterMs ? child.quickFailures + 1 : 0
+      if (child.quickFailures >= maxQuickFailures) {
+        child.givenUp = true
+        say(`${child.id} exited (${describeExit(code, signal)}) ${child.quickFailures} times in a row right after starting; leaving it down (see its log above)`)
+        if (children.every((c) => c.givenUp)) {
+          say("every node is down")
+          stopping = true
+          void stopAll(1)
+        }
+        return
+      }
+      const delay = 1000 * 2 ** Math.max(0, child.quickFailures - 1)
+      say(`${child.id} exited unexpectedly (${describeExit(code, signal)}); restarting it in ${delay / 1000} s`)
+      child.restartTimer = setTimeout(() => {
+        if (!stopping) start(child)
+      }, delay)
+    })
+    say(`started ${child.id} (pid ${p.pid ?? "?"})`)
+  }
+
+  const startCluster = async (url: string): Promise<void> => {
+    const ports = await pickHttpPorts(nodeIds.length)
+    nodeIds.forEach((id, i) => {
+      const dataDir = join(home, id)
+      const httpPort = ports[i]!
+      const args = ["--id", id, "--cluster", cluster, "--nats", url, "--peers", nodeIds.join(","), "--data", dataDir, "--http-port", String(httpPort)]
+      say(`${id}: data ${relative(cwd, dataDir)}, HTTP port ${httpPort}`)
+      children.push({ id, args, prefix: prefixFor(id, i, color), process: undefined, startedAt: 0, quickFailures: 0, restartTimer: undefined, givenUp: false })
+    })
+    for (const child of children) if (!stopping) start(child)
+
+    const natsOptions = await Effect.runPromise(clientOptions({ ...client.nats, servers: url.split(",") }, `archio-dev-${cluster}`))
+    monitor = await connect({ ...natsOptions, waitOnFirstConnect: false })
+    if (await waitReady(monitor, cluster, nodeIds, () => stopping)) {
+      const shown = redactUrl(url)
+      const flags = cluster === "dev" ? "" : ` --cluster ${cluster}`
+      say(`cluster "${cluster}" is up: ${nodeIds.join(", ")} answer on NATS at ${shown}`)
+      say("try:")
+      say(`  nats req -s ${shown} ${subjects.admin(cluster, "status")} ''`)
+      say(`  npx archio status --nats ${shown}${flags}`)
+      say(`  npx archio status --nats ${shown}${flags} --node n2`)
+      say("Ctrl-C stops the cluster.")
+    } else if (!stopping) {
+      say(`not every node answered within ${readyTimeoutMs / 1000} s; see the logs above`)
+    }
+    // A stop that came while we were connecting may have missed this connection.
+    if (stopping) await monitor.close().catch(() => undefined)
+  }
+
+  let code: number
+  try {
+    const resolved = await resolveNats(client, home, say)
+    if (typeof resolved === "number") code = resolved
+    else {
+      nats = resolved
+      running = true
+      if (stopping) void stopAll(0)
+      else await startCluster(resolved.url)
+      code = await finished
+    }
+  } catch (e) {
+    say(`failed: ${e instanceof Error ? e.message : String(e)}`)
+    if (running) {
+      if (!stopping) {
+        stopping = true
+        void stopAll(1)
+      }
+      code = await finished
+    } else code = 1
+  }
+  options.stop?.removeEventListener("abort", onAbort)
+  process.off("SIGINT", onSignal)
+  process.off("SIGTERM", onSignal)
+  process.off("uncaughtException", onCrash)
+  process.off("unhandledRejection", onCrash)
+  return code
+}

@@ -62,6 +62,8 @@ export class ArchioClient {
   private readonly clientId: string
   private readonly freeLanes: number[] = []
   private readonly laneSeq: number[] = []
+  /** The node that answered the last write: probably the leader. */
+  private leader: string | undefined
 
   constructor(
     readonly nc: NatsConnection,
@@ -117,7 +119,13 @@ export class ArchioClient {
     const lane = this.freeLanes.pop() ?? this.laneSeq.push(0) - 1
     const seq = ++this.laneSeq[lane]!
     try {
-      return await this.call<WriteResult>(Subjects.kv(this.cluster, op), { ...body, token: { client: `${this.clientId}-${lane}`, seq } })
+      const result = await this.call<WriteResult & { node?: string }>(
+        (direct) =>
+          direct && this.leader !== undefined ? Subjects.node(this.cluster, this.leader, `kv.${op}`) : Subjects.kv(this.cluster, op),
+        { ...body, token: { client: `${this.clientId}-${lane}`, seq } }
+      )
+      this.leader = result.node
+      return result
     } finally {
       this.freeLanes.push(lane)
     }
@@ -127,12 +135,15 @@ export class ArchioClient {
    * One request with retries. Resolves with the parsed reply, or rejects with an ArchioError
    * (the server's, or `unavailable`/`timeout` when the deadline passed).
    */
-  async call<A>(subject: string, body: unknown): Promise<A> {
+  async call<A>(to: string | ((direct: boolean) => string), body: unknown): Promise<A> {
     const payload = new TextEncoder().encode(JSON.stringify(body))
     const start = performance.now()
     let backoff = 10
     let last: ArchioError = archioError("unavailable", "no attempt was made")
-    while (performance.now() - start < this.deadlineMs) {
+    // The first attempt may go straight to the node that answered last; retries use the service.
+    for (let attempt = 0; performance.now() - start < this.deadlineMs; attempt++) {
+      const subject = typeof to === "string" ? to : to(attempt === 0)
+      if (attempt > 0) this.leader = undefined
       try {
         const msg = await this.nc.request(subject, payload, { timeout: this.attemptTimeoutMs })
         const err = readError(msg)

@@ -1,7 +1,7 @@
 /**
- * The Applier actor: applies committed entries strictly in order to the state machine, writes
- * the changes together with the applied index in one LevelDB batch, then answers the requests
- * waiting for those entries and wakes reads waiting for that applied index.
+ * The Applier actor: applies committed entries strictly in order to the state machine, answers
+ * the requests waiting for those entries, wakes reads waiting for that applied index, and
+ * writes the changes together with the applied index in one LevelDB batch.
  *
  * The mailbox is drained in batches and applied in a plain loop (no per-entry Effect).
  */
@@ -83,10 +83,13 @@ export class Applier {
       const changes = newChanges()
       const outcomes: Array<[Waiter, ApplyOutcome]> = []
       for (const entries of batches) for (const e of entries) this.applyEntry(e, changes, outcomes)
-      yield* Effect.promise(() => this.persist(changes))
+      // Answer before the write: the entries are durable in the log, and a crash before this
+      // batch lands only means re-applying them from there on restart. Writes stay in order
+      // because the next drain waits for this one.
       for (const [w, outcome] of outcomes) w.done(outcome)
       this.wakeReads()
       if (changes.events.length > 0) this.onEvents(changes.events)
+      yield* Effect.promise(() => this.persist(changes))
     }
   })
 

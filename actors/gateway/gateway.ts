@@ -87,7 +87,8 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
 
     const replyWrite = (r: Responder, outcome: ApplyOutcome): void => {
       if ("_tag" in outcome) return r.fail(outcome)
-      if (outcome.ok) return r.ok(outcome)
+      // `node` lets clients send their next write straight to the leader (leader affinity).
+      if (outcome.ok) return r.ok({ ...outcome, node: id })
       r.fail(archioError(outcome.code, outcome.message, outcome.detail))
     }
 

@@ -2,7 +2,7 @@
  * One way to answer a client, whether its request reached us through the service's queue group
  * or was forwarded by another node with the client's inbox as reply subject. Answers once.
  */
-import type { Msg, NatsConnection } from "@nats-io/transport-node"
+import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/transport-node"
 import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import { encodeJson } from "../../protocol/json.ts"
 import { respondOnSubject, type ServiceRequest } from "./service.ts"
@@ -43,12 +43,21 @@ export const fromForwarded = (nc: NatsConnection, msg: Msg): Responder => {
     done = true
     respondOnSubject(nc, reply, body)
   }
+  const forwardedBy = msg.headers?.get(forwardedHeader) || undefined
   return {
     data: msg.data,
-    forwardedBy: msg.headers?.get(forwardedHeader) || undefined,
+    forwardedBy,
     ok: (body) => send(encodeJson(body)),
     fail: (err) => send(err),
-    forward: () => send(archioError("unavailable", "this node is not the leader and the request was already forwarded once; retry")),
+    forward: (nc, subject, self) => {
+      if (forwardedBy !== undefined) {
+        send(archioError("unavailable", "this node is not the leader and the request was already forwarded once; retry"))
+      } else if (!done && reply !== "") {
+        // A client that addressed this node directly (leader affinity) and guessed wrong.
+        done = true
+        forwardRaw(nc, subject, self, msg.data, reply)
+      }
+    },
     get done() {
       return done
     }
@@ -60,7 +69,6 @@ const forwardRaw = (nc: NatsConnection, subject: string, self: string, data: Uin
   nc.publish(subject, data, { reply, headers: h })
 }
 
-import { headers as natsHeaders } from "@nats-io/transport-node"
 const headersOf = (self: string) => {
   const h = natsHeaders()
   h.set(forwardedHeader, self)

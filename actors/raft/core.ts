@@ -10,6 +10,7 @@
  *   3. call `advance(ready)`
  *   4. send `messages` (votes and acknowledgements: only after what they promise is durable)
  *   5. apply `committed`, serve `readStates`, fail `droppedReads`
+ *      (committed entries already durable before step 2 may be applied before it)
  */
 import { EntryKind, type Entry, type NodeId, type RaftMessage } from "../../protocol/raft.ts"
 import { becomeFollower, campaign, handleVoteReply, handleVoteRequest, tickElection } from "./election.ts"

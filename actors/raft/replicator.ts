@@ -13,7 +13,8 @@ export const newProgress = (s: RaftState): Progress => ({
   probeSent: false,
   inflight: [],
   recentActive: true,
-  ackedRound: 0
+  ackedRound: 0,
+  sentCommit: 0
 })
 
 /** Leader setup: fresh progress for everyone and a no-op entry so earlier terms can commit. */
@@ -49,6 +50,7 @@ const heartbeatMessage = (s: RaftState, to: NodeId, pr: Progress, entries: Reado
   const prev = pr.next - 1
   const prevTerm = s.log.term(prev)
   invariant(prevTerm !== undefined, "a follower's next index stays inside the leader's log (snapshots come later)")
+  pr.sentCommit = s.log.committed
   return {
     type: "append",
     from: s.id,
@@ -111,8 +113,12 @@ export const flushPeers = (s: RaftState): void => {
   }
   for (const p of s.dirtyPeers) {
     const pr = s.progress.get(p)
-    // A follower we are still probing learns the commit index when the probe is answered.
-    if (pr !== undefined) sendAppend(s, p, !(pr.state === "probe" && pr.probeSent))
+    if (pr === undefined) continue
+    // With nothing new to send, a follower still hears of a commit index it was not told yet
+    // (it applies sooner, which follower reads wait for); a follower we are still probing learns
+    // it when the probe is answered.
+    const tellCommit = pr.sentCommit < s.log.committed && !(pr.state === "probe" && pr.probeSent)
+    sendAppend(s, p, tellCommit)
   }
   s.dirtyPeers.clear()
 }

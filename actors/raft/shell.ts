@@ -116,11 +116,19 @@ export const make = (
       while (core.hasReady()) {
         const rd = core.ready()
         for (const m of rd.sendFirst) publish(m)
-        const before = lastStored
-        lastStored = yield* Effect.promise(() => persistReady(stores, rd, before, true))
+        // Committed entries already on our disk go to the Applier now, not after this write:
+        // on a leader that is all of them (it counts its own copy only once durable).
+        const durable = core.s.log.persistedIndex
+        let split = 0
+        while (split < rd.committed.length && rd.committed[split]!.index <= durable) split++
+        if (split > 0) onCommitted(split === rd.committed.length ? rd.committed : rd.committed.slice(0, split))
+        if (rd.hardState !== null || rd.truncateFrom !== null || rd.entries.length > 0) {
+          const before = lastStored
+          lastStored = yield* Effect.promise(() => persistReady(stores, rd, before, true))
+        }
         core.advance(rd)
         for (const m of rd.messages) publish(m)
-        if (rd.committed.length > 0) onCommitted(rd.committed)
+        if (split < rd.committed.length) onCommitted(rd.committed.slice(split))
         for (const r of rd.readStates) {
           const done = reads.get(r.ctx)
           reads.delete(r.ctx)

@@ -53,6 +53,8 @@ export interface Progress {
   recentActive: boolean
   /** Highest heartbeat round acknowledged: confirms our leadership for ReadIndex. */
   ackedRound: number
+  /** Highest commit index sent to this follower: a new commit is worth one message, no more. */
+  sentCommit: number
 }
 
 export interface PendingRead {

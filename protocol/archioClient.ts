@@ -46,6 +46,8 @@ export interface WriteResult {
 /** Codes worth retrying: the cluster is electing, or the reply was lost. */
 const retryable = new Set(["unavailable", "timeout"])
 
+const maxBackoffMs = 100
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const isNoResponders = (e: unknown): boolean => {
@@ -157,7 +159,8 @@ export class ArchioClient {
         else throw e
       }
       await sleep(backoff * (0.5 + Math.random()))
-      backoff = Math.min(backoff * 2, 500)
+      // Capped low: an election takes 150-300 ms, and a long sleep would only add to it.
+      backoff = Math.min(backoff * 2, maxBackoffMs)
     }
     throw last
   }

@@ -100,7 +100,7 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
       consensus.propose([{ kind: EntryKind.Command, data }], (p) => {
         if (p.ok) return applier.waitFor(p.firstIndex, p.term, (outcome) => replyWrite(r, outcome))
         if (p.leader !== null && p.leader !== id && r.forwardedBy === undefined) {
-          return r.forward(nc, Subjects.node(cluster, p.leader, `kv.${op}`), id)
+          return r.forward(nc, Subjects.node(cluster, p.leader, `kv.${op}`), id, options.requestTimeoutMs)
         }
         r.fail(noLeader(p.leader))
       })

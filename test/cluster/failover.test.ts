@@ -27,6 +27,14 @@ t.test("writes survive SIGKILL of the leader, a new leader takes over, the old o
   const oldLeader = await cluster.waitForLeader(5_000)
   await cluster.kill(oldLeader)
   const killedAt = performance.now()
+  // A follower that still believes in the dead leader answers (forwarding never black-holes a
+  // request): the reply is an error or a success, never silence until the NATS timeout.
+  const follower = cluster.ids.find((id) => id !== oldLeader)!
+  const raw = await cluster.nc.request(`archio.dev.node.${follower}.kv.put`, JSON.stringify({ key: "raw", value: "x" }), { timeout: 4_000 }).then(
+    (m) => m.string(),
+    (e: unknown) => `no reply: ${String(e)}`
+  )
+  t.match(raw, /"ok":/, `a follower answers right after the leader died (${raw.slice(0, 80)})`)
   await client.put("after-0", "x")
   acked.set("after-0", "x")
   t.ok(performance.now() - killedAt < 10_000, "a write is acknowledged after the leader died")

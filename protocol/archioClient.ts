@@ -48,6 +48,8 @@ const retryable = new Set(["unavailable", "timeout"])
 
 const maxBackoffMs = 100
 
+const utf8 = new TextEncoder()
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const isNoResponders = (e: unknown): boolean => {
@@ -138,10 +140,11 @@ export class ArchioClient {
    * (the server's, or `unavailable`/`timeout` when the deadline passed).
    */
   async call<A>(to: string | ((direct: boolean) => string), body: unknown): Promise<A> {
-    const payload = new TextEncoder().encode(JSON.stringify(body))
+    const payload = utf8.encode(JSON.stringify(body))
     const start = performance.now()
     let backoff = 10
-    let last: ArchioError = archioError("unavailable", "no attempt was made")
+    // Built only when needed: an error object captures a stack, too costly for every call.
+    let last: ArchioError | undefined
     // The first attempt may go straight to the node that answered last; retries use the service.
     for (let attempt = 0; performance.now() - start < this.deadlineMs; attempt++) {
       const subject = typeof to === "string" ? to : to(attempt === 0)
@@ -162,6 +165,6 @@ export class ArchioClient {
       // Capped low: an election takes 150-300 ms, and a long sleep would only add to it.
       backoff = Math.min(backoff * 2, maxBackoffMs)
     }
-    throw last
+    throw last ?? archioError("timeout", `no attempt on ${typeof to === "string" ? to : to(false)} fit in ${this.deadlineMs} ms`)
   }
 }

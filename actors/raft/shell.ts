@@ -1,8 +1,10 @@
 /**
- * The consensus actor's Effect shell: one mailbox, one fiber. It turns NATS messages, clock
- * ticks, proposals and reads into core inputs, then performs each Ready in the order the core
- * demands (see core.ts). Draining the mailbox in batches gives group commit: every proposal that
- * arrived while the previous fsync ran goes into the next single batch.
+ * The consensus actor's Effect shell: one mailbox and one fiber own the core; a second fiber
+ * owns the disk. The loop turns NATS messages, clock ticks, proposals and reads into core
+ * inputs and hands out each Ready in the order the core demands (see core.ts); the writer syncs
+ * queued Readies in order, sends what had to wait for the disk, and tells the core with a
+ * `persisted` input. Every Ready queued while the previous fsync ran shares the next one (group
+ * commit), and the loop keeps stepping acknowledgements while the disk works.
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node"
 import { Clock, Effect, Queue, Random, Schedule } from "effect"
@@ -11,7 +13,7 @@ import type { NodeId, RaftMessage } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { RaftCore, type ProposeResult, type Proposal, type Ready, type Status } from "./core.ts"
 import { defaultTuning, type RaftConfig } from "./state.ts"
-import { loadRestored, persistReady, type RaftStores } from "./storage.ts"
+import { loadRestored, needsWrite, persistReadies, type RaftStores } from "./storage.ts"
 
 export interface ConsensusOptions {
   readonly cluster: string
@@ -30,6 +32,7 @@ type Input =
   | { readonly type: "propose"; readonly proposals: ReadonlyArray<Proposal>; readonly done: (r: ProposeResult) => void }
   | { readonly type: "read"; readonly done: (r: ReadResult) => void }
   | { readonly type: "transfer"; readonly to: NodeId }
+  | { readonly type: "persisted"; readonly rd: Ready }
 
 export interface Consensus {
   /** Appends commands if this node leads; `done` runs with the index to wait for (no Deferred). */
@@ -109,10 +112,32 @@ export const make = (
         case "transfer":
           core.transferLeadership(input.to)
           return
+        case "persisted":
+          core.advance(input.rd)
+          return
       }
     }
 
-    const performReady = Effect.gen(function* () {
+    // Readies whose writes are not yet durable, with the committed entries that wait for them.
+    const writes = yield* Queue.unbounded<{ readonly rd: Ready; readonly late: Ready["committed"] }>()
+
+    let queuedWrites = 0
+
+    const answerReads = (rd: Ready): void => {
+      for (const r of rd.readStates) {
+        const done = reads.get(r.ctx)
+        reads.delete(r.ctx)
+        done?.({ ok: true, index: r.index })
+      }
+      for (const ctx of rd.droppedReads) {
+        const done = reads.get(ctx)
+        reads.delete(ctx)
+        done?.({ ok: false, leader: core.s.leader })
+      }
+    }
+
+    /** Hands out every Ready; what must wait for the disk goes to the writer fiber. */
+    const performReady = (): void => {
       while (core.hasReady()) {
         const rd = core.ready()
         for (const m of rd.sendFirst) publish(m)
@@ -122,33 +147,55 @@ export const make = (
         let split = 0
         while (split < rd.committed.length && rd.committed[split]!.index <= durable) split++
         if (split > 0) onCommitted(split === rd.committed.length ? rd.committed : rd.committed.slice(0, split))
-        if (rd.hardState !== null || rd.truncateFrom !== null || rd.entries.length > 0) {
-          const before = lastStored
-          lastStored = yield* Effect.promise(() => persistReady(stores, rd, before, true))
-        }
-        core.advance(rd)
-        for (const m of rd.messages) publish(m)
-        if (split < rd.committed.length) onCommitted(rd.committed.slice(split))
-        for (const r of rd.readStates) {
-          const done = reads.get(r.ctx)
-          reads.delete(r.ctx)
-          done?.({ ok: true, index: r.index })
-        }
-        for (const ctx of rd.droppedReads) {
-          const done = reads.get(ctx)
-          reads.delete(ctx)
-          done?.({ ok: false, leader: core.s.leader })
+        const late = split === 0 ? rd.committed : rd.committed.slice(split)
+        answerReads(rd)
+        // A Ready with nothing to write still queues behind one that has: its acknowledgements
+        // may cover entries the earlier write is still making durable.
+        if (needsWrite(rd) || queuedWrites > 0) {
+          queuedWrites++
+          Queue.unsafeOffer(writes, { rd, late })
+        } else {
+          core.advance(rd)
+          for (const m of rd.messages) publish(m)
+          if (late.length > 0) onCommitted(late)
         }
       }
-    })
+    }
 
+    // The loop never waits for the disk: while one batch is being synced it keeps stepping
+    // acknowledgements and proposals (etcd's asynchronous storage writes).
     const loop = Effect.gen(function* () {
       for (;;) {
         const first = yield* Queue.take(mailbox)
         const rest = yield* Queue.takeAll(mailbox)
         handle(first)
         for (const input of rest) handle(input)
-        yield* performReady
+        performReady()
+      }
+    })
+
+    // One writer, in order: every Ready queued while the last fsync ran shares the next one.
+    const writer = Effect.gen(function* () {
+      for (;;) {
+        const first = yield* Queue.take(writes)
+        const rest = yield* Queue.takeAll(writes)
+        const batch = [first, ...rest]
+        const before = lastStored
+        lastStored = yield* Effect.promise(() =>
+          persistReadies(
+            stores,
+            batch.map((w) => w.rd),
+            before,
+            true
+          )
+        )
+        // Votes and acknowledgements leave only now that what they promise is durable.
+        queuedWrites -= batch.length
+        for (const { rd, late } of batch) {
+          for (const m of rd.messages) publish(m)
+          if (late.length > 0) onCommitted(late)
+          Queue.unsafeOffer(mailbox, { type: "persisted", rd })
+        }
       }
     })
 
@@ -158,6 +205,7 @@ export const make = (
     }).pipe(Effect.repeat(Schedule.spaced(options.tickMs)))
 
     yield* Effect.forkScoped(loop)
+    yield* Effect.forkScoped(writer)
     yield* Effect.forkScoped(ticker)
 
     const consensus: Consensus = {

@@ -62,26 +62,36 @@ export const loadRestored = async (stores: RaftStores): Promise<Restored> => {
   return { hardState, baseIndex: base.index, baseTerm: base.term, entries, applied }
 }
 
+/** Does this Ready carry anything that must be on disk before its messages leave? */
+export const needsWrite = (rd: Ready): boolean => rd.hardState !== null || rd.truncateFrom !== null || rd.entries.length > 0
+
 /**
- * Writes one Ready's durable part in a single batch. `lastStored` is the highest log index on
- * disk before the write; the return value is the one after it.
+ * Writes the durable part of several Readies, in order, as one atomic batch (one fsync for all).
+ * `lastStored` is the highest log index on disk before the write; the return value is the one
+ * after it.
  */
-export const persistReady = async (stores: RaftStores, rd: Ready, lastStored: number, sync: boolean): Promise<number> => {
-  if (rd.hardState === null && rd.truncateFrom === null && rd.entries.length === 0) return lastStored
+export const persistReadies = async (
+  stores: RaftStores,
+  readies: ReadonlyArray<Ready>,
+  lastStored: number,
+  sync: boolean
+): Promise<number> => {
   const ops: BatchOp[] = []
-  if (rd.hardState !== null) {
-    ops.push({ type: "put", sublevel: stores.meta, key: metaKeys.hardState, value: encodeJsonValue(rd.hardState) })
-  }
   let last = lastStored
-  if (rd.truncateFrom !== null) {
-    for (let i = rd.truncateFrom; i <= lastStored; i++) ops.push({ type: "del", sublevel: stores.log, key: encodeUint64Key(i) })
-    last = Math.min(last, rd.truncateFrom - 1)
+  for (const rd of readies) {
+    if (rd.hardState !== null) {
+      ops.push({ type: "put", sublevel: stores.meta, key: metaKeys.hardState, value: encodeJsonValue(rd.hardState) })
+    }
+    if (rd.truncateFrom !== null) {
+      for (let i = rd.truncateFrom; i <= last; i++) ops.push({ type: "del", sublevel: stores.log, key: encodeUint64Key(i) })
+      last = Math.min(last, rd.truncateFrom - 1)
+    }
+    for (const e of rd.entries) {
+      ops.push({ type: "put", sublevel: stores.log, key: encodeUint64Key(e.index), value: encodeEntryValue(e) })
+    }
+    const tail = rd.entries[rd.entries.length - 1]
+    if (tail !== undefined) last = tail.index
   }
-  for (const e of rd.entries) {
-    ops.push({ type: "put", sublevel: stores.log, key: encodeUint64Key(e.index), value: encodeEntryValue(e) })
-  }
-  const tail = rd.entries[rd.entries.length - 1]
-  if (tail !== undefined) last = tail.index
-  await writeBatch(stores.db, ops, sync)
+  if (ops.length > 0) await writeBatch(stores.db, ops, sync)
   return last
 }

@@ -9,7 +9,7 @@ import { RaftCore, type Ready } from "../../actors/raft/core.ts"
 import { InvariantViolation } from "../../actors/raft/invariant.ts"
 import { nextRandom } from "../../actors/raft/random.ts"
 import { defaultTuning } from "../../actors/raft/state.ts"
-import { encodeJsonValue, loadRestored, metaKeys, persistReady, writeBatch, type RaftStores } from "../../actors/raft/storage.ts"
+import { encodeJsonValue, loadRestored, metaKeys, needsWrite, persistReadies, writeBatch, type RaftStores } from "../../actors/raft/storage.ts"
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
 import { EntryKind, type Entry, type NodeId } from "../../protocol/raft.ts"
 import { SafetyChecker, SafetyViolation } from "./checker.ts"
@@ -92,6 +92,8 @@ interface SimNode {
   /** The register state machine: key -> value, rebuilt from applied entries. */
   state: Map<string, string>
   applied: number
+  /** Readies waiting for the simulated disk, with the committed entries that wait for them. */
+  writes: Array<{ rd: Ready; late: ReadonlyArray<Entry> }>
   /** Writes proposed through this node in this life: index -> write id. */
   pending: Map<number, { id: string; term: number }>
 }
@@ -111,7 +113,6 @@ export class Simulation {
   private dropRate = 0
   private dupRate = 0
   private maxDelay = 5
-  private crashMidReady = false
   private readonly acked = new Set<string>()
   private writeCounter = 0
   private events = 0
@@ -157,6 +158,7 @@ export class Simulation {
     node.core = core
     node.lastStored = restored.baseIndex + restored.entries.length
     node.pending = new Map()
+    node.writes = []
     const saved = await node.stores.meta.get("sim.state")
     node.state = new Map(saved === undefined ? [] : (JSON.parse(untext.decode(saved)) as Array<[string, string]>))
     node.applied = restored.applied
@@ -179,26 +181,54 @@ export class Simulation {
     this.crashes++
   }
 
-  /** Performs a node's Ready in the order the real shell does. */
+  /**
+   * Hands out a node's Readies the way the real shell does: sends first, applies what is
+   * already durable, and queues writes for a simulated disk that finishes them later, in order,
+   * a batch at a time. A crash loses whatever the disk had not finished.
+   */
   private async afterInput(node: SimNode): Promise<void> {
     const life = node.life
     while (node.core !== null && node.life === life && node.core.hasReady()) {
       const core = node.core
       const rd: Ready = core.ready()
       for (const m of rd.sendFirst) this.send(m)
-      if (this.crashMidReady && this.random() < 0.002) {
-        // Crash before the write is durable: the Ready's writes and replies are lost.
-        this.crash(node)
-        return
-      }
       this.checker.observeWritten(node.id, rd.entries)
-      node.lastStored = await persistReady(node.stores, rd, node.lastStored, true)
-      if (node.core !== core) return
-      core.advance(rd)
-      for (const m of rd.messages) this.send(m)
-      if (rd.committed.length > 0) await this.apply(node, rd.committed)
+      const durable = core.s.log.persistedIndex
+      let split = 0
+      while (split < rd.committed.length && rd.committed[split]!.index <= durable) split++
+      if (split > 0) await this.apply(node, rd.committed.slice(0, split))
+      const late = rd.committed.slice(split)
+      if (needsWrite(rd) || node.writes.length > 0) {
+        node.writes.push({ rd, late })
+        if (node.writes.length === 1) this.schedule(Math.floor(this.random() * 4), () => this.diskDone(node, life))
+      } else {
+        core.advance(rd)
+        for (const m of rd.messages) this.send(m)
+        if (late.length > 0) await this.apply(node, late)
+      }
       this.checker.observe(node.id, core)
     }
+  }
+
+  /** The simulated disk finished every write queued so far (one synced batch). */
+  private async diskDone(node: SimNode, life: number): Promise<void> {
+    if (node.core === null || node.life !== life) return
+    const batch = node.writes
+    node.writes = []
+    node.lastStored = await persistReadies(
+      node.stores,
+      batch.map((w) => w.rd),
+      node.lastStored,
+      true
+    )
+    const core = node.core
+    for (const { rd, late } of batch) {
+      for (const m of rd.messages) this.send(m)
+      if (late.length > 0) await this.apply(node, late)
+      core.advance(rd)
+    }
+    this.checker.observe(node.id, core)
+    return this.afterInput(node)
   }
 
   private async apply(node: SimNode, entries: ReadonlyArray<Entry>): Promise<void> {
@@ -307,7 +337,7 @@ export class Simulation {
         log: db.sublevel<Uint8Array, Uint8Array>("log", { keyEncoding: "view", valueEncoding: "view" }),
         meta: db.sublevel<string, Uint8Array>("meta", { valueEncoding: "view" })
       }
-      this.nodes.push({ id: `n${i}`, db, stores, core: null, life: 0, lastStored: 0, state: new Map(), applied: 0, pending: new Map() })
+      this.nodes.push({ id: `n${i}`, db, stores, core: null, life: 0, lastStored: 0, state: new Map(), applied: 0, pending: new Map(), writes: [] })
     }
     this.heal()
     for (const n of this.nodes) await this.boot(n)
@@ -325,9 +355,7 @@ export class Simulation {
       }
     }
     this.schedule(300, nemesis)
-    this.crashMidReady = true
     this.schedule(chaosMs, () => {
-      this.crashMidReady = false
       this.heal()
       this.maxDelay = 3
       this.trace("final heal")

@@ -4,13 +4,13 @@
  * interface, with the same sublevels and encodings.
  *
  * Encodings (the stored bytes are the contract; the encodings only say what JS type you get):
- * - `log`: keys are 8-byte big-endian indexes (`logKey`), so LevelDB's bytewise order is index
+ * - `log`: keys are 8-byte big-endian indexes (`encodeUint64Key` in protocol/raftCodec.ts), so LevelDB's bytewise order is index
  *   order and range scans and `clear({ lt })` compaction work; values are encoded entries.
  *   Both `view` (Uint8Array) so no copies through Buffer and no text decoding.
  * - `meta`: utf8 keys (`hardState`, `snapshot`, `applied`, ...) a person can read in a dump;
  *   `view` values so each owner picks its own codec.
  * - `kv`, `jobs`, `sessions`: utf8 keys (user keys, job ids, index keys built from strings) and
- *   `view` values. Index keys that must sort by number should embed `logKey`-style fixed-width
+ *   `view` values. Index keys that must sort by number should embed `encodeUint64Key`-style fixed-width
  *   big-endian numbers or zero-padded digits.
  *
  * A write that must be atomic across sublevels goes through `db.batch([...{ sublevel }])`.
@@ -32,7 +32,7 @@ export type Sublevel<K, V> = AbstractSublevel<Db, Format, K, V>
 
 export interface StorageShape {
   readonly db: Db
-  /** Raft log: `logKey(index)` -> encoded entry. */
+  /** Raft log: `encodeUint64Key(index)` -> encoded entry. */
   readonly log: Sublevel<Uint8Array, Uint8Array>
   /** Hard state (term, vote), membership, snapshot metadata, applied index. */
   readonly meta: Sublevel<string, Uint8Array>
@@ -54,20 +54,6 @@ export class StorageError extends Data.TaggedError("StorageError")<{
 
 /** Names of the sublevels, as DESIGN.md lists them. */
 export const sublevelNames = ["log", "meta", "kv", "jobs", "sessions"] as const
-
-/** 8-byte big-endian key for log index `index` (0 <= index <= 2^53 - 1). */
-export const logKey = (index: number): Uint8Array => {
-  if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`log index must be a non-negative safe integer, got ${index}`)
-  const key = new Uint8Array(8)
-  new DataView(key.buffer).setBigUint64(0, BigInt(index), false)
-  return key
-}
-
-/** The log index a `logKey` encodes. */
-export const logIndex = (key: Uint8Array): number => {
-  if (key.byteLength !== 8) throw new RangeError(`log key must be 8 bytes, got ${key.byteLength}`)
-  return Number(new DataView(key.buffer, key.byteOffset, 8).getBigUint64(0, false))
-}
 
 /** Builds the sublevels over an open (or opening) root database. */
 export const sublevels = (db: Db): StorageShape => ({

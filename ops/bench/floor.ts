@@ -1,0 +1,144 @@
+/**
+ * What a write costs at the least on this machine, measured without Archio:
+ *   disk: a synced LevelDB batch (what every Raft append waits for) against a preallocated file
+ *         with fdatasync, alone and three processes at once (as in a local cluster);
+ *   transport: a cross-process TCP echo, a NATS request/reply through nats-server, and the
+ *         client CPU of one `nats.request` against a hand-rolled inbox mux.
+ */
+import { spawn } from "node:child_process"
+import { fdatasyncSync, ftruncateSync, openSync, writeSync, closeSync } from "node:fs"
+import { mkdtemp, rm } from "node:fs/promises"
+import * as net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { connect } from "@nats-io/transport-node"
+import { ClassicLevel } from "classic-level"
+import { startNatsServer } from "../natsServer.ts"
+
+const us = (ms: number) => `${(ms * 1000).toFixed(0)} µs`
+
+/** One process: N synced LevelDB batches of one 300-byte put, then N fdatasyncs. */
+export const diskOnce = async (dir: string, n = 500): Promise<{ level: number; fdatasync: number }> => {
+  const db = new ClassicLevel<string, Uint8Array>(join(dir, "db"), { valueEncoding: "view" })
+  await db.open()
+  const v = new Uint8Array(300)
+  let t = performance.now()
+  for (let i = 0; i < n; i++) await db.batch([{ type: "put", key: `k${i}`, value: v }], { sync: true } as object)
+  const level = (performance.now() - t) / n
+  await db.close()
+  const fd = openSync(join(dir, "wal"), "w+")
+  ftruncateSync(fd, 64 << 20)
+  t = performance.now()
+  for (let i = 0; i < n; i++) {
+    writeSync(fd, v, 0, v.length, i * v.length)
+    fdatasyncSync(fd)
+  }
+  closeSync(fd)
+  return { level, fdatasync: (performance.now() - t) / n }
+}
+
+const self = new URL(import.meta.url).pathname
+
+export const disk = async (): Promise<void> => {
+  const dirs = await Promise.all([0, 1, 2].map(() => mkdtemp(join(tmpdir(), "archio-disk-"))))
+  const one = await diskOnce(dirs[0]!)
+  console.log(`disk, one process: LevelDB synced batch ${us(one.level)}, preallocated fdatasync ${us(one.fdatasync)}`)
+  const lines = await Promise.all(
+    dirs.map(
+      (d) =>
+        new Promise<string>((resolve) => {
+          const p = spawn(process.execPath, ["--import", "tsx", self, "disk-child", d], { stdio: ["ignore", "pipe", "inherit"] })
+          let out = ""
+          p.stdout.on("data", (c: Buffer) => (out += c.toString()))
+          p.on("exit", () => resolve(out.trim()))
+        })
+    )
+  )
+  console.log(`disk, three processes at once: ${lines.join("; ")}`)
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
+}
+
+export const transport = async (): Promise<void> => {
+  // TCP echo between two processes.
+  const echo = net.createServer((s) => {
+    s.setNoDelay(true)
+    s.on("data", (d) => s.write(d))
+  })
+  await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r))
+  const port = (echo.address() as net.AddressInfo).port
+  const child = spawn(process.execPath, ["--import", "tsx", self, "tcp-child", String(port)], { stdio: ["ignore", "pipe", "inherit"] })
+  const tcp = await new Promise<string>((resolve) => {
+    let out = ""
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()))
+    child.on("exit", () => resolve(out.trim()))
+  })
+  echo.close()
+  console.log(`transport: cross-process TCP echo round trip ${tcp}`)
+
+  const server = await startNatsServer()
+  const a = await connect({ servers: server.url, noAsyncTraces: true })
+  const b = await connect({ servers: server.url, noAsyncTraces: true })
+  b.subscribe("echo", { callback: (_e, m) => void m.respond(m.data) })
+  await b.flush()
+  const n = 2000
+  const t = performance.now()
+  for (let i = 0; i < n; i++) await a.request("echo", "x", { timeout: 1000 })
+  console.log(`transport: NATS request/reply round trip ${us((performance.now() - t) / n)}`)
+  const payload = new TextEncoder().encode(JSON.stringify({ key: "k", value: "x".repeat(256) }))
+  const cpu = async (label: string, one: () => Promise<unknown>) => {
+    const c0 = process.cpuUsage()
+    let done = 0
+    const end = performance.now() + 3000
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (performance.now() < end) {
+          await one()
+          done++
+        }
+      })
+    )
+    const c = process.cpuUsage(c0)
+    console.log(`transport: ${label}: ${Math.round(done / 3)} requests/s, ${((c.user + c.system) / done).toFixed(0)} µs client CPU each (64 in flight)`)
+  }
+  await cpu("nats.request", () => a.request("echo", payload, { timeout: 2000 }))
+  const pending = new Map<string, () => void>()
+  let seq = 0
+  const inbox = `_INBOX.bench${process.pid}`
+  a.subscribe(`${inbox}.*`, {
+    callback: (_e, m) => {
+      const id = m.subject.slice(inbox.length + 1)
+      pending.get(id)?.()
+      pending.delete(id)
+    }
+  })
+  await cpu("hand-rolled inbox mux", () => new Promise<void>((resolve) => {
+    const id = (seq++).toString(36)
+    pending.set(id, resolve)
+    a.publish("echo", payload, { reply: `${inbox}.${id}` })
+  }))
+  await a.close()
+  await b.close()
+  await server.stop()
+}
+
+// Child roles for the measurements above.
+if (process.argv[2] === "disk-child") {
+  const r = await diskOnce(process.argv[3]!)
+  console.log(`LevelDB ${us(r.level)} / fdatasync ${us(r.fdatasync)}`)
+} else if (process.argv[2] === "tcp-child") {
+  const s = net.connect(Number(process.argv[3]), "127.0.0.1")
+  s.setNoDelay(true)
+  await new Promise((r) => s.once("connect", r))
+  const n = 3000
+  let got = 0
+  const t = performance.now()
+  await new Promise<void>((resolve) => {
+    s.on("data", () => {
+      if (++got === n) resolve()
+      else s.write("x")
+    })
+    s.write("x")
+  })
+  console.log(us((performance.now() - t) / n))
+  s.destroy()
+}

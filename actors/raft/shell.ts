@@ -122,6 +122,7 @@ export const make = (
     const writes = yield* Queue.unbounded<{ readonly rd: Ready; readonly late: Ready["committed"] }>()
 
     let queuedWrites = 0
+    let lateInWriter = 0
 
     const answerReads = (rd: Ready): void => {
       for (const r of rd.readStates) {
@@ -143,7 +144,9 @@ export const make = (
         for (const m of rd.sendFirst) publish(m)
         // Committed entries already on our disk go to the Applier now, not after this write:
         // on a leader that is all of them (it counts its own copy only once durable).
-        const durable = core.s.log.persistedIndex
+        // Never ahead of committed entries still waiting in the writer, so the Applier gets
+        // every index in order.
+        const durable = lateInWriter > 0 ? 0 : core.s.log.persistedIndex
         let split = 0
         while (split < rd.committed.length && rd.committed[split]!.index <= durable) split++
         if (split > 0) onCommitted(split === rd.committed.length ? rd.committed : rd.committed.slice(0, split))
@@ -153,6 +156,7 @@ export const make = (
         // may cover entries the earlier write is still making durable.
         if (needsWrite(rd) || queuedWrites > 0) {
           queuedWrites++
+          lateInWriter += late.length
           Queue.unsafeOffer(writes, { rd, late })
         } else {
           core.advance(rd)
@@ -194,6 +198,7 @@ export const make = (
         for (const { rd, late } of batch) {
           for (const m of rd.messages) publish(m)
           if (late.length > 0) onCommitted(late)
+          lateInWriter -= late.length
           Queue.unsafeOffer(mailbox, { type: "persisted", rd })
         }
       }

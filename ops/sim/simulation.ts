@@ -94,6 +94,10 @@ interface SimNode {
   applied: number
   /** Readies waiting for the simulated disk, with the committed entries that wait for them. */
   writes: Array<{ rd: Ready; late: ReadonlyArray<Entry> }>
+  /** A batch is on its way to the simulated disk. */
+  writing: boolean
+  /** Committed entries queued behind writes, not yet applied: nothing may overtake them. */
+  lateInWriter: number
   /** Writes proposed through this node in this life: index -> write id. */
   pending: Map<number, { id: string; term: number }>
 }
@@ -159,6 +163,8 @@ export class Simulation {
     node.lastStored = restored.baseIndex + restored.entries.length
     node.pending = new Map()
     node.writes = []
+    node.writing = false
+    node.lateInWriter = 0
     const saved = await node.stores.meta.get("sim.state")
     node.state = new Map(saved === undefined ? [] : (JSON.parse(untext.decode(saved)) as Array<[string, string]>))
     node.applied = restored.applied
@@ -193,14 +199,15 @@ export class Simulation {
       const rd: Ready = core.ready()
       for (const m of rd.sendFirst) this.send(m)
       this.checker.observeWritten(node.id, rd.entries)
-      const durable = core.s.log.persistedIndex
+      const durable = node.lateInWriter > 0 ? 0 : core.s.log.persistedIndex
       let split = 0
       while (split < rd.committed.length && rd.committed[split]!.index <= durable) split++
       if (split > 0) await this.apply(node, rd.committed.slice(0, split))
       const late = rd.committed.slice(split)
-      if (needsWrite(rd) || node.writes.length > 0) {
+      if (needsWrite(rd) || node.writes.length > 0 || node.writing) {
         node.writes.push({ rd, late })
-        if (node.writes.length === 1) this.schedule(Math.floor(this.random() * 4), () => this.diskDone(node, life))
+        node.lateInWriter += late.length
+        if (!node.writing) this.startDisk(node, life)
       } else {
         core.advance(rd)
         for (const m of rd.messages) this.send(m)
@@ -210,25 +217,38 @@ export class Simulation {
     }
   }
 
-  /** The simulated disk finished every write queued so far (one synced batch). */
-  private async diskDone(node: SimNode, life: number): Promise<void> {
-    if (node.core === null || node.life !== life) return
+  /**
+   * The simulated disk takes every write queued when it starts (one synced batch) and finishes
+   * it a little later, as the shell's writer fiber does; what is queued meanwhile waits for the
+   * next batch. The core hears of each finished Ready through a separate event, like the
+   * shell's `persisted` input, so other inputs can come between.
+   */
+  private startDisk(node: SimNode, life: number): void {
     const batch = node.writes
     node.writes = []
-    node.lastStored = await persistReadies(
-      node.stores,
-      batch.map((w) => w.rd),
-      node.lastStored,
-      true
-    )
-    const core = node.core
-    for (const { rd, late } of batch) {
-      for (const m of rd.messages) this.send(m)
-      if (late.length > 0) await this.apply(node, late)
-      core.advance(rd)
-    }
-    this.checker.observe(node.id, core)
-    return this.afterInput(node)
+    node.writing = true
+    this.schedule(Math.floor(this.random() * 4), async () => {
+      if (node.core === null || node.life !== life) return
+      node.lastStored = await persistReadies(
+        node.stores,
+        batch.map((w) => w.rd),
+        node.lastStored,
+        true
+      )
+      for (const { rd, late } of batch) {
+        for (const m of rd.messages) this.send(m)
+        if (late.length > 0) await this.apply(node, late)
+        node.lateInWriter -= late.length
+        this.schedule(0, () => {
+          if (node.core === null || node.life !== life) return
+          node.core.advance(rd)
+          this.checker.observe(node.id, node.core)
+          return this.afterInput(node)
+        })
+      }
+      node.writing = false
+      if (node.writes.length > 0) this.startDisk(node, life)
+    })
   }
 
   private async apply(node: SimNode, entries: ReadonlyArray<Entry>): Promise<void> {
@@ -337,7 +357,7 @@ export class Simulation {
         log: db.sublevel<Uint8Array, Uint8Array>("log", { keyEncoding: "view", valueEncoding: "view" }),
         meta: db.sublevel<string, Uint8Array>("meta", { valueEncoding: "view" })
       }
-      this.nodes.push({ id: `n${i}`, db, stores, core: null, life: 0, lastStored: 0, state: new Map(), applied: 0, pending: new Map(), writes: [] })
+      this.nodes.push({ id: `n${i}`, db, stores, core: null, life: 0, lastStored: 0, state: new Map(), applied: 0, pending: new Map(), writes: [], writing: false, lateInWriter: 0 })
     }
     this.heal()
     for (const n of this.nodes) await this.boot(n)

@@ -85,7 +85,8 @@ export const defaults = {
   electionTicks: 15,
   heartbeatTicks: 3,
   logLevel: "info" as LogLevelName,
-  statusTimeoutMs: 2000
+  statusTimeoutMs: 2000,
+  kvTimeoutMs: 5000
 } as const
 
 /** One configurable setting: its flag, its variable, older variable names, and its help line. */
@@ -212,6 +213,51 @@ export const statusOptions = {
     help: "how long to wait for an answer, in milliseconds"
   }
 } as const satisfies Record<string, OptionSpec>
+
+/**
+ * `archio kv` connection settings, shared by every subcommand (each adds its own flags in
+ * `bootstrap/kvCli.ts`).
+ */
+export const kvOptions = {
+  cluster: clusterOption,
+  ...natsOptions,
+  timeout: {
+    flag: "--timeout",
+    env: "KV_TIMEOUT_MS",
+    placeholder: "MS",
+    default: String(defaults.kvTimeoutMs),
+    help: "how long one request may keep retrying (no leader yet, lost replies), in milliseconds"
+  }
+} as const satisfies Record<string, OptionSpec>
+
+/** `archio worker` settings: what to run, how much at once, and the connection. */
+export const workerOptions = {
+  queues: { flag: "--queue", env: "WORKER_QUEUES", placeholder: "Q1,Q2", default: "required", help: "queues to take jobs from, in order of preference" },
+  handler: { flag: "--handler", env: "WORKER_HANDLER", placeholder: "FILE", default: "required", help: "module whose default export runs one job: async (payload, ctx) => result" },
+  concurrency: { flag: "--concurrency", env: "WORKER_CONCURRENCY", placeholder: "N", default: "1", help: "jobs run at once" },
+  workerId: { flag: "--worker-id", env: "WORKER_ID", placeholder: "ID", default: "<host>-<pid>", help: "name recorded on leased jobs" },
+  leaseMs: { flag: "--lease-ms", env: "WORKER_LEASE_MS", placeholder: "MS", default: "30000", help: "lease length; running jobs are extended every third of it" },
+  waitMs: { flag: "--wait-ms", env: "WORKER_WAIT_MS", placeholder: "MS", default: "5000", help: "how long one lease request waits for a job" },
+  graceMs: { flag: "--grace-ms", env: "WORKER_GRACE_MS", placeholder: "MS", default: "10000", help: "on SIGTERM/SIGINT, how long running jobs may finish before they are released" },
+  ...kvOptions
+} as const satisfies Record<string, OptionSpec>
+
+export interface WorkerConfig extends KvClientConfig {
+  readonly queues: ReadonlyArray<string>
+  readonly handler: string
+  readonly concurrency: number
+  readonly workerId: string
+  readonly leaseMs: number
+  readonly waitMs: number
+  readonly graceMs: number
+}
+
+/** What `archio kv` needs: where NATS is, which cluster, and how long to keep retrying. */
+export interface KvClientConfig {
+  readonly cluster: string
+  readonly nats: NatsSettings
+  readonly timeoutMs: number
+}
 
 // ---------------------------------------------------------------------------------------------
 // Flags
@@ -482,6 +528,65 @@ export const parseClientConfig = (argv: ReadonlyArray<string>, env: Env): Either
     return Either.right({ cluster, nats, node, timeoutMs })
   })
 
+/**
+ * Reads `archio kv` connection settings from `argv` (only the flags of `kvOptions`; the
+ * subcommand's own arguments are taken out first) and `env`. `command` names the subcommand in
+ * messages (`kv put`).
+ */
+export const parseKvConfig = (argv: ReadonlyArray<string>, env: Env, command = "kv"): Either.Either<KvClientConfig, ConfigError> =>
+  Either.flatMap(parseFlags(argv, kvOptions, command), (flags) => {
+    const problems: Array<string> = []
+    const get = (key: keyof typeof kvOptions): Raw | undefined => pick(kvOptions[key], key, flags, env)
+    const clusterRaw = get("cluster")
+    const cluster = clusterRaw === undefined ? defaults.cluster : token(clusterRaw, "a cluster name", problems)
+    const nats = parseNats(get, problems)
+    const timeoutRaw = get("timeout")
+    const timeoutMs = timeoutRaw === undefined ? defaults.kvTimeoutMs : integer(timeoutRaw, 1, 600_000, problems)
+    if (problems.length > 0 || cluster === undefined || timeoutMs === undefined) return Either.left(new ConfigError({ problems }))
+    return Either.right({ cluster, nats, timeoutMs })
+  })
+
+export const parseWorkerConfig = (argv: ReadonlyArray<string>, env: Env, defaultWorkerId: string): Either.Either<WorkerConfig, ConfigError> =>
+  Either.flatMap(parseFlags(argv, workerOptions, "worker"), (flags) => {
+    const problems: Array<string> = []
+    const get = (key: keyof typeof workerOptions): Raw | undefined => pick(workerOptions[key], key, flags, env)
+    const required = (key: "queues" | "handler"): Raw | undefined => {
+      const raw = get(key)
+      if (raw === undefined) problems.push(`${workerOptions[key].flag} (or ${workerOptions[key].env}) is required`)
+      return raw
+    }
+    const queuesRaw = required("queues")
+    const queues = queuesRaw === undefined ? [] : queuesRaw.value.split(",").map((q) => token({ ...queuesRaw, value: q.trim() }, "a queue name", problems))
+    const handler = required("handler")?.value
+    const num = (key: "concurrency" | "leaseMs" | "waitMs" | "graceMs", fallback: number, min: number, max: number): number => {
+      const raw = get(key)
+      return raw === undefined ? fallback : (integer(raw, min, max, problems) ?? fallback)
+    }
+    const concurrency = num("concurrency", 1, 1, 1000)
+    const leaseMs = num("leaseMs", 30_000, 100, 3_600_000)
+    const waitMs = num("waitMs", 5_000, 0, 60_000)
+    const graceMs = num("graceMs", 10_000, 0, 3_600_000)
+    const workerIdRaw = get("workerId")
+    const clusterRaw = get("cluster")
+    const cluster = clusterRaw === undefined ? defaults.cluster : token(clusterRaw, "a cluster name", problems)
+    const nats = parseNats(get, problems)
+    const timeoutRaw = get("timeout")
+    const timeoutMs = timeoutRaw === undefined ? defaults.kvTimeoutMs : integer(timeoutRaw, 1, 600_000, problems)
+    if (problems.length > 0 || cluster === undefined || timeoutMs === undefined || handler === undefined) return Either.left(new ConfigError({ problems }))
+    return Either.right({
+      cluster,
+      nats,
+      timeoutMs,
+      queues: queues.filter((q): q is string => q !== undefined),
+      handler,
+      concurrency,
+      workerId: workerIdRaw?.value ?? defaultWorkerId,
+      leaseMs,
+      waitMs,
+      graceMs
+    })
+  })
+
 /** The settings as one log line, secrets left out. */
 export const describe = (config: Config): string => {
   const auth =
@@ -550,3 +655,19 @@ any one node, or archio.<cluster>.node.<id>.admin.status with --node) and prints
 
 ${table(statusOptions)}
 `
+
+export const workerHelpText = `Usage: archio worker --queue Q1,Q2 --handler ./handler.js [flags]
+
+Runs a job worker: leases jobs from the queues (long-polling while idle), runs the handler
+module's default export on each (async (payload, { job, signal, progress }) => result),
+extends the leases of long jobs, and acks the result or fails the job with the thrown error
+(retryable, unless it is a NonRetryableError). SIGTERM or SIGINT stops leasing, lets running
+jobs finish for --grace-ms, releases the rest and exits 0. Each job outcome is printed on
+stdout as one JSON line ({"event":"acked"|"failed"|"released"|"lost","id","token",...});
+problems go to stderr.
+
+${table(workerOptions)}
+`
+
+/** The connection flags of every `archio kv` subcommand, as help lines. */
+export const kvConnectionHelp = table(kvOptions)

@@ -10,6 +10,7 @@
  * a time, each lane counting its own `seq`.
  */
 import { connect, type ConnectionOptions, type Msg, type NatsConnection } from "@nats-io/transport-node"
+import type { Compare, Consistency, TxnOp } from "./client.ts"
 import { archioError, ArchioError } from "./errors.ts"
 import { readError } from "./reply.ts"
 import * as Subjects from "./subjects.ts"
@@ -41,6 +42,52 @@ export interface WriteResult {
   readonly revision: number
   readonly prevRevision?: number
   readonly deleted?: boolean
+}
+
+/** A `kv.scan` query: `prefix`, or a [`start`, `end`) range (either bound may be left out). */
+export interface ScanQuery {
+  readonly prefix?: string
+  readonly start?: string
+  readonly end?: string
+  /** Items per page, 1..1000; the server's default is 100. */
+  readonly limit?: number
+  /** The `cursor` of the previous page, to read the next one. */
+  readonly cursor?: string
+  readonly keysOnly?: boolean
+  readonly consistency?: Consistency
+}
+
+export interface ScanItem {
+  readonly key: string
+  /** Absent when the query had `keysOnly`. */
+  readonly value?: string
+  readonly createRevision: number
+  readonly modRevision: number
+  readonly version: number
+}
+
+export interface ScanPage {
+  readonly ok: true
+  readonly items: ReadonlyArray<ScanItem>
+  /** Present when more items may follow: pass it back as `cursor` (same range) for the next page. */
+  readonly cursor?: string
+  /** The store's revision when this page was read. */
+  readonly revision: number
+  readonly consistency: Consistency
+}
+
+/** A `kv.txn`: if every `compare` holds, apply `success`, else `failure`, at one revision. */
+export interface Txn {
+  readonly compare?: ReadonlyArray<Compare>
+  readonly success?: ReadonlyArray<TxnOp>
+  readonly failure?: ReadonlyArray<TxnOp>
+}
+
+export interface TxnResult {
+  readonly ok: true
+  /** True when every compare held (the `success` branch ran). */
+  readonly succeeded: boolean
+  readonly revision: number
 }
 
 /** Codes worth retrying: the cluster is electing, or the reply was lost. */
@@ -173,45 +220,94 @@ export class ArchioClient {
     }
   }
 
+  /** One page of keys in UTF-8 byte order; follow `cursor` for more (or use `scanAll`). */
+  scan(query: ScanQuery = {}): Promise<ScanPage> {
+    return this.call<ScanPage>(Subjects.kv(this.cluster, "scan"), query)
+  }
+
+  /**
+   * Every page of `query`, following cursors from `query.cursor` (or the start) until the last.
+   * Each page is read at its own revision: a key written between pages shows up if it sorts
+   * after the cursor.
+   */
+  async *scanAll(query: ScanQuery = {}): AsyncGenerator<ScanPage, void, undefined> {
+    let cursor = query.cursor
+    for (;;) {
+      const page = await this.scan(cursor === undefined ? query : { ...query, cursor })
+      yield page
+      if (page.cursor === undefined || page.items.length === 0) return
+      cursor = page.cursor
+    }
+  }
+
+  /**
+   * An atomic multi-key write. A txn whose compares fail is not an error: it resolves with
+   * `succeeded: false` after running the `failure` branch. Missing lists count as empty.
+   */
+  txn(txn: Txn): Promise<TxnResult> {
+    return this.write("txn", { compare: txn.compare ?? [], success: txn.success ?? [], failure: txn.failure ?? [] })
+  }
+
   /** `admin.status` of one node (by id) or of any node. */
   status(node?: string): Promise<Record<string, unknown>> {
     const subject = node === undefined ? Subjects.admin(this.cluster, "status") : Subjects.node(this.cluster, node, "admin.status")
     return this.call(subject, {})
   }
 
-  private async write(op: "put" | "del" | "cas", body: Record<string, unknown>): Promise<WriteResult> {
+  private write(op: "put" | "del" | "cas", body: Record<string, unknown>): Promise<WriteResult>
+  private write(op: "txn", body: Record<string, unknown>): Promise<TxnResult>
+  private write(op: "put" | "del" | "cas" | "txn", body: Record<string, unknown>): Promise<WriteResult | TxnResult> {
+    return this.writeOnce(`kv.${op}`, body)
+  }
+
+  /**
+   * A write to `<group>.<op>` (`kv.put`, `jobs.enqueue`) with an idempotency token: retried
+   * until answered, applied at most once.
+   */
+  async writeOnce<A>(op: string, body: object): Promise<A> {
     const lane = this.freeLanes.pop() ?? this.laneSeq.push(0) - 1
     const seq = ++this.laneSeq[lane]!
     try {
-      const result = await this.call<WriteResult & { node?: string }>(
-        (direct) =>
-          direct && this.leader !== undefined ? Subjects.node(this.cluster, this.leader, `kv.${op}`) : Subjects.kv(this.cluster, op),
-        { ...body, token: { client: `${this.clientId}-${lane}`, seq } }
-      )
-      this.leader = result.node
-      return result
+      return await this.callLeader<A>(op, { ...body, token: { client: `${this.clientId}-${lane}`, seq } })
     } finally {
       this.freeLanes.push(lane)
     }
   }
 
   /**
+   * A request to `<group>.<op>` sent first to the node that answered the last one (probably
+   * the leader, saving the forwarding hop), then to the service. For requests that are safe
+   * to repeat as they are.
+   */
+  async callLeader<A>(op: string, body: unknown, attemptTimeoutMs?: number): Promise<A> {
+    const result = await this.call<A & { node?: string }>(
+      (direct) => (direct && this.leader !== undefined ? Subjects.node(this.cluster, this.leader, op) : `${Subjects.root(this.cluster)}.${op}`),
+      body,
+      attemptTimeoutMs
+    )
+    this.leader = result.node
+    return result
+  }
+
+  /**
    * One request with retries. Resolves with the parsed reply, or rejects with an ArchioError
    * (the server's, or `unavailable`/`timeout` when the deadline passed).
    */
-  async call<A>(to: string | ((direct: boolean) => string), body: unknown): Promise<A> {
+  async call<A>(to: string | ((direct: boolean) => string), body: unknown, attemptTimeoutMs = this.attemptTimeoutMs): Promise<A> {
     const payload = utf8.encode(JSON.stringify(body))
     const start = performance.now()
+    // A long poll (jobs.lease) may need one attempt longer than the usual deadline.
+    const deadlineMs = Math.max(this.deadlineMs, attemptTimeoutMs)
     let backoff = 10
     // Built only when needed: an error object captures a stack, too costly for every call.
     let last: ArchioError | undefined
     // The first attempt may go straight to the node that answered last; retries use the service.
-    for (let attempt = 0; performance.now() - start < this.deadlineMs; attempt++) {
+    for (let attempt = 0; performance.now() - start < deadlineMs; attempt++) {
       const subject = typeof to === "string" ? to : to(attempt === 0)
       if (attempt > 0) this.leader = undefined
       let outcome: Outcome
       try {
-        outcome = await this.mux.request(subject, payload, this.attemptTimeoutMs)
+        outcome = await this.mux.request(subject, payload, attemptTimeoutMs)
       } catch (e) {
         // publish refused (e.g. a closed connection): nothing will answer
         throw archioError("unavailable", `cannot send on ${subject}: ${e instanceof Error ? e.message : String(e)}`)
@@ -224,12 +320,12 @@ export class ArchioClient {
       } else if (outcome.failed === "no_responders") {
         last = archioError("unavailable", `no Archio node answers on ${subject}`)
       } else {
-        last = archioError("timeout", `no reply on ${subject} within ${this.attemptTimeoutMs} ms`)
+        last = archioError("timeout", `no reply on ${subject} within ${attemptTimeoutMs} ms`)
       }
       await sleep(backoff * (0.5 + Math.random()))
       // Capped low: an election takes 150-300 ms, and a long sleep would only add to it.
       backoff = Math.min(backoff * 2, maxBackoffMs)
     }
-    throw last ?? archioError("timeout", `no attempt on ${typeof to === "string" ? to : to(false)} fit in ${this.deadlineMs} ms`)
+    throw last ?? archioError("timeout", `no attempt on ${typeof to === "string" ? to : to(false)} fit in ${deadlineMs} ms`)
   }
 }

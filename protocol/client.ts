@@ -28,6 +28,7 @@ import {
   maxLeaseQueues,
   maxLeaseWaitMs,
   maxPageLimit,
+  maxRetainMs,
   maxTxnOps,
   maxValueBytes,
   utf8Length
@@ -180,7 +181,7 @@ export const CompareOp = oneOf("==", "!=", ">", "<")
 
 /**
  * One txn guard. `target: "value"` compares the value (a string, `==`/`!=`/`>`/`<` in
- * code-unit order); `mod`, `create` and `version` compare the key's revisions (integers; a
+ * UTF-8 byte order, the order `kv.scan` lists keys in); `mod`, `create` and `version` compare the key's revisions (integers; a
  * missing key has 0 for all three).
  */
 const compareRevision = <T extends "mod" | "create" | "version">(target: T) =>
@@ -271,7 +272,10 @@ export const KvScanResponse = Schema.Struct({
   ok: Ok,
   items: Schema.Array(ScanItem),
   /** Present when there may be more: send it back as `cursor` for the next page. */
-  cursor: opt(Schema.String)
+  cursor: opt(Schema.String),
+  /** The store's revision when this page was read: watch events after it follow the page. */
+  revision: NonNegativeInt,
+  consistency: Consistency
 }).annotations({ identifier: "KvScanResponse" })
 export type KvScanResponse = Schema.Schema.Type<typeof KvScanResponse>
 
@@ -281,6 +285,23 @@ export const KvTxnResponse = Schema.Struct({
   revision: NonNegativeInt
 }).annotations({ identifier: "KvTxnResponse" })
 export type KvTxnResponse = Schema.Schema.Type<typeof KvTxnResponse>
+
+/**
+ * One committed key change, published by the leader on `archio.<cluster>.events.kv.<key tokens>`
+ * (`Subjects.kvKeyEvent`). `revision` is the store revision of the change: a watcher that
+ * starts with a `kv.scan` applies only events above the scan's `revision`. A put carries the
+ * new value and metadata; `expire` is a delete made by a TTL running out.
+ */
+export const KvWatchEvent = Schema.Struct({
+  type: oneOf("put", "del", "expire"),
+  key: Schema.String,
+  revision: NonNegativeInt,
+  value: opt(Schema.String),
+  createRevision: opt(NonNegativeInt),
+  modRevision: opt(NonNegativeInt),
+  version: opt(NonNegativeInt)
+}).annotations({ identifier: "KvWatchEvent" })
+export type KvWatchEvent = Schema.Schema.Type<typeof KvWatchEvent>
 
 // ---------------------------------------------------------------------------------------------
 // jobs requests (shapes may grow)
@@ -320,8 +341,13 @@ const jobFields = {
   maxAttempts: opt(intIn(1, 1000, "an integer from 1 to 1000")),
   backoff: opt(Backoff),
   leaseMs: opt(LeaseMs),
-  /** While a job with this key is waiting, delayed or active, enqueueing another returns it instead. */
-  uniqueKey: opt(Key)
+  /**
+   * While a job of the same queue with this key is not finished (scheduled, ready, leased or
+   * failed), enqueueing another returns that job instead.
+   */
+  uniqueKey: opt(Key),
+  /** How long a finished (completed, dead or cancelled) job is kept, in ms; default 7 days. */
+  retainMs: opt(intIn(0, maxRetainMs, `an integer number of milliseconds from 0 to ${maxRetainMs}`))
 }
 
 const delayOrRunAt = (j: { readonly delay?: number; readonly runAt?: number }) =>
@@ -364,6 +390,12 @@ export const AckRequest = request({
 }).annotations({ identifier: "AckRequest" })
 export type AckRequest = Schema.Schema.Type<typeof AckRequest>
 
+/** Acks for many leased jobs in one request and one log entry; each is accepted or refused alone. */
+export const AckBatchRequest = request({
+  acks: listOf(request({ id: JobId, token: FencingToken, result: opt(Json) }), maxBatchJobs, true)
+}).annotations({ identifier: "AckBatchRequest" })
+export type AckBatchRequest = Schema.Schema.Type<typeof AckBatchRequest>
+
 export const FailRequest = request({
   id: JobId,
   token: FencingToken,
@@ -384,6 +416,10 @@ export const ExtendRequest = request({
 }).annotations({ identifier: "ExtendRequest" })
 export type ExtendRequest = Schema.Schema.Type<typeof ExtendRequest>
 
+/** Gives a leased job back (a worker shutting down): ready again at once, the attempt not counted. */
+export const ReleaseRequest = request({ id: JobId, token: FencingToken }).annotations({ identifier: "ReleaseRequest" })
+export type ReleaseRequest = Schema.Schema.Type<typeof ReleaseRequest>
+
 export const JobGetRequest = request({ id: JobId }).annotations({ identifier: "JobGetRequest" })
 export type JobGetRequest = Schema.Schema.Type<typeof JobGetRequest>
 
@@ -393,7 +429,12 @@ export type CancelRequest = Schema.Schema.Type<typeof CancelRequest>
 export const RetryRequest = request({ id: JobId }).annotations({ identifier: "RetryRequest" })
 export type RetryRequest = Schema.Schema.Type<typeof RetryRequest>
 
-export const JobState = oneOf("waiting", "delayed", "active", "completed", "failed", "cancelled")
+/**
+ * scheduled (waits for its run time), ready, leased (a worker has it), completed, failed (an
+ * attempt failed; waits for its retry), dead (no attempts left, or failed as not retryable),
+ * cancelled.
+ */
+export const JobState = oneOf("scheduled", "ready", "leased", "completed", "failed", "dead", "cancelled")
 export type JobState = Schema.Schema.Type<typeof JobState>
 
 export const ListRequest = request({
@@ -407,6 +448,16 @@ export type ListRequest = Schema.Schema.Type<typeof ListRequest>
 export const StatsRequest = request({ queue: opt(QueueName) }).annotations({ identifier: "StatsRequest" })
 export type StatsRequest = Schema.Schema.Type<typeof StatsRequest>
 
+export const FinishedState = oneOf("completed", "dead", "cancelled")
+
+/** Deletes finished jobs of `queue` now: those in `states` (default all three) finished at least `olderThanMs` ago. */
+export const PurgeRequest = request({
+  queue: QueueName,
+  states: opt(listOf(FinishedState, 3, true)),
+  olderThanMs: opt(NonNegativeInt)
+}).annotations({ identifier: "PurgeRequest" })
+export type PurgeRequest = Schema.Schema.Type<typeof PurgeRequest>
+
 // ---------------------------------------------------------------------------------------------
 // jobs replies (provisional: the job state machine may add fields)
 
@@ -419,10 +470,15 @@ export const JobView = Schema.Struct({
   /** Attempts started so far. */
   attempts: NonNegativeInt,
   maxAttempts: NonNegativeInt,
-  /** When it becomes (or became) ready, ms since the epoch. */
+  /** When it becomes (or became) ready, ms since the epoch (leader time). */
   runAt: NonNegativeInt,
   createdAt: NonNegativeInt,
+  updatedAt: NonNegativeInt,
   finishedAt: opt(NonNegativeInt),
+  /** While leased: the fencing token, the worker and the lease end. */
+  token: opt(NonNegativeInt),
+  workerId: opt(Schema.String),
+  leaseUntil: opt(NonNegativeInt),
   result: opt(Json),
   error: opt(Schema.String),
   progress: opt(Json),
@@ -442,6 +498,8 @@ export type EnqueueResponse = Schema.Schema.Type<typeof EnqueueResponse>
 export const EnqueueBatchResponse = Schema.Struct({
   ok: Ok,
   ids: Schema.Array(Schema.String),
+  /** Per job, as `existing` in `EnqueueResponse`. */
+  existing: Schema.Array(Schema.Boolean),
   revision: NonNegativeInt
 }).annotations({ identifier: "EnqueueBatchResponse" })
 export type EnqueueBatchResponse = Schema.Schema.Type<typeof EnqueueBatchResponse>
@@ -463,9 +521,22 @@ export type LeasedJob = Schema.Schema.Type<typeof LeasedJob>
 export const LeaseResponse = Schema.Struct({ ok: Ok, jobs: Schema.Array(LeasedJob) }).annotations({ identifier: "LeaseResponse" })
 export type LeaseResponse = Schema.Schema.Type<typeof LeaseResponse>
 
-/** Reply of ack, cancel and retry. */
+/** Reply of ack, release, cancel and retry. */
 export const JobWriteResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt }).annotations({ identifier: "JobWriteResponse" })
 export type JobWriteResponse = Schema.Schema.Type<typeof JobWriteResponse>
+
+/** One result per ack, in order: `{"ok":true,"revision"}` or `{"ok":false,"code","message"}`. */
+export const AckBatchResponse = Schema.Struct({
+  ok: Ok,
+  revision: NonNegativeInt,
+  results: Schema.Array(
+    Schema.Union(
+      Schema.Struct({ ok: Ok, revision: NonNegativeInt }),
+      Schema.Struct({ ok: Schema.Literal(false), code: Schema.Literal(...(Object.keys(errorCodes) as [ErrorCode, ...Array<ErrorCode>])), message: Schema.String })
+    )
+  )
+}).annotations({ identifier: "AckBatchResponse" })
+export type AckBatchResponse = Schema.Schema.Type<typeof AckBatchResponse>
 
 export const FailResponse = Schema.Struct({
   ok: Ok,
@@ -495,17 +566,43 @@ export type ListResponse = Schema.Schema.Type<typeof ListResponse>
 
 export const QueueStats = Schema.Struct({
   queue: Schema.String,
-  waiting: NonNegativeInt,
-  delayed: NonNegativeInt,
-  active: NonNegativeInt,
+  scheduled: NonNegativeInt,
+  ready: NonNegativeInt,
+  leased: NonNegativeInt,
   completed: NonNegativeInt,
   failed: NonNegativeInt,
-  cancelled: NonNegativeInt
+  dead: NonNegativeInt,
+  cancelled: NonNegativeInt,
+  /** How long the longest-waiting ready job has been ready, ms (0 when none is). */
+  oldestReadyMs: NonNegativeInt,
+  /** Jobs completed, and attempts failed (including expired leases), in the last 60 s. */
+  completedLastMinute: NonNegativeInt,
+  failedLastMinute: NonNegativeInt
 }).annotations({ identifier: "QueueStats" })
 export type QueueStats = Schema.Schema.Type<typeof QueueStats>
 
 export const StatsResponse = Schema.Struct({ ok: Ok, queues: Schema.Array(QueueStats) }).annotations({ identifier: "StatsResponse" })
 export type StatsResponse = Schema.Schema.Type<typeof StatsResponse>
+
+export const PurgeResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt, purged: NonNegativeInt }).annotations({ identifier: "PurgeResponse" })
+export type PurgeResponse = Schema.Schema.Type<typeof PurgeResponse>
+
+/**
+ * One job transition, published on `archio.<cluster>.events.jobs.<queue>.<id>.<state>`
+ * (`Subjects.jobEvent`) by the leader as it applies it.
+ */
+export const JobEvent = Schema.Struct({
+  id: Schema.String,
+  queue: Schema.String,
+  state: JobState,
+  attempts: NonNegativeInt,
+  revision: NonNegativeInt,
+  /** Leader time of the transition. */
+  time: NonNegativeInt,
+  result: opt(Json),
+  error: opt(Schema.String)
+}).annotations({ identifier: "JobEvent" })
+export type JobEvent = Schema.Schema.Type<typeof JobEvent>
 
 // ---------------------------------------------------------------------------------------------
 // admin
@@ -589,13 +686,16 @@ export const endpoints = {
     enqueueBatch: { request: EnqueueBatchRequest, response: EnqueueBatchResponse },
     lease: { request: LeaseRequest, response: LeaseResponse },
     ack: { request: AckRequest, response: JobWriteResponse },
+    ackBatch: { request: AckBatchRequest, response: AckBatchResponse },
     fail: { request: FailRequest, response: FailResponse },
     extend: { request: ExtendRequest, response: ExtendResponse },
+    release: { request: ReleaseRequest, response: JobWriteResponse },
     get: { request: JobGetRequest, response: JobGetResponse },
     cancel: { request: CancelRequest, response: JobWriteResponse },
     retry: { request: RetryRequest, response: JobWriteResponse },
     list: { request: ListRequest, response: ListResponse },
-    stats: { request: StatsRequest, response: StatsResponse }
+    stats: { request: StatsRequest, response: StatsResponse },
+    purge: { request: PurgeRequest, response: PurgeResponse }
   },
   admin: {
     status: { request: StatusRequest, response: StatusResponse }

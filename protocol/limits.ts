@@ -44,6 +44,9 @@ export const maxLeaseQueues = 32
 export const maxLeaseMs = 60 * 60 * 1000
 export const maxLeaseWaitMs = 60 * 1000
 
+/** Longest a finished job may be kept (`retainMs`): 90 days. */
+export const maxRetainMs = 90 * 24 * 60 * 60 * 1000
+
 /** Job ids, scan/list cursors and failure messages, in UTF-8 bytes. */
 export const maxJobIdBytes = 128
 export const maxCursorBytes = 4096

@@ -1,5 +1,6 @@
 /**
- * The Applier actor: applies committed entries strictly in order to the state machine, answers
+ * The Applier actor: applies committed entries strictly in order to the state machines (the
+ * key-value store and the job queue, sharing one revision and one session table), answers
  * the requests waiting for those entries, wakes reads waiting for that applied index, and
  * writes the changes together with the applied index in one LevelDB batch.
  *
@@ -10,36 +11,52 @@ import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type Entry } from "../../protocol/raft.ts"
 import { decodeJsonValue, encodeJsonValue, metaKeys, writeBatch, type AnyLevel, type BatchOp, type Sublevel } from "../raft/storage.ts"
 import { invariant } from "../raft/invariant.ts"
-import { KvState, newChanges, type KeyRecord, type KvChanges, type KvCommand, type KvEvent, type KvResult, type SessionRecord } from "./kvState.ts"
+import { JobState, newJobChanges, type JobChanges, type JobCommand, type JobCounters, type JobEvent, type JobRecord } from "./jobState.ts"
+import { KvState, newChanges, type KeyRecord, type KvChanges, type KvCommand, type KvEvent, type SessionRecord, type Token, type WriteResult } from "./kvState.ts"
 
 export interface ApplierStores {
   readonly db: AnyLevel
   readonly meta: Sublevel<string, Uint8Array>
   readonly kv: Sublevel<string, Uint8Array>
   readonly sessions: Sublevel<string, Uint8Array>
+  readonly jobs: Sublevel<string, Uint8Array>
 }
 
+/** A job command as logged: enqueues may carry an idempotency token like key-value writes. */
+export type LoggedJobCommand = JobCommand & { readonly token?: Token }
+
+/** Every command the replicated log carries. */
+export type Command = KvCommand | LoggedJobCommand
+
+type Changes = KvChanges & JobChanges
+
+const isJobCommand = (cmd: Command): cmd is LoggedJobCommand => cmd.op.startsWith("jobs.")
+
 /** The answer to one applied command, or why the waiting write did not take effect. */
-export type ApplyOutcome = KvResult | ArchioError
+export type ApplyOutcome = WriteResult | ArchioError
 
 type Waiter = { readonly term: number; readonly done: (outcome: ApplyOutcome) => void }
 type ReadWaiter = { readonly index: number; readonly done: () => void }
 
 const metaRevision = "kv.revision"
 const metaTime = "kv.time"
+const metaJobCounters = "jobs.counters"
 
 const untext = new TextDecoder()
 
-export const encodeCommand = (cmd: KvCommand): Uint8Array => encodeJsonValue(cmd)
+export const encodeCommand = (cmd: Command): Uint8Array => encodeJsonValue(cmd)
 
 export class Applier {
   readonly state = new KvState()
+  readonly jobs = new JobState(this.state)
   applied = 0
   private readonly waiters = new Map<number, Waiter>()
   private readReady: ReadWaiter[] = []
   private readonly mailbox = Effect.runSync(Queue.unbounded<ReadonlyArray<Entry>>())
   /** Called with each applied batch's change events (the Gateway publishes them). */
   onEvents: (events: ReadonlyArray<KvEvent>) => void = () => {}
+  /** Called with each applied batch's job transitions (the Gateway publishes, the JobWorker wakes). */
+  onJobEvents: (events: ReadonlyArray<JobEvent>) => void = () => {}
 
   constructor(private readonly stores: ApplierStores) {}
 
@@ -53,7 +70,12 @@ export class Applier {
       const raw = await this.stores.meta.get(key)
       return raw === undefined ? 0 : decodeJsonValue<number>(raw)
     }
-    this.state.restore(records, sessions, await read(metaRevision), await read(metaTime))
+    const time = await read(metaTime)
+    this.state.restore(records, sessions, await read(metaRevision), time)
+    const jobs: JobRecord[] = []
+    for await (const v of this.stores.jobs.values()) jobs.push(decodeJsonValue<JobRecord>(v))
+    const counters = await this.stores.meta.get(metaJobCounters)
+    this.jobs.restore(jobs, counters === undefined ? undefined : decodeJsonValue<JobCounters>(counters), time)
     this.applied = await read(metaKeys.applied)
   })
 
@@ -80,7 +102,7 @@ export class Applier {
       const first = yield* Queue.take(this.mailbox)
       const rest = yield* Queue.takeAll(this.mailbox)
       const batches = [first, ...rest]
-      const changes = newChanges()
+      const changes: Changes = { ...newChanges(), ...newJobChanges() }
       const outcomes: Array<[Waiter, ApplyOutcome]> = []
       for (const entries of batches) for (const e of entries) this.applyEntry(e, changes, outcomes)
       // Answer before the write: the entries are durable in the log, and a crash before this
@@ -89,17 +111,22 @@ export class Applier {
       for (const [w, outcome] of outcomes) w.done(outcome)
       this.wakeReads()
       if (changes.events.length > 0) this.onEvents(changes.events)
+      if (changes.jobEvents.length > 0) this.onJobEvents(changes.jobEvents)
       yield* Effect.promise(() => this.persist(changes))
     }
   })
 
-  private applyEntry(e: Entry, changes: KvChanges, outcomes: Array<[Waiter, ApplyOutcome]>): void {
+  private applyEntry(e: Entry, changes: Changes, outcomes: Array<[Waiter, ApplyOutcome]>): void {
     invariant(e.index === this.applied + 1, `entries apply in order (${e.index} after ${this.applied})`)
     this.applied = e.index
     // Leader time drives expiry identically on every node, whatever the batching.
     this.state.advanceTime(e.time, changes)
-    let result: KvResult | undefined
-    if (e.kind === EntryKind.Command) result = this.state.apply(decodeCommand(e.data), changes)
+    this.jobs.advanceTime(e.time, changes)
+    let result: WriteResult | undefined
+    if (e.kind === EntryKind.Command) {
+      const cmd = decodeCommand(e.data)
+      result = isJobCommand(cmd) ? this.state.withSession(cmd.token, changes, () => this.jobs.apply(cmd, changes)) : this.state.apply(cmd, changes)
+    }
     const w = this.waiters.get(e.index)
     if (w === undefined) return
     this.waiters.delete(e.index)
@@ -110,14 +137,18 @@ export class Applier {
     }
   }
 
-  private async persist(changes: KvChanges): Promise<void> {
+  private async persist(changes: Changes): Promise<void> {
     const ops: BatchOp[] = []
-    const { kv, sessions, meta } = this.stores
+    const { kv, sessions, meta, jobs } = this.stores
     for (const [k, r] of changes.puts) ops.push({ type: "put", sublevel: kv, key: k, value: encodeJsonValue(r) })
     for (const k of changes.dels) ops.push({ type: "del", sublevel: kv, key: k })
     for (const [c, s] of changes.sessions) {
       ops.push(s === null ? { type: "del", sublevel: sessions, key: c } : { type: "put", sublevel: sessions, key: c, value: encodeJsonValue(s) })
     }
+    for (const [id, j] of changes.jobs) {
+      ops.push(j === null ? { type: "del", sublevel: jobs, key: id } : { type: "put", sublevel: jobs, key: id, value: encodeJsonValue(j) })
+    }
+    if (changes.jobs.size > 0) ops.push({ type: "put", sublevel: meta, key: metaJobCounters, value: encodeJsonValue(this.jobs.counters()) })
     ops.push({ type: "put", sublevel: meta, key: metaKeys.applied, value: encodeJsonValue(this.applied) })
     ops.push({ type: "put", sublevel: meta, key: metaRevision, value: encodeJsonValue(this.state.revision) })
     ops.push({ type: "put", sublevel: meta, key: metaTime, value: encodeJsonValue(this.state.time) })
@@ -136,4 +167,4 @@ export class Applier {
   }
 }
 
-const decodeCommand = (data: Uint8Array): KvCommand => JSON.parse(untext.decode(data)) as KvCommand
+const decodeCommand = (data: Uint8Array): Command => JSON.parse(untext.decode(data)) as Command

@@ -4,9 +4,12 @@
  * revision (etcd semantics); each key keeps its create revision, mod revision and version.
  *
  * The whole map lives in memory (like etcd's index) and is mirrored to the `kv` sublevel by
- * the Applier, in the same batch as the applied index.
+ * the Applier, in the same batch as the applied index. Next to it, a sorted array of the keys
+ * serves `scan` in key order (see `KvState.scan`).
  */
 import type { ErrorCode } from "../../protocol/errors.ts"
+import type { JobResult } from "./jobState.ts"
+import { MinHeap } from "./minHeap.ts"
 
 export interface KeyRecord {
   readonly value: string
@@ -23,6 +26,21 @@ export interface Token {
   readonly seq: number
 }
 
+/**
+ * One txn guard, evaluated against the state before the txn. A missing (or expired) key
+ * compares as value "" with mod, create and version 0. Values compare in key order
+ * (`compareKeys`: UTF-8 byte order, as etcd compares bytes), as `protocol/client.ts` documents.
+ */
+export type TxnCompare =
+  | { readonly key: string; readonly target: "value"; readonly op: CompareOp; readonly value: string }
+  | { readonly key: string; readonly target: "mod" | "create" | "version"; readonly op: CompareOp; readonly value: number }
+
+export type CompareOp = "==" | "!=" | ">" | "<"
+
+export type TxnOp =
+  | { readonly op: "put"; readonly key: string; readonly value: string; readonly ttl?: number }
+  | { readonly op: "del"; readonly key: string }
+
 export type KvCommand =
   | { readonly op: "put"; readonly key: string; readonly value: string; readonly ttl?: number; readonly token?: Token }
   | { readonly op: "del"; readonly key: string; readonly token?: Token }
@@ -35,9 +53,18 @@ export type KvCommand =
       readonly ttl?: number
       readonly token?: Token
     }
+  | {
+      /** etcd-style transaction: one log entry, one revision for everything it writes. */
+      readonly op: "txn"
+      readonly compare: ReadonlyArray<TxnCompare>
+      readonly success: ReadonlyArray<TxnOp>
+      readonly failure: ReadonlyArray<TxnOp>
+      readonly token?: Token
+    }
 
 export type KvResult =
   | { readonly ok: true; readonly revision: number; readonly key: string; readonly deleted?: boolean; readonly prevRevision?: number }
+  | { readonly ok: true; readonly revision: number; readonly succeeded: boolean }
   | { readonly ok: false; readonly code: ErrorCode; readonly message: string; readonly detail?: Readonly<Record<string, unknown>> }
 
 export type KvEvent =
@@ -52,14 +79,69 @@ export interface KvChanges {
   readonly events: KvEvent[]
 }
 
+/** The answer to any write a session may record: a key-value or a job command. */
+export type WriteResult = KvResult | JobResult
+
 export interface SessionRecord {
   readonly seq: number
-  readonly result: KvResult
+  readonly result: WriteResult
   readonly lastSeen: number
 }
 
 /** Sessions unused this long (leader time) are forgotten; a retry after that is a new write. */
 export const sessionTtlMs = 10 * 60 * 1000
+
+/** A scan: keys starting with `prefix`, or in [`start`, `end`); strictly after `after` when given. */
+export interface ScanQuery {
+  readonly prefix?: string
+  readonly start?: string
+  /** Exclusive upper bound; absent or "" means no upper bound. */
+  readonly end?: string
+  /** Continue strictly after this key (the last key of the previous page). */
+  readonly after?: string
+  readonly limit: number
+}
+
+export interface ScanPage {
+  readonly items: ReadonlyArray<readonly [string, KeyRecord]>
+  /** True when at least one more visible key is in range after the last item. */
+  readonly more: boolean
+}
+
+/** Maps a UTF-16 code unit at or above 0xD800 so that surrogates sort after U+E000..U+FFFF. */
+const codePointRank = (u: number): number => (u < 0xe000 ? u + 0x2000 : u - 0x800)
+
+/**
+ * Key order: UTF-8 byte order (the same as Unicode code point order), as LevelDB, etcd and
+ * byte-comparing clients in other languages sort. It differs from JavaScript's `<` (UTF-16
+ * code units) only between characters U+E000..U+FFFF and those above U+FFFF.
+ */
+export const compareKeys = (a: string, b: string): number => {
+  if (a === b) return 0
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) return x >= 0xd800 && y >= 0xd800 ? codePointRank(x) - codePointRank(y) : x - y
+  }
+  return a.length - b.length
+}
+
+/** Whether `order` (negative, zero or positive, as from a comparator) satisfies `op`. */
+const satisfies = (order: number, op: CompareOp): boolean => {
+  switch (op) {
+    case "==":
+      return order === 0
+    case "!=":
+      return order !== 0
+    case ">":
+      return order > 0
+    case "<":
+      return order < 0
+  }
+}
+
+const byTimeThenName = (a: readonly [number, string], b: readonly [number, string]): boolean => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])
 
 export const newChanges = (): KvChanges => ({ puts: new Map(), dels: new Set(), sessions: new Map(), events: [] })
 
@@ -69,16 +151,34 @@ export class KvState {
   revision = 0
   /** Latest leader time applied: reads use it to hide keys whose TTL ran out. */
   time = 0
-  /** Keys with a TTL, for expiry without scanning everything. */
-  private readonly expiring = new Set<string>()
+  /**
+   * (expiresAt, key) of keys with a TTL, earliest first, ties by key: every replica expires in
+   * the same order. An entry is stale once its key was rewritten or removed.
+   */
+  private readonly expiring = new MinHeap<readonly [number, string]>(byTimeThenName)
+  /** (time a session lapses, client id), earliest first; stale once the client wrote again. */
+  private readonly lapsing = new MinHeap<readonly [number, string]>(byTimeThenName)
+  /**
+   * Every key in `records`, in `compareKeys` order, so a scan is a binary search plus a walk of
+   * the page instead of a sort of the whole map per request. Creating or removing a key costs a
+   * binary search (O(log n) comparisons) plus an array splice (O(n) memmove: about 1 ms per
+   * million keys); overwriting an existing key costs nothing here.
+   */
+  private readonly sorted: string[] = []
 
   /** Rebuilds in-memory indexes after loading records from disk. */
   restore(records: Iterable<[string, KeyRecord]>, sessions: Iterable<[string, SessionRecord]>, revision: number, time: number): void {
     for (const [k, r] of records) {
+      if (!this.records.has(k)) this.sorted.push(k)
       this.records.set(k, r)
-      if (r.expiresAt !== undefined) this.expiring.add(k)
+      if (r.expiresAt !== undefined) this.expiring.push([r.expiresAt, k])
     }
-    for (const [c, s] of sessions) this.sessions.set(c, s)
+    // LevelDB returns keys in byte order already, so this sort is a single pass in practice.
+    this.sorted.sort(compareKeys)
+    for (const [c, s] of sessions) {
+      this.sessions.set(c, s)
+      this.lapsing.push([s.lastSeen + sessionTtlMs, c])
+    }
     this.revision = revision
     this.time = time
   }
@@ -90,48 +190,112 @@ export class KvState {
     return r
   }
 
+  /**
+   * One page of visible keys in key order (a pure read of the applied state). Walks from the
+   * first candidate key and stops after `limit` items plus one more visible key (to know
+   * whether to hand out a cursor); expired keys not yet removed are skipped.
+   */
+  scan(q: ScanQuery): ScanPage {
+    const keys = this.sorted
+    let i = this.lowerBound(q.prefix ?? q.start ?? "")
+    if (q.after !== undefined) i = Math.max(i, this.upperBound(q.after))
+    const prefix = q.prefix
+    const end = q.end === undefined || q.end === "" ? undefined : q.end
+    const items: Array<readonly [string, KeyRecord]> = []
+    for (; i < keys.length; i++) {
+      const key = keys[i]!
+      if (prefix !== undefined ? !key.startsWith(prefix) : end !== undefined && compareKeys(key, end) >= 0) break
+      const r = this.get(key)
+      if (r === undefined) continue
+      if (items.length >= q.limit) return { items, more: true }
+      items.push([key, r])
+    }
+    return { items, more: false }
+  }
+
+  /** The keys in index order (for tests and checks). */
+  sortedKeys(): ReadonlyArray<string> {
+    return this.sorted
+  }
+
+  /** First index whose key is >= `key`. */
+  private lowerBound(key: string): number {
+    let lo = 0
+    let hi = this.sorted.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (compareKeys(this.sorted[mid]!, key) < 0) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  /** First index whose key is > `key`. */
+  private upperBound(key: string): number {
+    let lo = 0
+    let hi = this.sorted.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (compareKeys(this.sorted[mid]!, key) <= 0) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
   /** Advances leader time: expires due keys and idle sessions. */
   advanceTime(time: number, changes: KvChanges): void {
     if (time <= this.time) return
     this.time = time
-    // Expire in (expiresAt, key) order so revisions match on every replica, whatever order
-    // its in-memory set was rebuilt in.
-    const due: Array<[number, string]> = []
-    for (const key of this.expiring) {
-      const r = this.records.get(key)
-      if (r === undefined || r.expiresAt === undefined) this.expiring.delete(key)
-      else if (r.expiresAt <= time) due.push([r.expiresAt, key])
-    }
-    due.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
-    for (const [, key] of due) {
+    for (let top = this.expiring.peek(); top !== undefined && top[0] <= time; top = this.expiring.peek()) {
+      this.expiring.pop()
+      const [at, key] = top
+      if (this.records.get(key)?.expiresAt !== at) continue
       this.revision++
       this.remove(key, changes)
       changes.events.push({ type: "expire", key, revision: this.revision })
     }
-    for (const [client, s] of this.sessions) {
-      if (s.lastSeen + sessionTtlMs <= time) {
-        this.sessions.delete(client)
-        changes.sessions.set(client, null)
-      }
+    for (let top = this.lapsing.peek(); top !== undefined && top[0] <= time; top = this.lapsing.peek()) {
+      this.lapsing.pop()
+      const [at, client] = top
+      const s = this.sessions.get(client)
+      if (s === undefined || s.lastSeen + sessionTtlMs !== at) continue
+      this.sessions.delete(client)
+      changes.sessions.set(client, null)
     }
   }
 
+  /** The leader time at which the next key expires (possibly a stale entry: harmless). */
+  nextExpiry(): number | undefined {
+    return this.expiring.peek()?.[0]
+  }
+
   apply(cmd: KvCommand, changes: KvChanges): KvResult {
-    const token = cmd.token
+    return this.withSession(cmd.token, changes, () => this.applyWrite(cmd, changes))
+  }
+
+  /**
+   * Runs a write at most once per idempotency token: a repeat of the client's last sequence
+   * number gets the recorded answer, an older one is refused, a newer one runs and is recorded.
+   */
+  withSession<R extends WriteResult>(token: Token | undefined, changes: KvChanges, run: () => R): R {
     if (token !== undefined) {
       const seen = this.sessions.get(token.client)
-      if (seen !== undefined && token.seq === seen.seq) return seen.result
+      // A repeated (client, seq) is a retry of the same request, so the recorded answer has
+      // the caller's result type; a refusal has the failure shape every result type shares.
+      if (seen !== undefined && token.seq === seen.seq) return seen.result as R
       if (seen !== undefined && token.seq < seen.seq) {
         return {
           ok: false,
           code: "conflict",
           message: `idempotency token ${token.client}/${token.seq} is older than the last write seen from that client (${seen.seq})`
-        }
+        } as R
       }
     }
-    const result = this.applyWrite(cmd, changes)
+    const result = run()
     if (token !== undefined) {
       const record: SessionRecord = { seq: token.seq, result, lastSeen: this.time }
+      const before = this.sessions.get(token.client)
+      if (before?.lastSeen !== record.lastSeen) this.lapsing.push([record.lastSeen + sessionTtlMs, token.client])
       this.sessions.set(token.client, record)
       changes.sessions.set(token.client, record)
     }
@@ -139,6 +303,7 @@ export class KvState {
   }
 
   private applyWrite(cmd: KvCommand, changes: KvChanges): KvResult {
+    if (cmd.op === "txn") return this.txn(cmd.compare, cmd.success, cmd.failure, changes)
     const current = this.get(cmd.key)
     switch (cmd.op) {
       case "put":
@@ -168,8 +333,62 @@ export class KvState {
     }
   }
 
+  /**
+   * Evaluates every compare against the state before the txn, then applies the chosen branch's
+   * operations in order, all at one new revision (etcd: each key the txn writes gets the same
+   * modRevision). A branch that changes nothing (empty, or only deletes of missing keys) keeps
+   * the revision. The gateway refuses a branch naming one key twice; it is refused here too so
+   * that the state machine never depends on that check.
+   */
+  private txn(compare: ReadonlyArray<TxnCompare>, success: ReadonlyArray<TxnOp>, failure: ReadonlyArray<TxnOp>, changes: KvChanges): KvResult {
+    const succeeded = compare.every((c) => this.holds(c))
+    const ops = succeeded ? success : failure
+    const duplicate = duplicateKey(ops)
+    if (duplicate !== undefined) {
+      return {
+        ok: false,
+        code: "bad_request",
+        message: `${succeeded ? "success" : "failure"}: key "${duplicate}" appears more than once; a txn writes each key at most once`
+      }
+    }
+    const writes = ops.some((op) => op.op === "put" || this.get(op.key) !== undefined)
+    if (!writes) return { ok: true, succeeded, revision: this.revision }
+    this.revision++
+    for (const op of ops) {
+      const current = this.get(op.key)
+      if (op.op === "put") this.write(op.key, op.value, op.ttl, current, changes)
+      else if (current !== undefined) {
+        this.remove(op.key, changes)
+        changes.events.push({ type: "del", key: op.key, revision: this.revision })
+      }
+    }
+    return { ok: true, succeeded, revision: this.revision }
+  }
+
+  private holds(c: TxnCompare): boolean {
+    const r = this.get(c.key)
+    switch (c.target) {
+      case "value":
+        return satisfies(compareKeys(r?.value ?? "", c.value), c.op)
+      case "mod":
+        return satisfies((r?.modRevision ?? 0) - c.value, c.op)
+      case "create":
+        return satisfies((r?.createRevision ?? 0) - c.value, c.op)
+      case "version":
+        return satisfies((r?.version ?? 0) - c.value, c.op)
+    }
+  }
+
   private put(key: string, value: string, ttl: number | undefined, current: KeyRecord | undefined, changes: KvChanges): KvResult {
     this.revision++
+    this.write(key, value, ttl, current, changes)
+    return current === undefined
+      ? { ok: true, revision: this.revision, key }
+      : { ok: true, revision: this.revision, key, prevRevision: current.modRevision }
+  }
+
+  /** Writes `key` at the current revision (the caller has bumped it). */
+  private write(key: string, value: string, ttl: number | undefined, current: KeyRecord | undefined, changes: KvChanges): void {
     const base = {
       value,
       createRevision: current?.createRevision ?? this.revision,
@@ -177,21 +396,30 @@ export class KvState {
       version: (current?.version ?? 0) + 1
     }
     const record: KeyRecord = ttl === undefined ? base : { ...base, expiresAt: this.time + ttl }
+    if (!this.records.has(key)) this.sorted.splice(this.lowerBound(key), 0, key)
     this.records.set(key, record)
-    if (record.expiresAt !== undefined) this.expiring.add(key)
-    else this.expiring.delete(key)
+    if (record.expiresAt !== undefined) this.expiring.push([record.expiresAt, key])
     changes.puts.set(key, record)
     changes.dels.delete(key)
     changes.events.push({ type: "put", key, record, revision: this.revision })
-    return current === undefined
-      ? { ok: true, revision: this.revision, key }
-      : { ok: true, revision: this.revision, key, prevRevision: current.modRevision }
   }
 
   private remove(key: string, changes: KvChanges): void {
-    this.records.delete(key)
-    this.expiring.delete(key)
+    if (this.records.delete(key)) {
+      const i = this.lowerBound(key)
+      if (this.sorted[i] === key) this.sorted.splice(i, 1)
+    }
     changes.puts.delete(key)
     changes.dels.add(key)
   }
+}
+
+/** The first key named twice in `ops`, if any. */
+export const duplicateKey = (ops: ReadonlyArray<TxnOp>): string | undefined => {
+  const seen = new Set<string>()
+  for (const op of ops) {
+    if (seen.has(op.key)) return op.key
+    seen.add(op.key)
+  }
+  return undefined
 }

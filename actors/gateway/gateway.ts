@@ -10,14 +10,19 @@
 import type { Msg, NatsConnection } from "@nats-io/transport-node"
 import { Clock, Effect, Either, Schedule } from "effect"
 import * as Client from "../../protocol/client.ts"
-import { archioError, type ArchioError } from "../../protocol/errors.ts"
-import { makeDecoder, encodeJson } from "../../protocol/json.ts"
+import { archioError, ArchioError } from "../../protocol/errors.ts"
+import { makeDecoder } from "../../protocol/json.ts"
+import { defaultPageLimit, isValidKey } from "../../protocol/limits.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
-import { encodeCommand, type Applier, type ApplyOutcome } from "../applier/applier.ts"
-import type { KvCommand } from "../applier/kvState.ts"
+import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "../applier/applier.ts"
+import { duplicateKey, type KvCommand } from "../applier/kvState.ts"
+import type { JobWorker } from "../jobs/jobWorker.ts"
 import type { Consensus } from "../raft/shell.ts"
-import { fromForwarded, fromService, type Responder } from "./responder.ts"
+import { decodeJobGet, decodeLease, decodeList, decodeListCursor, decodeStats, jobWrites, listLimit, toJobView } from "./jobRequests.ts"
+import type { RequestMetrics } from "./metrics.ts"
+import * as Responders from "./responder.ts"
+import type { Responder } from "./responder.ts"
 import * as Service from "./service.ts"
 
 export interface GatewayOptions {
@@ -29,6 +34,8 @@ export interface GatewayOptions {
   readonly version: string
   /** A request not answered by then gets `timeout` (its outcome is unknown). */
   readonly requestTimeoutMs: number
+  /** Where answered requests are counted, by endpoint and code (see `metrics.ts`). */
+  readonly metrics?: RequestMetrics
 }
 
 const sweepEveryMs = 50
@@ -37,9 +44,39 @@ const decodePut = makeDecoder(Client.KvPutRequest)
 const decodeGet = makeDecoder(Client.KvGetRequest)
 const decodeDel = makeDecoder(Client.KvDelRequest)
 const decodeCas = makeDecoder(Client.KvCasRequest)
+const decodeTxn = makeDecoder(Client.KvTxnRequest)
+const decodeScan = makeDecoder(Client.KvScanRequest)
 
-/** Write endpoints: each turns a decoded request into one state machine command. */
-const writes = {
+/**
+ * Scan cursors are the base64url (no padding) of the last key returned; the next page starts
+ * strictly after it. Opaque to clients: anything else is `bad_request`.
+ */
+export const encodeCursor = (lastKey: string): string => Buffer.from(lastKey, "utf8").toString("base64url")
+
+const utf8Strict = new TextDecoder("utf-8", { fatal: true })
+
+export const decodeCursor = (cursor: string): Either.Either<string, ArchioError> => {
+  const bad = Either.left(archioError("bad_request", "cursor: not a cursor from a kv.scan reply (send back the reply's cursor unchanged)"))
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return bad
+  const bytes = Buffer.from(cursor, "base64url")
+  let key: string
+  try {
+    key = utf8Strict.decode(bytes)
+  } catch {
+    return bad
+  }
+  // Canonical encodings only, and only of keys: a cursor is exactly what encodeCursor produced.
+  return isValidKey(key) && encodeCursor(key) === cursor ? Either.right(key) : bad
+}
+
+/** A txn branch naming one key twice is refused before it is proposed (as etcd does). */
+const checkBranch = (name: string, ops: ReadonlyArray<Client.TxnOp>): ArchioError | undefined => {
+  const key = duplicateKey(ops)
+  return key === undefined ? undefined : archioError("bad_request", `${name}: key "${key}" appears more than once; a txn writes each key at most once`)
+}
+
+/** Key-value write endpoints: each turns a decoded request into one state machine command. */
+const kvWrites = {
   put: (bytes: Uint8Array) =>
     Either.map(decodePut(bytes), (r): KvCommand => ({ op: "put", key: r.key, value: r.value, ...opt("ttl", r.ttl), ...opt("token", r.token) })),
   del: (bytes: Uint8Array) => Either.map(decodeDel(bytes), (r): KvCommand => ({ op: "del", key: r.key, ...opt("token", r.token) })),
@@ -51,18 +88,34 @@ const writes = {
         r.expectedRevision === undefined
           ? { op: "put", key: r.key, value: r.value, ...opt("ttl", r.ttl), ...opt("token", r.token) }
           : { op: "cas", key: r.key, value: r.value, expectedRevision: r.expectedRevision, ...opt("ttl", r.ttl), ...opt("token", r.token) }
-    )
+    ),
+  txn: (bytes: Uint8Array) =>
+    Either.flatMap(decodeTxn(bytes), (r): Either.Either<KvCommand, ArchioError> => {
+      const problem = checkBranch("success", r.success) ?? checkBranch("failure", r.failure)
+      if (problem !== undefined) return Either.left(problem)
+      return Either.right({ op: "txn", compare: r.compare, success: r.success, failure: r.failure, ...opt("token", r.token) })
+    })
 } as const
 
-type WriteOp = keyof typeof writes
+type Decode = (bytes: Uint8Array) => Either.Either<Command, ArchioError>
+
+/** Every write endpoint by `<group>.<op>` (its subject under `archio.<cluster>.`). */
+const writes: Record<string, Decode> = Object.fromEntries([
+  ...Object.entries(kvWrites).map(([op, decode]) => [`kv.${op}`, decode]),
+  ...Object.entries(jobWrites).map(([op, decode]) => [`jobs.${op}`, decode])
+])
 
 /** `{ [name]: value }` when value is present, `{}` otherwise (exactOptionalPropertyTypes). */
 const opt = <K extends string, V>(name: K, value: V | undefined): { [P in K]?: V } =>
   (value === undefined ? {} : { [name]: value }) as { [P in K]?: V }
 
-export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Consensus, applier: Applier) =>
+export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Consensus, applier: Applier, jobWorker: JobWorker) =>
   Effect.gen(function* () {
     const { cluster, id } = options
+    // Every responder made here records its answer in the endpoint's meter (responder.ts).
+    const meterOf = options.metrics === undefined ? undefined : Responders.meterBySubject(options.metrics, cluster, id)
+    const fromService = (req: Service.ServiceRequest): Responder => Responders.fromService(req, meterOf?.(req.subject))
+    const fromForwarded = (conn: NatsConnection, msg: Msg): Responder => Responders.fromForwarded(conn, msg, meterOf?.(msg.subject))
     // Deadlines share one coarse clock and one sweep: no timer per request. Every request gets
     // the same timeout, so the list is ordered by deadline.
     const deadlines: Array<{ at: number; r: Responder }> = []
@@ -86,21 +139,21 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
       })
 
     const replyWrite = (r: Responder, outcome: ApplyOutcome): void => {
-      if ("_tag" in outcome) return r.fail(outcome)
+      if (outcome instanceof ArchioError) return r.fail(outcome)
       // `node` lets clients send their next write straight to the leader (leader affinity).
       if (outcome.ok) return r.ok({ ...outcome, node: id })
       r.fail(archioError(outcome.code, outcome.message, outcome.detail))
     }
 
-    const handleWrite = (op: WriteOp, r: Responder): void => {
-      const decoded = writes[op](r.data)
+    const handleWrite = (op: string, r: Responder): void => {
+      const decoded = writes[op]!(r.data)
       if (Either.isLeft(decoded)) return r.fail(decoded.left)
       track(r)
       const data = encodeCommand(decoded.right)
       consensus.propose([{ kind: EntryKind.Command, data }], (p) => {
         if (p.ok) return applier.waitFor(p.firstIndex, p.term, (outcome) => replyWrite(r, outcome))
         if (p.leader !== null && p.leader !== id && r.forwardedBy === undefined) {
-          return r.forward(nc, Subjects.node(cluster, p.leader, `kv.${op}`), id, options.requestTimeoutMs)
+          return r.forward(nc, Subjects.node(cluster, p.leader, op), id, options.requestTimeoutMs)
         }
         r.fail(noLeader(p.leader))
       })
@@ -161,24 +214,110 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
         })
     }
 
-    const handleGet = (r: Responder): void => {
-      const decoded = decodeGet(r.data)
-      if (Either.isLeft(decoded)) return r.fail(decoded.left)
-      const { key } = decoded.right
-      if (decoded.right.consistency === "stale") return serveGet(r, key, "stale")
+    /** Runs `serve` once this node may answer: at once for stale reads, else after ReadIndex. */
+    const read = (r: Responder, consistency: Client.Consistency | undefined, serve: (consistency: Client.Consistency) => void): void => {
+      if (consistency === "stale") return serve("stale")
       track(r)
       const leader = consensus.status().leader
       if (leader !== null && leader !== id) {
         return followerRead(
           leader,
-          (index) => applier.whenApplied(index, () => serveGet(r, key, "linearizable")),
+          (index) => applier.whenApplied(index, () => serve("linearizable")),
           (e) => r.fail(e)
         )
       }
       consensus.read((res) => {
-        if (res.ok) applier.whenApplied(res.index, () => serveGet(r, key, "linearizable"))
+        if (res.ok) applier.whenApplied(res.index, () => serve("linearizable"))
         else r.fail(noLeader(res.leader))
       })
+    }
+
+    const handleGet = (r: Responder): void => {
+      const decoded = decodeGet(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const { key } = decoded.right
+      read(r, decoded.right.consistency, (consistency) => serveGet(r, key, consistency))
+    }
+
+    const serveScan = (r: Responder, q: Client.KvScanRequest, after: string | undefined, consistency: Client.Consistency): void => {
+      const page = applier.state.scan({
+        ...opt("prefix", q.prefix),
+        ...opt("start", q.start),
+        ...opt("end", q.end),
+        ...opt("after", after),
+        limit: q.limit ?? defaultPageLimit
+      })
+      const keysOnly = q.keysOnly === true
+      const items = page.items.map(([key, rec]) => ({
+        key,
+        ...(keysOnly ? {} : { value: rec.value }),
+        createRevision: rec.createRevision,
+        modRevision: rec.modRevision,
+        version: rec.version
+      }))
+      const last = page.items[page.items.length - 1]
+      r.ok({
+        ok: true,
+        items,
+        ...(page.more && last !== undefined ? { cursor: encodeCursor(last[0]) } : {}),
+        revision: applier.state.revision,
+        consistency,
+        node: id
+      })
+    }
+
+    const handleScan = (r: Responder): void => {
+      const decoded = decodeScan(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const q = decoded.right
+      let after: string | undefined
+      if (q.cursor !== undefined) {
+        const c = decodeCursor(q.cursor)
+        if (Either.isLeft(c)) return r.fail(c.left)
+        after = c.right
+      }
+      read(r, q.consistency, (consistency) => serveScan(r, q, after, consistency))
+    }
+
+    // Leases park on the leader's JobWorker for up to `waitMs`; it answers them, not the sweep.
+    const handleLease = (r: Responder): void => {
+      const decoded = decodeLease(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const { role, leader } = consensus.status()
+      if (role === "leader") return jobWorker.lease(decoded.right, r)
+      if (leader !== null && r.forwardedBy === undefined) {
+        return r.forward(nc, Subjects.node(cluster, leader, "jobs.lease"), id, (decoded.right.waitMs ?? 0) + options.requestTimeoutMs)
+      }
+      r.fail(noLeader(leader))
+    }
+
+    const handleJobGet = (r: Responder): void => {
+      const decoded = decodeJobGet(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const jobId = decoded.right.id
+      read(r, undefined, (consistency) => {
+        const job = applier.jobs.get(jobId)
+        if (job === undefined) return r.fail(archioError("not_found", `job ${jobId} does not exist`))
+        r.ok({ ok: true, job: toJobView(job), consistency, node: id })
+      })
+    }
+
+    const handleList = (r: Responder): void => {
+      const decoded = decodeList(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const q = decoded.right
+      const after = decodeListCursor(q.cursor)
+      if (Either.isLeft(after)) return r.fail(after.left)
+      read(r, undefined, (consistency) => {
+        const page = applier.jobs.list(q.queue, q.state, after.right, listLimit(q.limit))
+        r.ok({ ok: true, jobs: page.jobs.map(toJobView), ...(page.next === undefined ? {} : { cursor: String(page.next) }), consistency, node: id })
+      })
+    }
+
+    const handleStats = (r: Responder): void => {
+      const decoded = decodeStats(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      read(r, undefined, (consistency) => r.ok({ ok: true, queues: applier.jobs.stats(decoded.right.queue), time: applier.jobs.time, consistency, node: id }))
     }
 
     const status = () => {
@@ -209,16 +348,21 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
       description: "Archio replicated key-value store and job queue",
       metadata: { cluster, node: id },
       endpoints: [
-        ...(["put", "del", "cas"] as const).map((op) => ({
-          name: `kv-${op}`,
-          subject: Subjects.kv(cluster, op),
+        ...Object.keys(writes).map((op) => ({
+          name: op.replace(".", "-"),
+          subject: `${Subjects.root(cluster)}.${op}`,
           handler: (req: Service.ServiceRequest) => handleWrite(op, fromService(req))
         })),
         { name: "kv-get", subject: Subjects.kv(cluster, "get"), handler: (req: Service.ServiceRequest) => handleGet(fromService(req)) },
+        { name: "kv-scan", subject: Subjects.kv(cluster, "scan"), handler: (req: Service.ServiceRequest) => handleScan(fromService(req)) },
+        { name: "jobs-lease", subject: Subjects.jobs(cluster, "lease"), handler: (req: Service.ServiceRequest) => handleLease(fromService(req)) },
+        { name: "jobs-get", subject: Subjects.jobs(cluster, "get"), handler: (req: Service.ServiceRequest) => handleJobGet(fromService(req)) },
+        { name: "jobs-list", subject: Subjects.jobs(cluster, "list"), handler: (req: Service.ServiceRequest) => handleList(fromService(req)) },
+        { name: "jobs-stats", subject: Subjects.jobs(cluster, "stats"), handler: (req: Service.ServiceRequest) => handleStats(fromService(req)) },
         {
           name: "admin-status",
           subject: Subjects.admin(cluster, "status"),
-          handler: (req: Service.ServiceRequest) => req.respond(encodeJson(status()))
+          handler: (req: Service.ServiceRequest) => fromService(req).ok(status())
         }
       ]
     })
@@ -234,7 +378,8 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
       return sub
     }
     const subs = [
-      ...(["put", "del", "cas"] as const).map((op) => direct(`kv.${op}`, (msg) => handleWrite(op, fromForwarded(nc, msg)))),
+      ...Object.keys(writes).map((op) => direct(op, (msg) => handleWrite(op, fromForwarded(nc, msg)))),
+      direct("jobs.lease", (msg) => handleLease(fromForwarded(nc, msg))),
       direct("readindex", (msg) => {
         const r = fromForwarded(nc, msg)
         consensus.read((res) => (res.ok ? r.ok({ index: res.index }) : r.fail(noLeader(res.leader))))
@@ -242,5 +387,6 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
       direct("admin.status", (msg) => fromForwarded(nc, msg).ok(status()))
     ]
     yield* Effect.addFinalizer(() => Effect.sync(() => subs.forEach((s) => s.unsubscribe())))
-    return { status, service }
+    // `write` and `get` let the HTTP shim (http.ts) use the same validation, write and read paths.
+    return { status, service, write: handleWrite, get: handleGet }
   })

@@ -34,6 +34,12 @@ type Input =
   | { readonly type: "transfer"; readonly to: NodeId }
   | { readonly type: "persisted"; readonly rd: Ready }
 
+/**
+ * Wraps an actor's fiber so that its death (a broken invariant, a failed write) stops the node
+ * loudly instead of leaving a process that answers but no longer decides.
+ */
+export type Supervise = <A, E>(name: string, effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
+
 export interface Consensus {
   /** Appends commands if this node leads; `done` runs with the index to wait for (no Deferred). */
   propose(proposals: ReadonlyArray<Proposal>, done: (r: ProposeResult) => void): void
@@ -51,7 +57,8 @@ export const make = (
   options: ConsensusOptions,
   nc: NatsConnection,
   stores: RaftStores,
-  onCommitted: (entries: Ready["committed"]) => void
+  onCommitted: (entries: Ready["committed"]) => void,
+  supervise: Supervise = (_name, effect) => effect
 ) =>
   Effect.gen(function* () {
     const restored = yield* Effect.promise(() => loadRestored(stores))
@@ -209,9 +216,9 @@ export const make = (
       Queue.unsafeOffer(mailbox, { type: "tick", now })
     }).pipe(Effect.repeat(Schedule.spaced(options.tickMs)))
 
-    yield* Effect.forkScoped(loop)
-    yield* Effect.forkScoped(writer)
-    yield* Effect.forkScoped(ticker)
+    yield* Effect.forkScoped(supervise("consensus loop", loop))
+    yield* Effect.forkScoped(supervise("log writer", writer))
+    yield* Effect.forkScoped(supervise("ticker", ticker))
 
     const consensus: Consensus = {
       propose: (proposals, done) => Queue.unsafeOffer(mailbox, { type: "propose", proposals, done }),

@@ -46,6 +46,8 @@ const started = performance.now()
 let failed = 0
 let events = 0
 let acked = 0
+let enqueued = 0
+let completed = 0
 let crashes = 0
 let partitions = 0
 for (const seed of seeds) {
@@ -53,6 +55,8 @@ for (const seed of seeds) {
   const r = await sim.run()
   events += r.events
   acked += r.acked
+  enqueued += r.enqueued
+  completed += r.completed
   crashes += r.crashes
   partitions += r.partitions
   if (values.verbose) for (const line of sim.traceLines()) console.log(line)
@@ -67,6 +71,6 @@ for (const seed of seeds) {
 const seconds = ((performance.now() - started) / 1000).toFixed(1)
 console.log(
   `simulation: ${seeds.length} seeds, ${seeds.length - failed} passed, ${failed} failed ` +
-    `(${events} events, ${acked} acknowledged writes, ${crashes} crashes, ${partitions} partitions, ${seconds}s)`
+    `(${events} events, ${acked} acknowledged writes, ${enqueued} enqueued and ${completed} completed jobs, ${crashes} crashes, ${partitions} partitions, ${seconds}s)`
 )
 process.exit(failed === 0 ? 0 : 1)

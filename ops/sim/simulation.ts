@@ -3,13 +3,19 @@
  * log storage code (on memory-level), driven by a seeded schedule of ticks, client writes,
  * message loss, duplication, delay (hence reordering), partitions and crashes. One seed replays
  * a run exactly: all time is simulated and every random choice comes from the seed.
+ *
+ * Each node applies two state machines: a register map (client writes `key id id`) and the
+ * real job queue (`JobState`, JSON commands): simulated producers enqueue, simulated workers
+ * lease, ack and fail, and the leader proposes ticks when a job timer is due, as the JobWorker
+ * does, so leases expire and retries fire across crashes and leader changes.
  */
 import { MemoryLevel } from "memory-level"
 import { RaftCore, type Ready } from "../../actors/raft/core.ts"
 import { InvariantViolation } from "../../actors/raft/invariant.ts"
 import { nextRandom } from "../../actors/raft/random.ts"
 import { defaultTuning } from "../../actors/raft/state.ts"
-import { encodeJsonValue, loadRestored, metaKeys, needsWrite, persistReadies, writeBatch, type RaftStores } from "../../actors/raft/storage.ts"
+import { decodeJsonValue, encodeJsonValue, loadRestored, metaKeys, needsWrite, persistReadies, writeBatch, type BatchOp, type RaftStores, type Sublevel } from "../../actors/raft/storage.ts"
+import { JobState, newJobChanges, type JobCommand, type JobCounters, type JobRecord, type JobResult } from "../../actors/applier/jobState.ts"
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
 import { EntryKind, type Entry, type NodeId } from "../../protocol/raft.ts"
 import { SafetyChecker, SafetyViolation } from "./checker.ts"
@@ -30,6 +36,9 @@ export interface SimResult {
   readonly error?: string
   readonly events: number
   readonly acked: number
+  /** Acknowledged enqueues, and jobs acknowledged complete to a worker. */
+  readonly enqueued: number
+  readonly completed: number
   readonly committed: number
   readonly elections: number
   readonly crashes: number
@@ -98,8 +107,18 @@ interface SimNode {
   writing: boolean
   /** Committed entries queued behind writes, not yet applied: nothing may overtake them. */
   lateInWriter: number
-  /** Writes proposed through this node in this life: index -> write id. */
-  pending: Map<number, { id: string; term: number }>
+  /** Writes proposed through this node in this life: index -> write id and who waits. */
+  pending: Map<number, { id: string; term: number; done?: (r: JobResult) => void }>
+  /** The job queue state machine and the revision counter it bumps. */
+  jobs: JobState
+  jobRev: { revision: number }
+  readonly jobStore: Sublevel<string, Uint8Array>
+}
+
+/** A lease a simulated worker holds, until it acks or fails it. */
+interface HeldLease {
+  readonly id: string
+  readonly token: number
 }
 
 const text = new TextEncoder()
@@ -118,6 +137,10 @@ export class Simulation {
   private dupRate = 0
   private maxDelay = 5
   private readonly acked = new Set<string>()
+  /** Enqueues acknowledged to producers (job ids). */
+  private readonly enqueued = new Set<string>()
+  /** Acks accepted by the state machine and answered to workers: job id -> lease token. */
+  private readonly completedBy = new Map<string, number>()
   private writeCounter = 0
   private events = 0
   private crashes = 0
@@ -168,6 +191,14 @@ export class Simulation {
     const saved = await node.stores.meta.get("sim.state")
     node.state = new Map(saved === undefined ? [] : (JSON.parse(untext.decode(saved)) as Array<[string, string]>))
     node.applied = restored.applied
+    const jobMeta = await node.stores.meta.get("sim.jobs")
+    const { revision, time, counters } =
+      jobMeta === undefined ? { revision: 0, time: 0, counters: undefined } : decodeJsonValue<{ revision: number; time: number; counters: JobCounters }>(jobMeta)
+    node.jobRev = { revision }
+    node.jobs = new JobState(node.jobRev)
+    const records: JobRecord[] = []
+    for await (const v of node.jobStore.values()) records.push(decodeJsonValue<JobRecord>(v))
+    node.jobs.restore(records, counters, time)
     this.checker.restarted(node.id, core)
     const life = node.life
     const tick = () => {
@@ -253,28 +284,36 @@ export class Simulation {
 
   private async apply(node: SimNode, entries: ReadonlyArray<Entry>): Promise<void> {
     this.checker.observeApplied(node.id, entries)
+    const changes = newJobChanges()
+    const answers: Array<() => void> = []
     for (const e of entries) {
       if (e.index !== node.applied + 1) throw new InvariantViolation(`${node.id} applies ${e.index} after ${node.applied}`)
       node.applied = e.index
-      if (e.kind === EntryKind.Command) {
-        const [key, value, id] = untext.decode(e.data).split(" ") as [string, string, string]
-        node.state.set(key, value)
-        const p = node.pending.get(e.index)
-        if (p !== undefined) {
-          node.pending.delete(e.index)
-          if (p.term === e.term && p.id === id) this.acked.add(id)
-        }
+      node.jobs.advanceTime(e.time, changes)
+      if (e.kind !== EntryKind.Command) continue
+      const p = node.pending.get(e.index)
+      if (p !== undefined) node.pending.delete(e.index)
+      const mine = p !== undefined && p.term === e.term
+      const text = untext.decode(e.data)
+      if (text.startsWith("{")) {
+        const { tag, cmd } = JSON.parse(text) as { tag: string; cmd: JobCommand }
+        const r = node.jobs.apply(cmd, changes)
+        if (mine && p.id === tag && p.done !== undefined) answers.push(() => p.done!(r))
+        continue
       }
+      const [key, value, id] = text.split(" ") as [string, string, string]
+      node.state.set(key, value)
+      if (mine && p.id === id) this.acked.add(id)
     }
-    // State and applied index in one batch, as the Applier does.
-    await writeBatch(
-      node.db,
-      [
-        { type: "put", key: "sim.state", value: text.encode(JSON.stringify([...node.state])), sublevel: node.stores.meta },
-        { type: "put", key: metaKeys.applied, value: encodeJsonValue(node.applied), sublevel: node.stores.meta }
-      ],
-      true
-    )
+    // State and applied index in one batch, as the Applier does; answers after the state moved.
+    const ops: BatchOp[] = [
+      { type: "put", key: "sim.state", value: text.encode(JSON.stringify([...node.state])), sublevel: node.stores.meta },
+      { type: "put", key: "sim.jobs", value: encodeJsonValue({ revision: node.jobRev.revision, time: node.jobs.time, counters: node.jobs.counters() }), sublevel: node.stores.meta },
+      { type: "put", key: metaKeys.applied, value: encodeJsonValue(node.applied), sublevel: node.stores.meta }
+    ]
+    for (const [id, j] of changes.jobs) ops.push(j === null ? { type: "del", key: id, sublevel: node.jobStore } : { type: "put", key: id, value: encodeJsonValue(j), sublevel: node.jobStore })
+    for (const answer of answers) answer()
+    await writeBatch(node.db, ops, true)
   }
 
   private send(m: import("../../protocol/raft.ts").RaftMessage): void {
@@ -311,6 +350,60 @@ export class Simulation {
     if (!r.ok) return undefined
     target.pending.set(r.firstIndex, { id, term: r.term })
     return this.afterInput(target)
+  }
+
+  /** Proposes a job command at `target`; `done` hears the result if this node applies it in the same term. */
+  private proposeJob(target: SimNode, cmd: JobCommand, done?: (r: JobResult) => void): Promise<void> | undefined {
+    const core = target.core
+    if (core === null) return undefined
+    const tag = `j${this.writeCounter++}`
+    const r = core.propose([{ kind: EntryKind.Command, data: text.encode(JSON.stringify({ tag, cmd })) }])
+    if (!r.ok) return undefined
+    target.pending.set(r.firstIndex, done === undefined ? { id: tag, term: r.term } : { id: tag, term: r.term, done })
+    return this.afterInput(target)
+  }
+
+  private randomNode(): SimNode {
+    return this.nodes[Math.floor(this.random() * this.nodes.length)]!
+  }
+
+  /** A producer enqueues a job with a delay, retries and a short lease, at a random node. */
+  private clientEnqueue(): Promise<void> | undefined {
+    const delay = this.random() < 0.3 ? Math.floor(this.random() * 300) : 0
+    const spec = { queue: this.random() < 0.5 ? "a" : "b", payload: this.writeCounter, priority: Math.floor(this.random() * 3), delay, maxAttempts: 3, leaseMs: 150, backoff: { type: "exponential" as const, delay: 20, jitter: 0.5 } }
+    return this.proposeJob(this.randomNode(), { op: "jobs.enqueue", jobs: [spec], batch: false }, (r) => {
+      if (r.ok) this.enqueued.add(String(r["id"]))
+    })
+  }
+
+  /** A worker leases jobs; later it acks most, fails some, and forgets a few (its lease expires). */
+  private clientLease(): Promise<void> | undefined {
+    const worker = `w${Math.floor(this.random() * 3)}`
+    return this.proposeJob(this.randomNode(), { op: "jobs.lease", queues: ["a", "b"], max: 2, workerId: worker }, (r) => {
+      if (!r.ok) return
+      for (const j of r["jobs"] as HeldLease[]) {
+        const roll = this.random()
+        if (roll < 0.1) continue
+        const cmd: JobCommand =
+          roll < 0.8 ? { op: "jobs.ack", id: j.id, fence: j.token } : { op: "jobs.fail", id: j.id, fence: j.token, error: "sim", retryable: true }
+        this.schedule(1 + Math.floor(this.random() * 200), () =>
+          this.proposeJob(this.randomNode(), cmd, (res) => {
+            if (!res.ok || cmd.op !== "jobs.ack") return
+            const prior = this.completedBy.get(j.id)
+            if (prior !== undefined) throw new SafetyViolation(`job ${j.id} completed twice: tokens ${prior} and ${j.token}`)
+            this.completedBy.set(j.id, j.token)
+          })
+        )
+      }
+    })
+  }
+
+  /** The leader's JobWorker: a tick entry when a job timer is due. */
+  private jobTicks(): Promise<void> | undefined {
+    const leader = this.leader()
+    if (leader === undefined) return undefined
+    const due = leader.jobs.nextDue()
+    return due !== undefined && due + this.opts.tickMs <= this.now ? this.proposeJob(leader, { op: "jobs.tick" }) : undefined
   }
 
   private heal(): void {
@@ -357,7 +450,24 @@ export class Simulation {
         log: db.sublevel<Uint8Array, Uint8Array>("log", { keyEncoding: "view", valueEncoding: "view" }),
         meta: db.sublevel<string, Uint8Array>("meta", { valueEncoding: "view" })
       }
-      this.nodes.push({ id: `n${i}`, db, stores, core: null, life: 0, lastStored: 0, state: new Map(), applied: 0, pending: new Map(), writes: [], writing: false, lateInWriter: 0 })
+      const jobRev = { revision: 0 }
+      this.nodes.push({
+        id: `n${i}`,
+        db,
+        stores,
+        core: null,
+        life: 0,
+        lastStored: 0,
+        state: new Map(),
+        applied: 0,
+        pending: new Map(),
+        writes: [],
+        writing: false,
+        lateInWriter: 0,
+        jobRev,
+        jobs: new JobState(jobRev),
+        jobStore: db.sublevel<string, Uint8Array>("jobs", { valueEncoding: "view" })
+      })
     }
     this.heal()
     for (const n of this.nodes) await this.boot(n)
@@ -365,8 +475,14 @@ export class Simulation {
     const writes = () => {
       if (this.now >= chaosMs + healMs / 2) return undefined
       this.schedule(1 + Math.floor(this.random() * writeEvery * 2), writes)
-      return this.clientWrite()
+      const roll = this.random()
+      return roll < 0.6 ? this.clientWrite() : roll < 0.8 ? this.clientEnqueue() : this.clientLease()
     }
+    const ticks = () => {
+      this.schedule(this.opts.tickMs, ticks)
+      return this.jobTicks()
+    }
+    this.schedule(1, ticks)
     this.schedule(1, writes)
     const nemesis = () => {
       if (this.now < chaosMs) {
@@ -422,6 +538,22 @@ export class Simulation {
       }
     }
     this.verifyAckedApplied(leader)
+    this.verifyJobs(leader)
+  }
+
+  /**
+   * Every replica holds the same jobs; every acknowledged enqueue exists; a job acknowledged
+   * complete to a worker is completed with that worker's lease token.
+   */
+  private verifyJobs(leader: SimNode): void {
+    const dump = (n: SimNode) => JSON.stringify([...n.jobs.jobs.values()].sort((a, b) => a.seq - b.seq))
+    const expected = dump(leader)
+    for (const n of this.nodes) if (dump(n) !== expected) throw new SafetyViolation(`job state machines differ: ${n.id} vs ${leader.id}`)
+    for (const id of this.enqueued) if (leader.jobs.get(id) === undefined) throw new SafetyViolation(`durability: acknowledged enqueue of job ${id} is lost`)
+    for (const [id, token] of this.completedBy) {
+      const j = leader.jobs.get(id)
+      if (j?.state !== "completed" || j.token !== token) throw new SafetyViolation(`job ${id} was acked with token ${token} but is ${j?.state} with token ${j?.token}`)
+    }
   }
 
   /** Replays the leader's committed log: each acknowledged write id must appear in it. */
@@ -430,7 +562,7 @@ export class Simulation {
     const present = new Set<string>()
     for (let i = log.firstIndex; i <= log.committed; i++) {
       const e = log.entry(i)!
-      if (e.kind === EntryKind.Command) present.add(untext.decode(e.data).split(" ")[2]!)
+      if (e.kind === EntryKind.Command && e.data[0] !== 0x7b) present.add(untext.decode(e.data).split(" ")[2]!)
     }
     for (const id of this.acked) if (!present.has(id)) throw new SafetyViolation(`durability: acknowledged write ${id} is lost`)
   }
@@ -442,6 +574,8 @@ export class Simulation {
       ok,
       events: this.events,
       acked: this.acked.size,
+      enqueued: this.enqueued.size,
+      completed: this.completedBy.size,
       committed: this.checker.commitIndex,
       elections,
       crashes: this.crashes,

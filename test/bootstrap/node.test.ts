@@ -1,19 +1,11 @@
 import t from "tap"
-import { Effect, Exit, Fiber, Logger, LogLevel } from "effect"
+import { Effect, Exit, Fiber } from "effect"
 import { join } from "node:path"
-import { parseConfig, type Config, type Env } from "../../bootstrap/config.ts"
 import { runNode } from "../../bootstrap/node.ts"
 import * as Storage from "../../bootstrap/storage.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
+import { config, quiet } from "../support/node.ts"
 import { tempDir } from "../support/tmp.ts"
-
-const quiet = Logger.minimumLogLevel(LogLevel.None)
-
-const config = (env: Env): Config => {
-  const parsed = parseConfig([], env)
-  if (parsed._tag === "Left") throw new Error(parsed.left.message)
-  return parsed.right
-}
 
 const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
   const deadline = Date.now() + timeoutMs

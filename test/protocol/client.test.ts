@@ -237,7 +237,7 @@ t.test("jobs requests", async (t) => {
   const list = makeDecoder(C.ListRequest)
   accepts(t, list, { queue: "q" })
   accepts(t, list, { queue: "q", state: "failed", limit: 50, cursor: "c" })
-  rejects(t, list, { queue: "q", state: "done" }, "bad_request", /^state: expected one of "waiting", "delayed", "active", "completed", "failed", "cancelled", got "done"$/)
+  rejects(t, list, { queue: "q", state: "done" }, "bad_request", /^state: expected one of "scheduled", "ready", "leased", "completed", "failed", "dead", "cancelled", got "done"$/)
   rejects(t, list, {}, "bad_request", "missing required field \"queue\"")
 
   const stats = makeDecoder(C.StatsRequest)
@@ -274,7 +274,7 @@ const replyRoundTrip = <A, I>(t: Tap, schema: Schema.Schema<A, I, never>, reply:
 t.test("replies: every endpoint's reply schema accepts a sample and the table is complete", async (t) => {
   const job: C.JobView = {
     id: "j1", queue: "q", state: "completed", payload: { a: 1 }, priority: 0, attempts: 1, maxAttempts: 3,
-    runAt: 1_700_000_000_000, createdAt: 1_700_000_000_000, finishedAt: 1_700_000_000_500, result: "ok"
+    runAt: 1_700_000_000_000, createdAt: 1_700_000_000_000, updatedAt: 1_700_000_000_500, finishedAt: 1_700_000_000_500, result: "ok"
   }
   const samples: { readonly [G in keyof typeof C.endpoints]: { readonly [O in keyof (typeof C.endpoints)[G]]: unknown } } = {
     kv: {
@@ -282,21 +282,24 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
       get: { ok: true, key: "k", value: "v", createRevision: 2, modRevision: 5, version: 3, consistency: "linearizable" },
       del: { ok: true, revision: 6, deleted: false },
       cas: { ok: true, revision: 7 },
-      scan: { ok: true, items: [{ key: "a", value: "1", createRevision: 1, modRevision: 1, version: 1 }, { key: "b", createRevision: 2, modRevision: 3, version: 2 }], cursor: "next" },
+      scan: { ok: true, items: [{ key: "a", value: "1", createRevision: 1, modRevision: 1, version: 1 }, { key: "b", createRevision: 2, modRevision: 3, version: 2 }], cursor: "next", revision: 8, consistency: "stale" },
       txn: { ok: true, succeeded: true, revision: 8 }
     },
     jobs: {
       enqueue: { ok: true, id: "j1", revision: 9, existing: false },
-      enqueueBatch: { ok: true, ids: ["j2", "j3"], revision: 10 },
+      enqueueBatch: { ok: true, ids: ["j2", "j3"], existing: [false, true], revision: 10 },
       lease: { ok: true, jobs: [{ id: "j1", queue: "q", payload: 1, attempt: 1, token: 11, leaseUntil: 1_700_000_030_000 }] },
       ack: { ok: true, revision: 12 },
       fail: { ok: true, revision: 13, willRetry: true, runAt: 1_700_000_001_000 },
       extend: { ok: true, revision: 14, leaseUntil: 1_700_000_060_000 },
+      release: { ok: true, revision: 14 },
+      ackBatch: { ok: true, revision: 15, results: [{ ok: true, revision: 15 }, { ok: false, code: "lease_lost", message: "gone" }] },
       get: { ok: true, job },
       cancel: { ok: true, revision: 15 },
       retry: { ok: true, revision: 16 },
       list: { ok: true, jobs: [job], cursor: "c2" },
-      stats: { ok: true, queues: [{ queue: "q", waiting: 1, delayed: 0, active: 2, completed: 10, failed: 1, cancelled: 0 }] }
+      stats: { ok: true, queues: [{ queue: "q", scheduled: 0, ready: 1, leased: 2, completed: 10, failed: 1, dead: 0, cancelled: 0, oldestReadyMs: 5, completedLastMinute: 10, failedLastMinute: 1 }] },
+      purge: { ok: true, revision: 17, purged: 3 }
     },
     admin: {
       status: {

@@ -4,6 +4,7 @@
  */
 import t from "tap"
 import {
+  compareKeys,
   KvState,
   newChanges,
   sessionTtlMs,
@@ -12,7 +13,9 @@ import {
   type KvCommand,
   type KvEvent,
   type KvResult,
-  type SessionRecord
+  type SessionRecord,
+  type TxnCompare,
+  type TxnOp
 } from "../../../actors/applier/kvState.ts"
 
 /** One applied entry: leader time first (as the Applier does), then the command. */
@@ -176,10 +179,12 @@ t.test("TTL: rewrites move or cancel the expiry; a deleted key does not expire l
   kv.advanceTime(100, at100)
   t.same(at100.events, [], "nothing is due at 100 any more")
   t.equal(kv.revision, rev)
+  t.equal(kv.nextExpiry(), 150, "the next expiry the leader must make time reach")
   const at150 = newChanges()
   kv.advanceTime(150, at150)
   t.same(at150.events, [{ type: "expire", key: "moved", revision: rev + 1 }], "the rewritten key expires at its new time")
   t.equal(kv.get("cancelled")?.value, "2", "a rewrite without TTL keeps the key for good")
+  t.equal(kv.nextExpiry(), undefined, "nothing left to expire")
   kv.advanceTime(10_000_000, newChanges())
   t.equal(kv.get("cancelled")?.value, "2")
 })
@@ -214,6 +219,9 @@ const script: ReadonlyArray<readonly [number, KvCommand]> = [
   [1600, { op: "del", key: "missing" }],
   [2000, { op: "put", key: "t3", value: "z", ttl: 1 }],
   [2600, { op: "put", key: "b", value: "1", token: { client: "w1", seq: 1 } }],
+  [2600, { op: "txn", compare: [{ key: "b", target: "version", op: "==", value: 1 }], success: [{ op: "put", key: "tx/1", value: "s", ttl: 400 }, { op: "del", key: "lock" }], failure: [] }],
+  [2700, { op: "txn", compare: [{ key: "tx/1", target: "value", op: "==", value: "nope" }], success: [], failure: [{ op: "put", key: "tx/2", value: "f" }], token: { client: "w2", seq: 3 } }],
+  [2800, { op: "txn", compare: [{ key: "tx/1", target: "value", op: "==", value: "nope" }], success: [], failure: [{ op: "put", key: "tx/2", value: "f" }], token: { client: "w2", seq: 3 } }],
   [2600 + sessionTtlMs, { op: "put", key: "c", value: "late" }],
   [2600 + sessionTtlMs, { op: "put", key: "b", value: "retry", token: { client: "w1", seq: 2 } }]
 ]
@@ -287,7 +295,7 @@ t.test("restore: a state rebuilt from disk continues exactly like the one that n
   for (const [time, cmd] of script.slice(half)) {
     const a = step(live, time, cmd)
     const b = step(restored, time, cmd)
-    t.same(b.r, a.r, `${cmd.op} ${cmd.key} at ${time}: same result`)
+    t.same(b.r, a.r, `${cmd.op} ${"key" in cmd ? cmd.key : ""} at ${time}: same result`)
     liveEvents.push(...a.changes.events)
     restoredEvents.push(...b.changes.events)
   }
@@ -393,4 +401,279 @@ t.test("idempotency tokens", async (t) => {
     const late = step(kv, 1000 + sessionTtlMs, { op: "put", key: "k", value: "v", token: { client: "c", seq: 1 } })
     t.same(late.r, { ok: true, revision: 2, key: "k", prevRevision: 1 }, "applied again: the dedup window is over")
   })
+})
+
+// ---------------------------------------------------------------------------------------------
+// txn
+
+const txn = (
+  compare: ReadonlyArray<TxnCompare>,
+  success: ReadonlyArray<TxnOp>,
+  failure: ReadonlyArray<TxnOp> = [],
+  token?: { client: string; seq: number }
+): KvCommand => ({ op: "txn", compare, success, failure, ...(token === undefined ? {} : { token }) })
+
+t.test("txn: compare targets and operators against the state before the txn", async (t) => {
+  const kv = new KvState()
+  step(kv, 1, { op: "put", key: "a", value: "m" }) // rev 1
+  step(kv, 2, { op: "put", key: "b", value: "x" }) // rev 2
+  step(kv, 3, { op: "put", key: "a", value: "n" }) // rev 3: a create 1, mod 3, version 2
+  step(kv, 4, { op: "put", key: "c", value: "\u{1F600}" }) // rev 4
+  const holds = (c: TxnCompare): boolean => {
+    const probe = new KvState()
+    probe.restore([...kv.records], [], kv.revision, kv.time)
+    const r = probe.apply(txn([c], []), newChanges())
+    return r.ok && "succeeded" in r && r.succeeded
+  }
+  const cases: Array<[TxnCompare, boolean]> = [
+    [{ key: "a", target: "value", op: "==", value: "n" }, true],
+    [{ key: "a", target: "value", op: "!=", value: "n" }, false],
+    [{ key: "a", target: "value", op: ">", value: "m" }, true],
+    [{ key: "a", target: "value", op: "<", value: "m" }, false],
+    [{ key: "a", target: "mod", op: "==", value: 3 }, true],
+    [{ key: "a", target: "mod", op: ">", value: 2 }, true],
+    [{ key: "a", target: "mod", op: "<", value: 3 }, false],
+    [{ key: "a", target: "create", op: "==", value: 1 }, true],
+    [{ key: "a", target: "create", op: "!=", value: 1 }, false],
+    [{ key: "a", target: "version", op: "==", value: 2 }, true],
+    [{ key: "a", target: "version", op: "<", value: 3 }, true],
+    [{ key: "b", target: "version", op: ">", value: 1 }, false],
+    // A missing key: value "", mod/create/version 0.
+    [{ key: "zz", target: "value", op: "==", value: "" }, true],
+    [{ key: "zz", target: "mod", op: "==", value: 0 }, true],
+    [{ key: "zz", target: "create", op: "==", value: 0 }, true],
+    [{ key: "zz", target: "version", op: "==", value: 0 }, true],
+    [{ key: "zz", target: "version", op: ">", value: 0 }, false],
+    // Values order as UTF-8 bytes, like keys: U+1F600 (F0 ..) is above U+FF21 (EF ..), although
+    // JavaScript's `<` on UTF-16 code units says the opposite.
+    [{ key: "c", target: "value", op: ">", value: "\uFF21" }, true],
+    [{ key: "c", target: "value", op: "<", value: "\uFF21" }, false]
+  ]
+  for (const [c, expected] of cases) t.equal(holds(c), expected, `${c.key} ${c.target} ${c.op} ${JSON.stringify(c.value)}`)
+})
+
+t.test("txn: success branch applies all ops at one new revision, with one event per key", async (t) => {
+  const kv = new KvState()
+  step(kv, 1, { op: "put", key: "a", value: "1" }) // rev 1
+  step(kv, 2, { op: "put", key: "gone", value: "g" }) // rev 2
+  const r = step(
+    kv,
+    3,
+    txn(
+      [
+        { key: "a", target: "mod", op: "==", value: 1 },
+        { key: "new", target: "version", op: "==", value: 0 }
+      ],
+      [
+        { op: "put", key: "a", value: "2" },
+        { op: "put", key: "new", value: "n", ttl: 100 },
+        { op: "del", key: "gone" },
+        { op: "del", key: "never-existed" }
+      ],
+      [{ op: "put", key: "failed", value: "f" }]
+    )
+  )
+  t.same(r.r, { ok: true, succeeded: true, revision: 3 })
+  t.equal(kv.revision, 3, "the whole txn is one revision")
+  t.same(kv.get("a"), { value: "2", createRevision: 1, modRevision: 3, version: 2 })
+  t.same(kv.get("new"), { value: "n", createRevision: 3, modRevision: 3, version: 1, expiresAt: 103 })
+  t.equal(kv.get("gone"), undefined)
+  t.equal(kv.get("failed"), undefined, "the failure branch did not run")
+  t.same(
+    r.changes.events.map((e) => [e.type, e.key, e.revision]),
+    [
+      ["put", "a", 3],
+      ["put", "new", 3],
+      ["del", "gone", 3]
+    ],
+    "one event per key changed; deleting a missing key is no change"
+  )
+  t.same([...r.changes.puts.keys()], ["a", "new"])
+  t.same([...r.changes.dels], ["gone"])
+  t.same(kv.sortedKeys(), ["a", "new"], "the key index follows")
+})
+
+t.test("txn: a failing compare runs the failure branch; compares see the state before the txn", async (t) => {
+  const kv = new KvState()
+  step(kv, 1, { op: "put", key: "k", value: "v" })
+  const r = step(
+    kv,
+    2,
+    txn(
+      [
+        { key: "k", target: "value", op: "==", value: "v" },
+        { key: "k", target: "version", op: "==", value: 5 }
+      ],
+      [{ op: "del", key: "k" }],
+      [
+        { op: "put", key: "k", value: "w" },
+        { op: "put", key: "log", value: "lost the race" }
+      ]
+    )
+  )
+  t.same(r.r, { ok: true, succeeded: false, revision: 2 })
+  t.same(kv.get("k"), { value: "w", createRevision: 1, modRevision: 2, version: 2 })
+  t.same(kv.get("log"), { value: "lost the race", createRevision: 2, modRevision: 2, version: 1 })
+  t.equal(kv.revision, 2)
+})
+
+t.test("txn: a branch that writes nothing keeps the revision and changes nothing", async (t) => {
+  const kv = new KvState()
+  step(kv, 1, { op: "put", key: "k", value: "v" })
+  const empty = step(kv, 2, txn([{ key: "k", target: "value", op: "==", value: "v" }], []))
+  t.same(empty.r, { ok: true, succeeded: true, revision: 1 })
+  t.ok(isEmpty(empty.changes))
+  const onlyMissingDels = step(kv, 3, txn([], [{ op: "del", key: "nope" }]))
+  t.same(onlyMissingDels.r, { ok: true, succeeded: true, revision: 1 })
+  t.ok(isEmpty(onlyMissingDels.changes))
+  t.equal(kv.revision, 1)
+})
+
+t.test("txn: a branch naming a key twice is refused and writes nothing", async (t) => {
+  const kv = new KvState()
+  const r = step(kv, 1, txn([], [{ op: "put", key: "k", value: "1" }, { op: "del", key: "k" }]))
+  t.same(r.r, { ok: false, code: "bad_request", message: 'success: key "k" appears more than once; a txn writes each key at most once' })
+  t.ok(isEmpty(r.changes))
+  t.equal(kv.revision, 0)
+})
+
+t.test("txn: an idempotency token replays the first answer, even when the compare no longer holds", async (t) => {
+  const kv = new KvState()
+  const cmd = txn([{ key: "lock", target: "create", op: "==", value: 0 }], [{ op: "put", key: "lock", value: "me" }], [], { client: "c", seq: 1 })
+  const first = step(kv, 1, cmd)
+  t.same(first.r, { ok: true, succeeded: true, revision: 1 })
+  t.same(first.changes.sessions.get("c"), { seq: 1, result: first.r, lastSeen: 1 })
+  const before = snapshot(kv)
+  const retry = step(kv, 1, cmd)
+  t.same(retry.r, first.r, "the retry is answered from the session table")
+  t.ok(isEmpty(retry.changes))
+  t.same(snapshot(kv), before)
+  const next = step(kv, 3, txn([{ key: "lock", target: "create", op: "==", value: 0 }], [{ op: "put", key: "lock", value: "again" }], [], { client: "c", seq: 2 }))
+  t.same(next.r, { ok: true, succeeded: false, revision: 1 }, "a new seq is a new txn; it fails its compare")
+})
+
+t.test("txn: TTL puts inside a txn expire like any other", async (t) => {
+  const kv = new KvState()
+  step(kv, 0, txn([], [{ op: "put", key: "t", value: "1", ttl: 10 }, { op: "put", key: "p", value: "1" }]))
+  const due = newChanges()
+  kv.advanceTime(10, due)
+  t.same(due.events, [{ type: "expire", key: "t", revision: 2 }])
+  t.same(kv.sortedKeys(), ["p"])
+})
+
+// ---------------------------------------------------------------------------------------------
+// scan
+
+const keysOf = (page: { items: ReadonlyArray<readonly [string, KeyRecord]> }): string[] => page.items.map(([k]) => k)
+
+const filled = (keys: ReadonlyArray<string>): KvState => {
+  const kv = new KvState()
+  keys.forEach((k, i) => step(kv, i, { op: "put", key: k, value: `v-${k}` }))
+  return kv
+}
+
+t.test("scan: key order, whatever the insertion order", async (t) => {
+  const kv = filled(["b", "a/2", "c", "a/10", "a", "a/1", "ab"])
+  t.same(keysOf(kv.scan({ limit: 100 })), ["a", "a/1", "a/10", "a/2", "ab", "b", "c"])
+  t.same(kv.sortedKeys(), ["a", "a/1", "a/10", "a/2", "ab", "b", "c"])
+  const [first] = kv.scan({ limit: 1 }).items
+  t.same(first, ["a", { value: "v-a", createRevision: 5, modRevision: 5, version: 1 }], "items carry the record")
+})
+
+t.test("scan: order is UTF-8 byte order (code point order), not UTF-16 code units", async (t) => {
+  const astral = "\u{1F600}" // UTF-8 F0 9F 98 80; UTF-16 D83D DE00
+  const highBmp = "\uFF21" // UTF-8 EF BC A1; UTF-16 FF21
+  const kv = filled([astral, highBmp, "z", "é"])
+  t.same(keysOf(kv.scan({ limit: 10 })), ["z", "é", highBmp, astral])
+  const bytes = (s: string) => Buffer.from(s, "utf8")
+  const all = [astral, highBmp, "z", "é", "a\u{10000}", "a\uE000", "a"]
+  t.same(
+    [...all].sort(compareKeys),
+    [...all].sort((a, b) => Buffer.compare(bytes(a), bytes(b))),
+    "compareKeys agrees with Buffer.compare on the UTF-8 bytes"
+  )
+})
+
+t.test("scan: prefix and [start, end) ranges", async (t) => {
+  const kv = filled(["app/a", "app/b", "apple", "b", "app", "ap", "app/c/d"])
+  t.same(keysOf(kv.scan({ prefix: "app/", limit: 10 })), ["app/a", "app/b", "app/c/d"])
+  t.same(keysOf(kv.scan({ prefix: "app", limit: 10 })), ["app", "app/a", "app/b", "app/c/d", "apple"])
+  t.same(keysOf(kv.scan({ prefix: "zzz", limit: 10 })), [])
+  t.same(keysOf(kv.scan({ prefix: "", limit: 10 })).length, 7, "an empty prefix is every key")
+  t.same(keysOf(kv.scan({ start: "app/b", end: "apple", limit: 10 })), ["app/b", "app/c/d"], "start inclusive, end exclusive")
+  t.same(keysOf(kv.scan({ start: "apple", limit: 10 })), ["apple", "b"], "no end: to the last key")
+  t.same(keysOf(kv.scan({ end: "app", limit: 10 })), ["ap"], "no start: from the first key")
+  t.same(keysOf(kv.scan({ start: "b", end: "", limit: 10 })), ["b"], "an empty end means no upper bound")
+  t.same(keysOf(kv.scan({ start: "c", end: "a", limit: 10 })), [], "an empty range")
+})
+
+t.test("scan: limit, and continuing strictly after the last key", async (t) => {
+  const keys = Array.from({ length: 25 }, (_, i) => `k${String(i).padStart(2, "0")}`)
+  const kv = filled([...keys].reverse())
+  const seen: string[] = []
+  let after: string | undefined
+  let pages = 0
+  for (;;) {
+    const page = kv.scan({ prefix: "k", limit: 10, ...(after === undefined ? {} : { after }) })
+    pages++
+    seen.push(...keysOf(page))
+    if (!page.more) break
+    after = seen[seen.length - 1]
+  }
+  t.equal(pages, 3)
+  t.same(seen, keys, "every key once, in order")
+  t.same(kv.scan({ limit: 25 }).more, false, "a page that ends exactly at the last key says no more")
+  t.same(kv.scan({ limit: 24 }).more, true)
+  t.same(keysOf(kv.scan({ limit: 2, after: "k10x" })), ["k11", "k12"], "after need not be a stored key")
+  t.same(keysOf(kv.scan({ start: "k20", limit: 2, after: "k05" })), ["k20", "k21"], "the range start still applies")
+  t.same(keysOf(kv.scan({ end: "k03", limit: 10, after: "k01" })), ["k02"])
+})
+
+t.test("scan: expired keys are invisible, before and after they are removed", async (t) => {
+  const kv = new KvState()
+  step(kv, 0, { op: "put", key: "a", value: "1" })
+  step(kv, 0, { op: "put", key: "b", value: "1", ttl: 10 })
+  step(kv, 0, { op: "put", key: "c", value: "1", ttl: 10 })
+  step(kv, 0, { op: "put", key: "d", value: "1" })
+  t.same(keysOf(kv.scan({ limit: 10 })), ["a", "b", "c", "d"])
+  // Reads look at the applied time: make it pass the expiry without removing the records.
+  kv.time = 10
+  t.same(keysOf(kv.scan({ limit: 10 })), ["a", "d"], "due but not yet removed: hidden")
+  const page = kv.scan({ limit: 1 })
+  t.same(keysOf(page), ["a"])
+  t.equal(page.more, true, "d is still ahead")
+  t.equal(kv.scan({ limit: 1, after: "a" }).more, false, "only expired keys after d: no more")
+  kv.time = 0
+  kv.advanceTime(10, newChanges())
+  t.same(kv.sortedKeys(), ["a", "d"], "expiry removes them from the index")
+  t.same(keysOf(kv.scan({ limit: 10 })), ["a", "d"])
+})
+
+t.test("scan: deletes and re-creates keep the index exact", async (t) => {
+  const kv = filled(["m", "c", "x", "a"])
+  step(kv, 10, { op: "del", key: "c" })
+  step(kv, 11, { op: "put", key: "m", value: "again" })
+  step(kv, 12, { op: "put", key: "c", value: "back" })
+  step(kv, 13, { op: "del", key: "a" })
+  step(kv, 14, { op: "del", key: "missing" })
+  t.same(kv.sortedKeys(), ["c", "m", "x"])
+  t.same(
+    kv.scan({ limit: 10 }).items.map(([k, r]) => [k, r.value]),
+    [
+      ["c", "back"],
+      ["m", "again"],
+      ["x", "v-x"]
+    ]
+  )
+})
+
+t.test("scan: the index is the same after any batching and after a restart", async (t) => {
+  const one = replay(1)
+  const expected = [...one.kv.records.keys()].sort(compareKeys)
+  t.same(one.kv.sortedKeys(), expected, "the index holds exactly the stored keys, in order")
+  for (const size of [2, 5, script.length]) t.same(replay(size).kv.sortedKeys(), expected, `batches of ${size}`)
+  const restored = new KvState()
+  restored.restore([...one.disk.kv].reverse(), one.disk.sortedSessions(), one.kv.revision, one.kv.time)
+  t.same(restored.sortedKeys(), expected, "restore builds the index from records in any order")
+  t.same(restored.scan({ limit: 100 }), one.kv.scan({ limit: 100 }), "and scans the same")
 })

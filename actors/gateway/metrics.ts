@@ -1,0 +1,178 @@
+/**
+ * Prometheus metrics of one node, rendered in the text exposition format (version 0.0.4,
+ * https://prometheus.io/docs/instrumenting/exposition_formats/).
+ *
+ * Our own small module rather than `prom-client`: every label set here is known when the node
+ * starts (endpoint × result code), so a request costs one `Map` update of an existing key and
+ * one bucket increment, with no label hashing, no string building and no allocation; the Raft
+ * gauges are read from the node's status only when scraped. `prom-client` hashes its label
+ * object into a string on every `inc`/`observe`, keeps a process-global default registry (two
+ * in-process nodes in one test would share it) and would be our first dependency for ~150
+ * lines of formatting.
+ *
+ * Plain data and I/O-free: the HTTP shell renders it, callers pass the latency they measured.
+ */
+
+/** Latency buckets in seconds: 0.5 ms to 10 s, covering a local fsync up to a client deadline. */
+export const latencyBuckets: ReadonlyArray<number> = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/** Where an answered request is recorded: its result code and how long it took. */
+export interface Meter {
+  record(code: string | number, seconds: number): void
+}
+
+/** Requests of one endpoint: a count per result code and one latency histogram. */
+export class EndpointMeter implements Meter {
+  readonly endpoint: string
+  /** Result code -> requests answered with it. */
+  readonly codes = new Map<string | number, number>()
+  /** Observations per bucket, not cumulative; the last slot is `+Inf`. */
+  readonly buckets: Float64Array
+  readonly bounds: ReadonlyArray<number>
+  sum = 0
+  count = 0
+
+  constructor(endpoint: string, bounds: ReadonlyArray<number> = latencyBuckets) {
+    this.endpoint = endpoint
+    this.bounds = bounds
+    this.buckets = new Float64Array(bounds.length + 1)
+  }
+
+  record(code: string | number, seconds: number): void {
+    this.codes.set(code, (this.codes.get(code) ?? 0) + 1)
+    const bounds = this.bounds
+    let i = 0
+    while (i < bounds.length && seconds > bounds[i]!) i++
+    this.buckets[i]!++
+    this.sum += seconds
+    this.count++
+  }
+}
+
+/** One counter family (`<prefix>_requests_total`) and one histogram family (`<prefix>_request_duration_seconds`). */
+export class RequestMetrics {
+  readonly prefix: string
+  readonly countHelp: string
+  readonly durationHelp: string
+  readonly #meters = new Map<string, EndpointMeter>()
+
+  /**
+   * @param prefix metric name prefix, e.g. `archio_http`
+   * @param countHelp HELP text of `<prefix>_requests_total`
+   * @param durationHelp HELP text of `<prefix>_request_duration_seconds`
+   */
+  constructor(prefix: string, countHelp: string, durationHelp: string, endpoints: ReadonlyArray<string> = []) {
+    this.prefix = prefix
+    this.countHelp = countHelp
+    this.durationHelp = durationHelp
+    for (const e of endpoints) this.endpoint(e)
+  }
+
+  /** The meter of `endpoint`, made on first use. Look it up once, not per request. */
+  endpoint(endpoint: string): EndpointMeter {
+    let m = this.#meters.get(endpoint)
+    if (m === undefined) {
+      m = new EndpointMeter(endpoint)
+      this.#meters.set(endpoint, m)
+    }
+    return m
+  }
+
+  get meters(): ReadonlyArray<EndpointMeter> {
+    return [...this.#meters.values()]
+  }
+
+  render(out: Array<string>): void {
+    const meters = this.meters
+    const total = `${this.prefix}_requests_total`
+    out.push(`# HELP ${total} ${this.countHelp}`, `# TYPE ${total} counter`)
+    for (const m of meters) {
+      const ep = `endpoint="${escapeLabel(m.endpoint)}"`
+      for (const [code, n] of m.codes) out.push(`${total}{${ep},code="${escapeLabel(String(code))}"} ${n}`)
+    }
+    const hist = `${this.prefix}_request_duration_seconds`
+    out.push(`# HELP ${hist} ${this.durationHelp}`, `# TYPE ${hist} histogram`)
+    for (const m of meters) {
+      const ep = `endpoint="${escapeLabel(m.endpoint)}"`
+      let cumulative = 0
+      m.bounds.forEach((bound, i) => {
+        cumulative += m.buckets[i]!
+        out.push(`${hist}_bucket{${ep},le="${formatNumber(bound)}"} ${cumulative}`)
+      })
+      out.push(`${hist}_bucket{${ep},le="+Inf"} ${m.count}`, `${hist}_sum{${ep}} ${formatNumber(m.sum)}`, `${hist}_count{${ep}} ${m.count}`)
+    }
+  }
+}
+
+/** What the Raft gauges are read from: the node's `admin.status` (see `Gateway.make`). */
+export interface RaftSample {
+  readonly id: string
+  readonly cluster: string
+  readonly role: string
+  readonly term: number
+  readonly leader: string | null
+  readonly commitIndex: number
+  readonly appliedIndex: number
+  readonly firstIndex: number
+  readonly lastIndex: number
+  readonly leaderChanges: number
+}
+
+/** Every metric of one node. */
+export interface Registry {
+  /** Client requests over NATS, `code` = `ok` or the error code (`bad_request`, ...). */
+  readonly nats: RequestMetrics
+  /** Requests to the HTTP shim, `code` = the HTTP status. */
+  readonly http: RequestMetrics
+  /** Static labels of `archio_node_info`. */
+  readonly version: string
+}
+
+export const make = (version: string): Registry => ({
+  nats: new RequestMetrics(
+    "archio_nats",
+    "Client requests over NATS answered by this node, by endpoint and code (ok or the error code).",
+    "Seconds from receiving a client request over NATS to answering it, by endpoint."
+  ),
+  http: new RequestMetrics(
+    "archio_http",
+    "HTTP requests answered, by endpoint (the route, or other) and code (the HTTP status).",
+    "Seconds from receiving an HTTP request to answering it, by endpoint."
+  ),
+  version
+})
+
+/** The Content-Type of `render`'s output. */
+export const contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+const gauge = (out: Array<string>, type: "gauge" | "counter", name: string, help: string, value: number): void => {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${formatNumber(value)}`)
+}
+
+/** The whole exposition: request families, then the Raft state read from `raft` now. */
+export const render = (registry: Registry, raft: RaftSample): string => {
+  const out: Array<string> = []
+  out.push(
+    "# HELP archio_node_info This node's id, cluster and version (always 1).",
+    "# TYPE archio_node_info gauge",
+    `archio_node_info{node="${escapeLabel(raft.id)}",cluster="${escapeLabel(raft.cluster)}",version="${escapeLabel(registry.version)}"} 1`
+  )
+  registry.nats.render(out)
+  registry.http.render(out)
+  gauge(out, "gauge", "archio_raft_term", "Current Raft term.", raft.term)
+  gauge(out, "gauge", "archio_raft_commit_index", "Highest log index known to be committed.", raft.commitIndex)
+  gauge(out, "gauge", "archio_raft_applied_index", "Highest log index applied to the state machine.", raft.appliedIndex)
+  gauge(out, "gauge", "archio_raft_log_entries", "Entries in the log (last index - first index + 1).", Math.max(0, raft.lastIndex - raft.firstIndex + 1))
+  gauge(out, "gauge", "archio_raft_last_index", "Index of the last entry in the log.", raft.lastIndex)
+  gauge(out, "counter", "archio_raft_leader_changes_total", "Times this node saw the leader change since it started.", raft.leaderChanges)
+  gauge(out, "gauge", "archio_raft_is_leader", "1 when this node is the leader, else 0.", raft.role === "leader" ? 1 : 0)
+  gauge(out, "gauge", "archio_raft_has_leader", "1 when this node knows a leader, else 0.", raft.leader === null ? 0 : 1)
+  return `${out.join("\n")}\n`
+}
+
+/** Label values escape `\`, `"` and newlines. */
+export const escapeLabel = (value: string): string => value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`))
+
+/** Go-style float text: `+Inf`, `-Inf`, `NaN`, otherwise JavaScript's shortest form. */
+export const formatNumber = (n: number): string =>
+  Number.isNaN(n) ? "NaN" : n === Infinity ? "+Inf" : n === -Infinity ? "-Inf" : String(n)

@@ -1,0 +1,195 @@
+/**
+ * The JobWorker actor (active on the leader): hands ready jobs to worker processes and keeps
+ * job time moving.
+ *
+ * - Lease requests park here until a job is ready in one of their queues or their wait ends.
+ *   Which jobs a lease gets is decided by the state machine when the `jobs.lease` entry
+ *   applies, so two leases can never take the same job; this actor only decides *when* to
+ *   propose one, and how many to ask for (`planLeases`: never more than the ready jobs not
+ *   already claimed by leases in flight).
+ * - When a timer is due (a job's delay, retry wait, lease end or retention end, or a key's
+ *   TTL) it proposes a `jobs.tick` entry so the state machines see the leader time pass
+ *   (`tickDue`): a key expires, and its event is published, even when nothing else is written.
+ * - On losing leadership it answers every parked request `unavailable` with the leader it
+ *   knows, so clients go to the new leader, which resumes from the replicated state.
+ *
+ * The decisions are plain functions of their inputs; the shell (`make`) feeds them the
+ * clock, the applied state and the consensus role.
+ */
+import { Clock, Effect, Schedule } from "effect"
+import type { LeaseRequest } from "../../protocol/client.ts"
+import { archioError, ArchioError } from "../../protocol/errors.ts"
+import { EntryKind, type NodeId } from "../../protocol/raft.ts"
+import { encodeCommand, type Applier, type ApplyOutcome, type LoggedJobCommand } from "../applier/applier.ts"
+import type { JobEvent } from "../applier/jobState.ts"
+import type { Responder } from "../gateway/responder.ts"
+import type { Consensus } from "../raft/shell.ts"
+
+/** How often parked requests, leadership and job timers are checked. */
+export const pollEveryMs = 5
+
+export interface ParkedLease {
+  readonly req: LeaseRequest
+  readonly r: Responder
+  /** When to answer with no jobs. */
+  readonly deadline: number
+  /** Jobs asked for by this request's lease entry in flight, per queue; null when none is. */
+  claimed: Map<string, number> | null
+}
+
+/**
+ * Which parked requests to propose a lease for now, and how many jobs each may claim: oldest
+ * request first, each taking from the ready jobs of its queues (in its order) that no lease in
+ * flight has claimed. `budget` is the ready count per queue minus what is in flight; it is
+ * updated as claims are made.
+ */
+export const planLeases = (
+  parked: ReadonlyArray<ParkedLease>,
+  budget: Map<string, number>
+): Array<{ readonly p: ParkedLease; readonly claim: Map<string, number> }> => {
+  const plans: Array<{ p: ParkedLease; claim: Map<string, number> }> = []
+  for (const p of parked) {
+    if (p.claimed !== null) continue
+    let want = p.req.max ?? 1
+    const claim = new Map<string, number>()
+    for (const q of p.req.queues) {
+      const free = budget.get(q) ?? 0
+      if (free <= 0 || want === 0) continue
+      const take = Math.min(free, want)
+      claim.set(q, (claim.get(q) ?? 0) + take)
+      budget.set(q, free - take)
+      want -= take
+    }
+    if (claim.size > 0) plans.push({ p, claim })
+  }
+  return plans
+}
+
+/** True when a job timer is due and no tick is already on its way (see `tickMs` slack below). */
+export const tickDue = (nextDue: number | undefined, now: number, slackMs: number, inFlight: boolean): boolean =>
+  !inFlight && nextDue !== undefined && nextDue + slackMs <= now
+
+const earliest = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.min(a, b))
+
+export interface JobWorkerOptions {
+  readonly id: NodeId
+  /** Raft tick length: entries carry the time of the last tick, so a tick waits this much more. */
+  readonly tickMs: number
+  /** Extra time a lease entry may take to commit before its request is answered `timeout`. */
+  readonly requestTimeoutMs: number
+}
+
+export interface JobWorker {
+  /** A lease request on the leader: served now, or parked until jobs are ready or it times out. */
+  lease(req: LeaseRequest, r: Responder): void
+  /** Applied job transitions: parked requests may now be served. */
+  onJobEvents(events: ReadonlyArray<JobEvent>): void
+}
+
+export const make = (options: JobWorkerOptions, consensus: Consensus, applier: Applier) =>
+  Effect.gen(function* () {
+    let now = yield* Clock.currentTimeMillis
+    let parked: ParkedLease[] = []
+    /** Jobs claimed by lease entries in flight, per queue. */
+    const inFlight = new Map<string, number>()
+    let tickInFlight = false
+
+    const propose = (cmd: LoggedJobCommand, done: (outcome: ApplyOutcome) => void): void => {
+      consensus.propose([{ kind: EntryKind.Command, data: encodeCommand(cmd) }], (p) => {
+        if (p.ok) applier.waitFor(p.firstIndex, p.term, done)
+        else done(notLeader(p.leader))
+      })
+    }
+
+    const notLeader = (leader: NodeId | null): ArchioError =>
+      archioError("unavailable", leader === null ? "no leader is elected right now; retry shortly" : `node ${options.id} no longer leads; retry`, { leader })
+
+    const answer = (p: ParkedLease, jobs: ReadonlyArray<unknown>): void => p.r.ok({ ok: true, jobs, node: options.id })
+
+    const release = (claim: Map<string, number>): void => {
+      for (const [q, n] of claim) inFlight.set(q, (inFlight.get(q) ?? 0) - n)
+    }
+
+    const serve = (): void => {
+      if (parked.length === 0) return
+      const budget = new Map<string, number>()
+      for (const p of parked) {
+        for (const q of p.req.queues) if (!budget.has(q)) budget.set(q, applier.jobs.readyCount([q]) - (inFlight.get(q) ?? 0))
+      }
+      for (const { p, claim } of planLeases(parked, budget)) {
+        p.claimed = claim
+        for (const [q, n] of claim) inFlight.set(q, (inFlight.get(q) ?? 0) + n)
+        let total = 0
+        for (const n of claim.values()) total += n
+        const cmd: LoggedJobCommand = {
+          op: "jobs.lease",
+          queues: p.req.queues,
+          max: total,
+          workerId: p.req.workerId,
+          ...(p.req.leaseMs === undefined ? {} : { leaseMs: p.req.leaseMs })
+        }
+        propose(cmd, (outcome) => {
+          release(claim)
+          p.claimed = null
+          if (outcome instanceof ArchioError) return settle(p, () => p.r.fail(outcome))
+          if (!outcome.ok) return settle(p, () => p.r.fail(archioError(outcome.code, outcome.message, outcome.detail)))
+          const jobs = (outcome as { jobs?: ReadonlyArray<unknown> }).jobs ?? []
+          // Another lease took the jobs first: keep waiting if there is time left.
+          if (jobs.length === 0 && now < p.deadline) return serve()
+          settle(p, () => answer(p, jobs))
+        })
+      }
+    }
+
+    const settle = (p: ParkedLease, reply: () => void): void => {
+      parked = parked.filter((x) => x !== p)
+      reply()
+    }
+
+    const poll = Effect.gen(function* () {
+      now = yield* Clock.currentTimeMillis
+      const status = consensus.status()
+      if (status.role !== "leader") {
+        if (parked.length > 0) {
+          const stranded = parked
+          parked = []
+          for (const p of stranded) p.r.fail(notLeader(status.leader))
+        }
+        return
+      }
+      // Requests whose wait ended with nothing ready get an empty answer; one whose lease
+      // entry is still in flight waits for it, up to the request timeout.
+      if (parked.length > 0) {
+        const still: ParkedLease[] = []
+        for (const p of parked) {
+          if (p.r.done) continue
+          if (p.claimed === null && p.deadline <= now) answer(p, [])
+          else if (p.claimed !== null && p.deadline + options.requestTimeoutMs <= now) {
+            p.r.fail(archioError("timeout", "the lease did not commit in time; a job it took returns when its lease ends"))
+          } else still.push(p)
+        }
+        parked = still
+      }
+      if (tickDue(earliest(applier.jobs.nextDue(), applier.state.nextExpiry()), now, options.tickMs, tickInFlight)) {
+        tickInFlight = true
+        propose({ op: "jobs.tick" }, () => {
+          tickInFlight = false
+        })
+      }
+    })
+    yield* Effect.forkScoped(Effect.repeat(poll, Schedule.spaced(pollEveryMs)))
+
+    const worker: JobWorker = {
+      lease: (req, r) => {
+        parked.push({ req, r, deadline: now + (req.waitMs ?? 0), claimed: null })
+        serve()
+        // Nothing to take and no wait asked for: answer now rather than at the next poll.
+        const p = parked[parked.length - 1]
+        if (p !== undefined && p.r === r && p.claimed === null && (req.waitMs ?? 0) === 0) settle(p, () => answer(p, []))
+      },
+      onJobEvents: (events) => {
+        if (parked.length > 0 && events.some((e) => e.state === "ready")) serve()
+      }
+    }
+    return worker
+  })

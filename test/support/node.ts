@@ -1,0 +1,63 @@
+/**
+ * In-process Archio nodes for tests: each runs `runNode` in a fiber against a private
+ * nats-server and a temporary data folder, interrupted (NATS drained, LevelDB closed) when the
+ * test ends.
+ */
+import { Effect, Fiber, Logger, LogLevel } from "effect"
+import { join } from "node:path"
+import type { Msg, NatsConnection } from "@nats-io/transport-node"
+import { parseConfig, type Config, type Env } from "../../bootstrap/config.ts"
+import { runNode } from "../../bootstrap/node.ts"
+import { natsClient, natsServer } from "./nats.ts"
+import { tempDir } from "./tmp.ts"
+
+interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+export const quiet = Logger.minimumLogLevel(LogLevel.None)
+
+/** A node config from environment variables, as `archio node` would read them. */
+export const config = (env: Env): Config => {
+  const parsed = parseConfig([], env)
+  if (parsed._tag === "Left") throw new Error(parsed.left.message)
+  return parsed.right
+}
+
+export type Body = Record<string, unknown> & { ok: boolean }
+
+export interface Reply {
+  readonly body: Body
+  readonly code: string | undefined
+}
+
+/** A raw request with a hand-written payload to `archio.c.kv.<op>`, as another language would send. */
+export const send = async (nc: NatsConnection, op: string, payload: string): Promise<Reply> => {
+  const msg: Msg = await nc.request(`archio.c.kv.${op}`, payload, { timeout: 5000 })
+  return { body: msg.json<Body>(), code: msg.headers?.get("Nats-Service-Error-Code") || undefined }
+}
+
+/**
+ * A one-node cluster `c` that has elected itself and answers writes; returns a client connection.
+ * `env` adds or overrides node variables (for example `HTTP_PORT`).
+ */
+export const singleNode = async (t: Teardown, env: Env = {}): Promise<NatsConnection> => {
+  const server = await natsServer(t)
+  const dir = await tempDir(t)
+  const nc = await natsClient(t, server.url)
+  const c = config({ NODE_ID: "n1", PEERS: "n1", NATS_URL: server.url, DATA_DIR: join(dir, "n1"), CLUSTER: "c", ...env })
+  const fiber = Effect.runFork(runNode(c).pipe(Effect.provide(quiet)))
+  t.teardown(() => Effect.runPromise(Fiber.interrupt(fiber)))
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    try {
+      const r = await send(nc, "put", '{"key":"boot","value":"1"}')
+      if (r.body.ok) break
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error("the node did not become writable")
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return nc
+}

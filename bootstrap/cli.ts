@@ -1,5 +1,6 @@
 /**
- * The `archio` command line: `archio node`, `archio dev`, `archio status`.
+ * The `archio` command line: `archio node`, `archio dev`, `archio status`, `archio kv` (in
+ * `kvCli.ts`).
  * `main(argv)` returns the exit code: 0 done, 1 failed at run time, 2 bad usage.
  *
  * `archio node` runs `runNode` in a fiber; SIGINT or SIGTERM interrupt it, which releases the
@@ -24,6 +25,7 @@ import {
   type Env,
   type LogLevelName
 } from "./config.ts"
+import { kvCommand } from "./kvCli.ts"
 import { clientOptions } from "./nats.ts"
 import { runNode } from "./node.ts"
 
@@ -32,6 +34,10 @@ export interface Io {
   readonly out: (text: string) => void
   readonly err: (text: string) => void
   readonly env: Env
+  /** All of standard input (`archio kv put k -`, `archio kv txn`); default: the process's. */
+  readonly stdin?: () => Promise<string>
+  /** Stops a long-running command (`archio kv watch`) when aborted; default: SIGINT or SIGTERM. */
+  readonly signal?: AbortSignal
 }
 
 export const processIo: Io = {
@@ -49,6 +55,8 @@ Commands:
   node     run one Archio node (archio node --help lists its flags)
   dev      start a local NATS server (if none answers) and three nodes n1, n2, n3
   status   ask a running cluster for its status over NATS
+  kv       get, put, del, cas, scan, txn and watch keys (archio kv --help lists them)
+  worker   run a job worker: lease jobs, run a handler module, ack or fail them
   help     show this help
 
 Global flags:
@@ -243,6 +251,12 @@ export const main = async (argv: ReadonlyArray<string>, io: Io = processIo): Pro
     }
     case "status":
       return statusCommand(rest, io)
+    case "kv":
+      return kvCommand(rest, io)
+    case "worker": {
+      const { workerCommand } = await import("./workerCli.ts")
+      return workerCommand(rest, io)
+    }
     case "help":
     case "--help":
     case "-h":

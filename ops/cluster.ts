@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import * as Subjects from "../protocol/subjects.ts"
 
-const binPath = resolve(dirname(fileURLToPath(import.meta.url)), "..", "bin", "archio.js")
+/** The `archio` command, run with this Node (tsx loads the TypeScript sources). */
+export const binPath = resolve(dirname(fileURLToPath(import.meta.url)), "..", "bin", "archio.js")
 
 export interface ClusterOptions {
   readonly natsUrl: string
@@ -23,6 +24,11 @@ export interface ClusterOptions {
   readonly logDir?: string
   /** Extra environment for every node (e.g. `TICK_MS`). */
   readonly env?: Readonly<Record<string, string>>
+  /**
+   * NATS URL per node id, for topologies where each node talks to its own server (the chaos
+   * harness); a node not listed uses `natsUrl`. The harness connection always uses `natsUrl`.
+   */
+  readonly natsUrls?: Readonly<Record<string, string>>
 }
 
 export interface NodeStatus {
@@ -79,7 +85,7 @@ export class LocalCluster {
       "--peers",
       this.ids.join(","),
       "--nats",
-      this.options.natsUrl,
+      this.options.natsUrls?.[id] ?? this.options.natsUrl,
       "--data",
       join(this.options.dataRoot, id)
     ]

@@ -1,0 +1,72 @@
+/** `archio worker`: its usage errors, and one in-process run against a real node. */
+import t from "tap"
+import { writeFile } from "node:fs/promises"
+import { join } from "node:path"
+import { main } from "../../bootstrap/cli.ts"
+import { ArchioClient } from "../../protocol/archioClient.ts"
+import { JobsClient } from "../../protocol/jobsClient.ts"
+import { singleNode } from "../support/node.ts"
+import { tempDir } from "../support/tmp.ts"
+import { writeHandler } from "../support/workers.ts"
+
+const run = async (argv: ReadonlyArray<string>, env: Record<string, string> = {}, signal?: AbortSignal) => {
+  let out = ""
+  let err = ""
+  const code = await main(["worker", ...argv], { out: (s) => void (out += s), err: (s) => void (err += s), env, ...(signal === undefined ? {} : { signal }) })
+  return { code, out, err }
+}
+
+t.test("help and usage errors", async (t) => {
+  const help = await run(["--help"])
+  t.equal(help.code, 0)
+  for (const flag of ["--queue", "--handler", "--concurrency", "--lease-ms", "--wait-ms", "--grace-ms", "--worker-id", "--nats", "--cluster"]) t.match(help.out, flag)
+  const dir = await tempDir(t)
+  const handler = await writeHandler(dir)
+  const cases: Array<[ReadonlyArray<string>, RegExp]> = [
+    [[], /--queue \(or WORKER_QUEUES\) is required[\s\S]*--handler \(or WORKER_HANDLER\) is required/],
+    [["--queue", "a.b", "--handler", handler], /--queue must be a queue name/],
+    [["--queue", "q", "--handler", handler, "--concurrency", "0"], /--concurrency must be an integer from 1 to 1000/],
+    [["--queue", "q", "--handler", handler, "--wait-ms", "x"], /--wait-ms must be an integer/],
+    [["--queue", "q", "--handler", handler, "--bogus", "1"], /unknown flag "--bogus"/],
+    [["--queue", "q", "--handler", join(dir, "missing.mjs")], /cannot load handler/]
+  ]
+  for (const [argv, message] of cases) {
+    const r = await run(argv)
+    t.equal(r.code, 2, argv.join(" "))
+    t.match(r.err, message)
+  }
+  const notFn = join(dir, "not-a-function.mjs")
+  await writeFile(notFn, "export default 42\n")
+  const r = await run(["--queue", "q", "--handler", notFn])
+  t.equal(r.code, 2)
+  t.match(r.err, /must export a function/)
+  const env = await run([], { WORKER_QUEUES: "q", WORKER_HANDLER: notFn })
+  t.match(env.err, /must export a function/, "settings also come from the environment")
+})
+
+t.test("runs jobs until stopped, printing one JSON line per outcome, and exits 0", async (t) => {
+  const nc = await singleNode(t)
+  const url = `nats://${nc.getServer()}`
+  const jobs = new JobsClient(new ArchioClient(nc, { cluster: "c" }))
+  const dir = await tempDir(t)
+  const handler = await writeHandler(dir)
+  const a = await jobs.enqueue({ queue: "cli", payload: { n: 7 } })
+  const b = await jobs.enqueue({ queue: "cli", payload: { fail: true }, maxAttempts: 1 })
+  const stop = new AbortController()
+  const running = run(["--queue", "cli", "--handler", handler, "--nats", url, "--cluster", "c", "--wait-ms", "200", "--worker-id", "w-cli"], {}, stop.signal)
+  const deadline = Date.now() + 10_000
+  while ((await jobs.get(b.id)).state !== "dead" || (await jobs.get(a.id)).state !== "completed") {
+    if (Date.now() > deadline) throw new Error("jobs did not finish")
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  stop.abort()
+  const r = await running
+  t.equal(r.code, 0)
+  const lines = r.out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.match(lines, [
+    { event: "acked", id: a.id, token: Number },
+    { event: "failed", id: b.id, error: "asked to fail", retryable: true }
+  ])
+  t.match(r.err, /taking jobs from cli with concurrency 1[\s\S]*stopped \(1 acked, 1 failed, 0 released, 0 lost\)/)
+  t.match(await jobs.get(a.id), { result: 7 })
+})

@@ -2,114 +2,80 @@
  * Benchmarks against a real three-node cluster on this machine (real fsync, private nats-server):
  *
  *   npm run bench -- write [--seconds 10] [--concurrency 1,16,64] [--value-bytes 256]
+ *   npm run bench -- read [--seconds 10] [--concurrency 1,16,64,256] [--value-bytes 256]
+ *   npm run bench -- cas [--seconds 10] [--concurrency 1,16,64]
  *   npm run bench -- failover [--kills 20]
+ *   npm run bench -- jobs-enqueue [--concurrency 64] [--batch 100]
+ *   npm run bench -- jobs-e2e [--workers 1,2,4] [--worker-concurrency 64] [--jobs 60000]
+ *   npm run bench -- jobs-latency [--seconds 10]
+ *   npm run bench -- jobs                  (the three jobs-* above)
  *   npm run bench -- disk | transport      (the machine's floor: fsync and NATS hop costs)
  *
- * `write`: closed-loop clients from one Node process, each sending its next put when the last
- * was acknowledged; prints throughput and p50/p99/p999 latency per concurrency.
- * `failover`: kills the leader with SIGKILL while a client writes, and measures the time from
- * the kill to the next acknowledged write; the killed node is restarted before the next round.
+ * Each benchmark lives in its own module beside this one (writes.ts, reads.ts, cas.ts,
+ * jobs.ts; shared helpers in common.ts). `--profile-dir DIR` profiles the nodes (and workers)
+ * with V8's CPU profiler (cpuProfile.mjs), writing one .cpuprofile each to DIR when they stop;
+ * `node ops/bench/cpuProfile.mjs summary FILE` prints the top functions by self time.
  */
-import { mkdtemp, rm } from "node:fs/promises"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { resolve } from "node:path"
 import { parseArgs } from "node:util"
-import { LocalCluster } from "../cluster.ts"
-import { startNatsServer } from "../natsServer.ts"
-import { ArchioClient } from "../../protocol/archioClient.ts"
+import { casBench } from "./cas.ts"
+import type { BenchOptions } from "./common.ts"
 import { disk, transport } from "./floor.ts"
+import { jobsBench, jobsE2eBench, jobsEnqueueBench, jobsLatencyBench } from "./jobs.ts"
+import { readBench } from "./reads.ts"
+import { failoverBench, writeBench } from "./writes.ts"
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
     seconds: { type: "string", default: "10" },
-    concurrency: { type: "string", default: "1,16,64" },
+    concurrency: { type: "string" },
     "value-bytes": { type: "string", default: "256" },
-    kills: { type: "string", default: "20" }
+    kills: { type: "string", default: "20" },
+    workers: { type: "string", default: "1,2,4" },
+    "worker-concurrency": { type: "string", default: "64" },
+    jobs: { type: "string", default: "60000" },
+    batch: { type: "string", default: "100" },
+    "profile-dir": { type: "string" }
   }
 })
 
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+const list = (s: string): number[] => s.split(",").map(Number)
+const profileDir = values["profile-dir"]
 
-const fmt = (ms: number): string => `${ms.toFixed(2)} ms`
-
-const withCluster = async <A>(run: (cluster: LocalCluster, client: ArchioClient) => Promise<A>): Promise<A> => {
-  const nats = await startNatsServer()
-  const dir = await mkdtemp(join(tmpdir(), "archio-bench-"))
-  const cluster = await LocalCluster.start({ natsUrl: nats.url, dataRoot: dir, logDir: join(dir, "logs") })
-  const client = new ArchioClient(cluster.nc, { deadlineMs: 30_000 })
-  try {
-    return await run(cluster, client)
-  } finally {
-    await cluster.stop()
-    await nats.stop()
-    await rm(dir, { recursive: true, force: true })
-  }
+const options: BenchOptions = {
+  seconds: Number(values.seconds),
+  concurrency: values.concurrency === undefined ? undefined : list(values.concurrency),
+  valueBytes: Number(values["value-bytes"]),
+  kills: Number(values.kills),
+  workers: list(values.workers),
+  workerConcurrency: Number(values["worker-concurrency"]),
+  jobs: Number(values.jobs),
+  batch: Number(values.batch),
+  // --cpu-prof is refused in NODE_OPTIONS: a preload starts the profiler instead.
+  nodeEnv:
+    profileDir === undefined
+      ? undefined
+      : { NODE_OPTIONS: `--import ${new URL("./cpuProfile.mjs", import.meta.url).pathname}`, ARCHIO_CPU_PROF_DIR: resolve(profileDir) }
 }
 
-const writeBench = async (): Promise<void> => {
-  const seconds = Number(values.seconds)
-  const levels = values.concurrency.split(",").map(Number)
-  const value = "x".repeat(Number(values["value-bytes"]))
-  await withCluster(async (_cluster, client) => {
-    // Warm up the JIT and the leader's caches.
-    for (let i = 0; i < 200; i++) await client.put(`warm-${i % 16}`, value)
-    console.log(`write: 3 nodes, ${value.length}-byte values, ${seconds} s per level, closed loop, fsync on every member`)
-    for (const concurrency of levels) {
-      const latencies: number[] = []
-      const end = performance.now() + seconds * 1000
-      await Promise.all(
-        Array.from({ length: concurrency }, async (_, c) => {
-          for (let i = 0; performance.now() < end; i++) {
-            const t0 = performance.now()
-            await client.put(`c${c}-${i % 1000}`, value)
-            latencies.push(performance.now() - t0)
-          }
-        })
-      )
-      latencies.sort((a, b) => a - b)
-      console.log(
-        `  concurrency ${String(concurrency).padStart(3)}: ${Math.round(latencies.length / seconds)
-          .toString()
-          .padStart(6)} puts/s  p50 ${fmt(percentile(latencies, 50))}  p99 ${fmt(percentile(latencies, 99))}  p999 ${fmt(percentile(latencies, 99.9))}`
-      )
-    }
-  })
+const benches: Record<string, (o: BenchOptions) => Promise<void>> = {
+  write: writeBench,
+  read: readBench,
+  cas: casBench,
+  failover: failoverBench,
+  jobs: jobsBench,
+  "jobs-enqueue": jobsEnqueueBench,
+  "jobs-e2e": jobsE2eBench,
+  "jobs-latency": jobsLatencyBench,
+  disk: () => disk(),
+  transport: () => transport()
 }
-
-const failoverBench = async (): Promise<void> => {
-  const kills = Number(values.kills)
-  await withCluster(async (cluster, client) => {
-    const gaps: number[] = []
-    for (let k = 0; k < kills; k++) {
-      const leader = await cluster.waitForLeader(30_000)
-      for (let i = 0; i < 20; i++) await client.put(`pre-${i}`, "v")
-      await cluster.kill(leader)
-      const killed = performance.now()
-      await client.put(`after-${k}`, "v")
-      gaps.push(performance.now() - killed)
-      cluster.startNode(leader)
-      await cluster.waitForLeader(30_000)
-      // Let the restarted node catch up before the next round.
-      const s = await cluster.status((await cluster.waitForLeader(30_000)))
-      if (s !== undefined) await cluster.waitForApplied(s.commitIndex, 30_000)
-      console.log(`  kill ${String(k + 1).padStart(2)}: leader ${leader}, next acknowledged write after ${fmt(gaps[gaps.length - 1]!)}`)
-    }
-    gaps.sort((a, b) => a - b)
-    console.log(
-      `failover over ${kills} leader kills: median ${fmt(percentile(gaps, 50))}, worst ${fmt(gaps[gaps.length - 1]!)}, best ${fmt(gaps[0]!)}`
-    )
-  })
-}
-
-const benches: Record<string, () => Promise<void>> = { write: writeBench, failover: failoverBench, disk, transport }
 const which = positionals.length === 0 ? ["write", "failover"] : positionals
 for (const name of which) {
-  const bench = benches[name]
-  if (bench === undefined) {
+  if (benches[name] === undefined) {
     console.error(`unknown benchmark "${name}"; choose from: ${Object.keys(benches).join(", ")}`)
     process.exit(2)
   }
-  await bench()
 }
+for (const name of which) await benches[name]!(options)

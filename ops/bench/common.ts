@@ -1,0 +1,248 @@
+/**
+ * What the benchmarks share: a real three-node cluster on a private nats-server, closed-loop
+ * load, percentiles, and the CPU each process of the run used (so a figure can be read as
+ * "the client was saturated" or "the nodes were").
+ */
+import { readdirSync, readFileSync } from "node:fs"
+import { mkdtemp, rm } from "node:fs/promises"
+import { loadavg, tmpdir } from "node:os"
+import { join } from "node:path"
+import { LocalCluster } from "../cluster.ts"
+import { startNatsServer } from "../natsServer.ts"
+import { ArchioClient } from "../../protocol/archioClient.ts"
+
+/** Options every benchmark gets from the command line (run.ts); absent ones use the bench's default. */
+export interface BenchOptions {
+  readonly seconds: number
+  readonly concurrency: ReadonlyArray<number> | undefined
+  readonly valueBytes: number
+  readonly kills: number
+  readonly workers: ReadonlyArray<number>
+  readonly jobs: number
+  readonly workerConcurrency: number
+  readonly batch: number
+  /** Extra environment for node (and worker) processes, e.g. NODE_OPTIONS for `--cpu-prof`. */
+  readonly nodeEnv: Readonly<Record<string, string>> | undefined
+}
+
+export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+
+export const fmt = (ms: number): string => `${ms.toFixed(2)} ms`
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** "p50 1.00 ms  p99 2.00 ms  p999 3.00 ms" of an ascending array. */
+export const latencyLine = (sorted: ReadonlyArray<number>): string =>
+  `p50 ${fmt(percentile(sorted, 50))}  p99 ${fmt(percentile(sorted, 99))}  p999 ${fmt(percentile(sorted, 99.9))}`
+
+/** The 1-minute load average, printed at the start of a run (the machine is shared). */
+export const loadNote = (): string => `load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`
+
+export interface ClusterRun {
+  readonly cluster: LocalCluster
+  readonly client: ArchioClient
+  readonly natsUrl: string
+}
+
+/** Runs `run` against a fresh three-node cluster (own nats-server and data folder), then tears it all down. */
+export const withCluster = async <A>(run: (env: ClusterRun) => Promise<A>, env?: Readonly<Record<string, string>>): Promise<A> => {
+  const nats = await startNatsServer()
+  const dir = await mkdtemp(join(tmpdir(), "archio-bench-"))
+  try {
+    // On a failed start the nats-server and folder still go; nodes exit with this process (their stdin closes).
+    const cluster = await LocalCluster.start({ natsUrl: nats.url, dataRoot: dir, logDir: join(dir, "logs"), ...(env === undefined ? {} : { env }) })
+    const client = new ArchioClient(cluster.nc, { deadlineMs: 30_000 })
+    try {
+      return await run({ cluster, client, natsUrl: nats.url })
+    } finally {
+      await client.close()
+      await cluster.stop()
+    }
+  } finally {
+    await nats.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+export interface LoopResult {
+  /** Operations completed in the window. */
+  readonly count: number
+  /** Latency of each, ms, ascending. */
+  readonly sorted: ReadonlyArray<number>
+  readonly seconds: number
+  /** CPU of this process and of its child processes over the window. */
+  readonly cpu: string
+  /** CPU that processes outside the run used over the window, % of one core. */
+  readonly others: number
+  /** Which measurement this is (1 unless the first ones were disturbed). */
+  readonly attempt: number
+}
+
+/** A window in which other processes used more than this (% of one core) is measured again. */
+export const disturbedOthers = 25
+
+/**
+ * `concurrency` loops, each starting its next operation when the last one finished, for
+ * `seconds`. `op(c, i, attempt)` is loop c's i-th operation (i counts on across re-measurements).
+ * Waits for the machine to be quiet first; a window that other processes disturbed anyway is
+ * measured again, up to `attempts` times in all, keeping the least disturbed one.
+ */
+export const closedLoop = async (concurrency: number, seconds: number, op: (c: number, i: number, attempt: number) => Promise<unknown>, attempts = 3): Promise<LoopResult> => {
+  const next = Array.from({ length: concurrency }, () => 0)
+  let best: LoopResult | undefined
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    await waitQuiet()
+    const latencies: number[] = []
+    const cpu = sampleCpu()
+    const start = performance.now()
+    const end = start + seconds * 1000
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, c) => {
+        while (performance.now() < end) {
+          const t0 = performance.now()
+          await op(c, next[c]!++, attempt)
+          latencies.push(performance.now() - t0)
+        }
+      })
+    )
+    const elapsed = (performance.now() - start) / 1000
+    latencies.sort((a, b) => a - b)
+    const used = cpu()
+    const r = { count: latencies.length, sorted: latencies, seconds: elapsed, cpu: used.text, others: used.others, attempt }
+    if (best === undefined || r.others < best.others) best = r
+    if (r.others < disturbedOthers) break
+    if (attempt < attempts) console.log(`  (other processes used ${Math.round(r.others)}% of a core during the window: measuring again)`)
+  }
+  return best!
+}
+
+/** One row of a closed-loop table: "concurrency  16:  12345 gets/s  p50 ...". */
+export const levelLine = (concurrency: number, r: LoopResult, unit: string, extra = ""): string =>
+  `  concurrency ${String(concurrency).padStart(3)}: ${Math.round(r.count / r.seconds)
+    .toString()
+    .padStart(6)} ${unit}/s  ${latencyLine(r.sorted)}${extra}\n      cpu: ${r.cpu}`
+
+// --- CPU per process (Linux /proc), to tell which process a run saturated -------------------
+
+const ticksPerSecond = 100 // USER_HZ on Linux
+
+interface ProcTimes {
+  readonly label: string
+  readonly ticks: number
+}
+
+const readProc = (pid: string): { ppid: number; ticks: number } | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // Fields after "(comm)": state ppid ... utime(14) stime(15), counted from the whole line.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) }
+  } catch {
+    return undefined
+  }
+}
+
+const labelOf = (pid: string): string => {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+    if (argv.some((a) => a.endsWith("nats-server"))) return "nats"
+    const flag = (name: string) => {
+      const i = argv.indexOf(name)
+      return i === -1 ? undefined : argv[i + 1]
+    }
+    if (argv.includes("node")) return flag("--id") ?? pid
+    if (argv.includes("worker")) return flag("--worker-id") ?? `worker ${pid}`
+    if (argv.some((a) => a.includes("esbuild"))) return "esbuild"
+    return argv.join(" ").slice(0, 20)
+  } catch {
+    return pid
+  }
+}
+
+/** CPU ticks of this process's children, by pid, with a label (node id, `nats`, worker id). */
+const childTimes = (): Map<string, ProcTimes> => {
+  const out = new Map<string, ProcTimes>()
+  if (process.platform !== "linux") return out
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue
+    const p = readProc(pid)
+    if (p === undefined || p.ppid !== process.pid) continue
+    out.set(pid, { label: labelOf(pid), ticks: p.ticks })
+  }
+  return out
+}
+
+/** Busy CPU ticks of the whole machine (all cores), from /proc/stat. */
+const machineBusy = (): number => {
+  try {
+    const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    return cpu.slice(0, 8).reduce((a, b) => a + b, 0) - cpu[3]! - cpu[4]!
+  } catch {
+    return NaN
+  }
+}
+
+interface CpuSample {
+  /** Per process, % of one core: "bench 85%, n1 40%, ...". */
+  readonly text: string
+  /** What processes outside this run used, % of one core. */
+  readonly others: number
+}
+
+const sampleCpu = (): (() => CpuSample) => {
+  const t0 = performance.now()
+  const self0 = process.cpuUsage()
+  const kids0 = childTimes()
+  const busy0 = machineBusy()
+  return () => {
+    const secs = (performance.now() - t0) / 1000
+    const self = process.cpuUsage(self0)
+    const selfPct = ((self.user + self.system) / 1e6 / secs) * 100
+    const parts = [`bench ${Math.round(selfPct)}%`]
+    let ours = selfPct
+    const kids = [...childTimes()].sort((a, b) => a[1].label.localeCompare(b[1].label))
+    for (const [pid, now] of kids) {
+      const pct = ((now.ticks - (kids0.get(pid)?.ticks ?? now.ticks)) / ticksPerSecond / secs) * 100
+      ours += pct
+      if (pct >= 1) parts.push(`${now.label} ${Math.round(pct)}%`)
+    }
+    const others = Math.max(0, ((machineBusy() - busy0) / ticksPerSecond / secs) * 100 - ours)
+    parts.push(`other processes ${Math.round(others)}%`)
+    return { text: parts.join(", "), others }
+  }
+}
+
+/**
+ * Starts measuring; the returned function gives the CPU share each process of the run used
+ * since, and what processes outside the run used, e.g. "bench 85%, n1 40%, n2 31%, n3 30%,
+ * nats 22%, other processes 3%" (100% is one core; this machine has two).
+ */
+export const cpuMeter = (): (() => string) => {
+  const sample = sampleCpu()
+  return () => sample().text
+}
+
+/**
+ * Waits until processes outside this run use less than `maxOthers`% of one core over a
+ * 2-second sample (the machine is shared), for at most `maxWaitMs`; says so when it waited.
+ */
+export const waitQuiet = async (maxOthers = 15, maxWaitMs = 15 * 60_000): Promise<void> => {
+  if (process.platform !== "linux" || process.env["BENCH_NO_WAIT"] === "1") return
+  const start = performance.now()
+  for (let said = false; ; ) {
+    const sample = sampleCpu()
+    await sleep(2000)
+    const { others } = sample()
+    if (others < maxOthers) {
+      if (said) console.log(`  (waited ${Math.round((performance.now() - start) / 1000)} s for other processes to quieten)`)
+      return
+    }
+    if (performance.now() - start > maxWaitMs) {
+      console.log(`  (other processes still use ${Math.round(others)}% of a core after ${Math.round(maxWaitMs / 60_000)} min: measuring anyway)`)
+      return
+    }
+    said = true
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * `write`: closed-loop clients from one Node process, each sending its next put when the last
+ * was acknowledged; prints throughput and p50/p99/p999 latency per concurrency.
+ * `failover`: kills the leader with SIGKILL while a client writes, and measures the time from
+ * the kill to the next acknowledged write; the killed node is restarted before the next round.
+ */
+import { closedLoop, fmt, levelLine, loadNote, percentile, withCluster, type BenchOptions } from "./common.ts"
+
+export const writeBench = async (o: BenchOptions): Promise<void> => {
+  const levels = o.concurrency ?? [1, 16, 64]
+  const value = "x".repeat(o.valueBytes)
+  await withCluster(async ({ client }) => {
+    // Warm up the JIT and the leader's caches.
+    for (let i = 0; i < 200; i++) await client.put(`warm-${i % 16}`, value)
+    console.log(`write: 3 nodes, ${value.length}-byte values, ${o.seconds} s per level, closed loop, fsync on every member (${loadNote()})`)
+    for (const concurrency of levels) {
+      const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`, value))
+      console.log(levelLine(concurrency, r, "puts"))
+    }
+  }, o.nodeEnv)
+}
+
+export const failoverBench = async (o: BenchOptions): Promise<void> => {
+  await withCluster(async ({ cluster, client }) => {
+    console.log(`failover: ${o.kills} leader kills (${loadNote()})`)
+    const gaps: number[] = []
+    for (let k = 0; k < o.kills; k++) {
+      const leader = await cluster.waitForLeader(30_000)
+      for (let i = 0; i < 20; i++) await client.put(`pre-${i}`, "v")
+      await cluster.kill(leader)
+      const killed = performance.now()
+      await client.put(`after-${k}`, "v")
+      gaps.push(performance.now() - killed)
+      cluster.startNode(leader)
+      // Let the restarted node catch up before the next round.
+      const s = await cluster.status(await cluster.waitForLeader(30_000))
+      if (s !== undefined) await cluster.waitForApplied(s.commitIndex, 30_000)
+      console.log(`  kill ${String(k + 1).padStart(2)}: leader ${leader}, next acknowledged write after ${fmt(gaps[gaps.length - 1]!)}`)
+    }
+    gaps.sort((a, b) => a - b)
+    console.log(
+      `failover over ${o.kills} leader kills: median ${fmt(percentile(gaps, 50))}, worst ${fmt(gaps[gaps.length - 1]!)}, best ${fmt(gaps[0]!)}`
+    )
+  }, o.nodeEnv)
+}

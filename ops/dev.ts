@@ -325,12 +325,22 @@ export const runDev = async (argv: ReadonlyArray<string>, options: DevOptions = 
     if (await waitReady(monitor, cluster, nodeIds, () => stopping)) {
       const shown = redactUrl(url)
       const flags = cluster === "dev" ? "" : ` --cluster ${cluster}`
-      say(`cluster "${cluster}" is up: ${nodeIds.join(", ")} answer on NATS at ${shown}`)
-      say("try:")
-      say(`  nats req -s ${shown} ${subjects.admin(cluster, "status")} ''`)
-      say(`  npx archio status --nats ${shown}${flags}`)
-      say(`  npx archio status --nats ${shown}${flags} --node n2`)
-      say("Ctrl-C stops the cluster.")
+      // One write, so whoever reads the pipe sees the whole banner at once.
+      write(
+        [
+          `cluster "${cluster}" is up: ${nodeIds.join(", ")} answer on NATS at ${shown}`,
+          "try:",
+          `  nats req -s ${shown} ${subjects.admin(cluster, "status")} ''`,
+          `  npx archio status --nats ${shown}${flags}`,
+          `  npx archio status --nats ${shown}${flags} --node n2`,
+          `  npx archio kv put name luffy --nats ${shown}${flags}; npx archio kv get name --nats ${shown}${flags}`,
+          `  nats req -s ${shown} ${subjects.jobs(cluster, "enqueue")} '{"queue":"emails","payload":{"to":"a@b.c"}}'`,
+          `  curl localhost:${ports[0]}/health; curl localhost:${ports[0]}/metrics`,
+          "Ctrl-C stops the cluster."
+        ]
+          .map((line) => `${devPrefix}${line}\n`)
+          .join("")
+      )
     } else if (!stopping) {
       say(`not every node answered within ${readyTimeoutMs / 1000} s; see the logs above`)
     }

@@ -80,7 +80,7 @@ t.test("archio dev starts its own nats-server and three nodes, and SIGINT stops 
   t.notOk(await canConnect("127.0.0.1", port, 200), "nothing listens at NATS_URL")
   const dev = startDev(t, cwd, { NATS_URL: `nats://127.0.0.1:${port}` })
 
-  await until("the cluster to come up", () => dev.out().includes('cluster "dev" is up'))
+  await until("the cluster to come up", () => dev.out().includes("Ctrl-C stops the cluster."))
   const out = dev.out()
   t.match(out, `[dev] no NATS server answers at nats://127.0.0.1:${port}: starting nats-server on a free port`)
   const url = /answer on NATS at (nats:\/\/[0-9.:]+)/.exec(out)?.[1]
@@ -88,6 +88,8 @@ t.test("archio dev starts its own nats-server and three nodes, and SIGINT stops 
   t.not(url, `nats://127.0.0.1:${port}`, "its own server, on another port")
   t.match(out, `nats req -s ${url} archio.dev.admin.status ''`, "says what to type next")
   t.match(out, `npx archio status --nats ${url}`)
+  t.match(out, `npx archio kv put name luffy --nats ${url}`, "and how to write a key")
+  t.match(out, /curl localhost:\d+\/health/, "and where HTTP answers")
   for (const id of ["n1", "n2", "n3"]) {
     t.match(out, new RegExp(`^\\[${id}\\] .*node ${id} ready`, "m"), `${id}'s lines are prefixed`)
     t.ok(existsSync(join(cwd, ".archio", id)), `${id}'s data is under ./.archio/${id}`)

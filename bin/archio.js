@@ -1,8 +1,85 @@
 #!/usr/bin/env node
-// The `archio` command. Our sources are TypeScript, run through tsx's ESM loader.
-import { register } from "tsx/esm/api"
+// The `archio` command. Our sources are TypeScript. Loading them through tsx costs about 1.4 s of
+// CPU per process start (2.2 s in all), which on a busy machine turns a node restart into many
+// seconds; so we run one esbuild bundle of them instead (0.8 s), rebuilt here whenever a source
+// it was built from changed (esbuild takes ~0.1 s). The bundle lives in dist/, one level below
+// the root like every source file, so their `../package.json`-style paths still resolve.
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 
-register()
-const { main } = await import("../bootstrap/cli.ts")
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+const bundle = join(root, "dist", "archio.mjs")
+const manifest = join(root, "dist", "archio.inputs.json")
+
+/** Size and mtime of each file, so an edit, a checkout or a deletion all count as a change. */
+const fingerprint = (files) =>
+  Object.fromEntries(
+    files.map((file) => {
+      try {
+        const s = statSync(join(root, file))
+        return [file, `${s.size}:${s.mtimeMs}`]
+      } catch {
+        return [file, "missing"]
+      }
+    })
+  )
+
+const isFresh = () => {
+  try {
+    const recorded = JSON.parse(readFileSync(manifest, "utf8"))
+    const now = fingerprint(Object.keys(recorded))
+    return Object.keys(recorded).every((file) => recorded[file] === now[file])
+  } catch {
+    return false
+  }
+}
+
+const build = async () => {
+  const { build } = await import("esbuild")
+  const tmp = `${bundle}.${process.pid}.tmp`
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: ["bootstrap/cli.ts"],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    sourcemap: "linked",
+    metafile: true,
+    logLevel: "error",
+    outfile: tmp
+  })
+  const inputs = Object.keys(result.metafile.inputs)
+  // Rename is atomic: processes starting together each build, and none reads half a file.
+  renameSync(`${tmp}.map`, `${bundle}.map`)
+  renameSync(tmp, bundle)
+  writeFileSync(`${manifest}.${process.pid}.tmp`, JSON.stringify(fingerprint([...inputs, "package.json"])))
+  renameSync(`${manifest}.${process.pid}.tmp`, manifest)
+}
+
+let entry = pathToFileURL(bundle).href
+if (!isFresh()) {
+  try {
+    mkdirSync(dirname(bundle), { recursive: true })
+    await build()
+  } catch (error) {
+    // A read-only install, say: run the sources through tsx, slower but the same program.
+    process.stderr.write(`archio: cannot build ${bundle} (${error?.message ?? error}); loading the TypeScript sources instead\n`)
+    const { register } = await import("tsx/esm/api")
+    register()
+    entry = pathToFileURL(join(root, "bootstrap", "cli.ts")).href
+  }
+}
+// A worker's --handler may be TypeScript; tsx's loader only costs when a .ts file is imported.
+const handlerIndex = process.argv.indexOf("--handler")
+if (handlerIndex > 0 && !entry.endsWith(".ts") && /\.[cm]?ts$/.test(process.argv[handlerIndex + 1] ?? "")) {
+  const { register } = await import("tsx/esm/api")
+  register()
+}
+// Stack traces name bundle lines; NODE_OPTIONS=--enable-source-maps maps them to the TypeScript
+// (dist/archio.mjs.map), at ~0.3 s more per start, which is why it is not on by default.
+const { main } = await import(entry)
 const code = await main(process.argv.slice(2))
 process.exit(code)

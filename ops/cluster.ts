@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import * as Subjects from "../protocol/subjects.ts"
 
-/** The `archio` command, run with this Node (tsx loads the TypeScript sources). */
+/** The `archio` command, run with this Node (bin/archio.js keeps a bundle of the sources fresh). */
 export const binPath = resolve(dirname(fileURLToPath(import.meta.url)), "..", "bin", "archio.js")
 
 export interface ClusterOptions {

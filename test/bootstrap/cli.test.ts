@@ -12,7 +12,7 @@ import { tempDir } from "../support/tmp.ts"
 
 const bin = fileURLToPath(new URL("../../bin/archio.js", import.meta.url))
 
-// Every child pays the TypeScript loader's start-up (1-3 s on a busy machine); allow more than
+// Every child pays Node's and effect's start-up (1-3 s on a busy machine); allow more than
 // the default 120 s for the whole file.
 t.setTimeout(300_000)
 
@@ -28,7 +28,7 @@ const archio = (tt: Test, args: ReadonlyArray<string>, env: Record<string, strin
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(NODE_ID|CLUSTER|NATS_|PEERS|DATA_DIR|HTTP_PORT|PORT|KVSTORE_PORT|RAFT_|LOG_LEVEL)/.test(k))
   )
-  // Child processes transpile with tsx while tap's own process uses ts-node: merging their
+  // Child processes run the esbuild bundle while tap's own process uses ts-node: merging their
   // V8 coverage by byte offset would be wrong, so children do not report coverage.
   const child = spawn(process.execPath, [bin, ...args], {
     env: { ...clean, _TAPJS_PROCESSINFO_COVERAGE_: "0", ...env },

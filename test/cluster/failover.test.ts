@@ -48,7 +48,8 @@ t.test("writes survive SIGKILL of the leader, a new leader takes over, the old o
 
   cluster.startNode(oldLeader)
   const leaderStatus = await cluster.status(newLeader)
-  await cluster.waitForApplied(leaderStatus!.commitIndex, 20_000)
+  // Generous: a node process takes seconds to boot on a loaded machine (tsx and effect load first).
+  await cluster.waitForApplied(leaderStatus!.commitIndex, 60_000)
   const restarted = await cluster.status(oldLeader)
   t.equal(restarted?.role, "follower", "the restarted node follows")
   t.ok(restarted!.appliedIndex >= leaderStatus!.commitIndex, "the restarted node caught up")

@@ -44,8 +44,8 @@ export const usage = `Usage: npm run chaos -- [options]
   --check FILE       only check a saved history.jsonl
   -h, --help         this text
 
-Exit: 0 linearizable (register) / valid (jobs), 1 violation, no recovery or a node that
-      exited on its own, 2 bad usage or harness failure, 3 undecided.
+Exit: 0 linearizable (register) / valid (jobs), 1 violation, no recovery, a node that
+      exited on its own or a stalled harness phase, 2 bad usage or harness failure, 3 undecided.
 `
 
 export type WorkloadName = "register" | "jobs" | "both"
@@ -76,7 +76,7 @@ export interface ChaosOptions {
 }
 
 /** `linearizable`: the register workload found no violation; `valid`: jobs (or both) found none. */
-export type Verdict = "linearizable" | "valid" | "violation" | "no-recovery" | "node-exit" | "undecided"
+export type Verdict = "linearizable" | "valid" | "violation" | "no-recovery" | "node-exit" | "stalled" | "undecided"
 
 export interface ChaosSummary {
   readonly verdict: Verdict
@@ -196,9 +196,27 @@ const verdictText = (workload: WorkloadName): Record<Verdict, string> => {
     violation: workload === "register" ? "NOT LINEARIZABLE" : "VIOLATION",
     "no-recovery": `NO RECOVERY (${clean})`,
     "node-exit": `NODE EXITED ON ITS OWN (${clean})`,
+    stalled: `HARNESS STALLED (${clean}; see "stalled" above)`,
     undecided: workload === "register" ? "UNDECIDED (checker budget)" : "UNDECIDED (checker budget, or the final state could not be read)"
   }
 }
+
+/**
+ * `within(what, ms, p)` waits for `p` at most `ms`; a phase that is late is added to `stalled`
+ * and reported, and the caller goes on.
+ */
+export const phaseDeadlines =
+  (stalled: Array<string>, say: (line: string) => void) =>
+  async (what: string, ms: number, p: Promise<unknown>): Promise<void> => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), ms)))
+    const outcome = await Promise.race([p.then(() => "done" as const), late])
+    clearTimeout(timer)
+    if (outcome === "late") {
+      stalled.push(what)
+      say(`chaos: STALLED: ${what} did not finish within ${ms / 1000} s; going on`)
+    }
+  }
 
 const registerOps = new Set(["read", "write", "cas"])
 
@@ -232,7 +250,7 @@ export const makeWorkload = (name: WorkloadName, options: Partial<Omit<ChaosOpti
 
 const stamp = (): string => new Date().toISOString().replace(/[:.]/g, "-").replace(/Z$/, "")
 
-const exitCodes: Record<Verdict, number> = { linearizable: 0, valid: 0, violation: 1, "no-recovery": 1, "node-exit": 1, undecided: 3 }
+const exitCodes: Record<Verdict, number> = { linearizable: 0, valid: 0, violation: 1, "no-recovery": 1, "node-exit": 1, stalled: 1, undecided: 3 }
 
 /** One chaos run, start to verdict. Throws only when the harness itself fails. */
 export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => {
@@ -290,6 +308,10 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
     for (const s of cluster.mesh.servers) s.handle?.process.kill("SIGKILL")
   }
   process.once("exit", emergency)
+  // Every phase has a deadline: a step that never ends is reported as such (and the run goes
+  // on to check what it has: unfinished operations count as unknown) instead of hanging.
+  const stalled: string[] = []
+  const within = phaseDeadlines(stalled, say)
   let settledMs: number | undefined
   const crashed = new Set<string>()
   let nemesis: Nemesis | undefined
@@ -307,25 +329,27 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
     const faults = nemesis.run(schedule, stopFaults.signal)
     await sleep(durationMs, options.stop)
     stopFaults.abort()
-    await faults
+    await within("the nemesis's last step", 60_000, faults)
     say("chaos: time is up: healing everything")
-    for (const id of await nemesis.healAll()) crashed.add(id)
+    let exitedOnTheirOwn: ReadonlyArray<string> = []
+    await within("healing", 60_000, nemesis.healAll().then((ids) => (exitedOnTheirOwn = ids)))
+    for (const id of exitedOnTheirOwn) crashed.add(id)
     if (crashed.size > 0) say(`chaos: ${[...crashed].join(", ")} had exited on their own (see logs/); restarted`)
     const healedAt = performance.now()
     // Clients keep running through the heal, so the history covers the recovery too.
     const settled = await cluster.waitSettled(30_000)
     if (settled.settled) settledMs = performance.now() - healedAt
     stopLoad.abort()
-    await load
+    await within("stopping the workload", 30_000, load)
     if (settledMs !== undefined) {
       say(`chaos: cluster settled ${(settledMs / 1000).toFixed(1)} s after the heal; final reads`)
     } else {
       say(`chaos: cluster did NOT settle within 30 s of the heal: ${JSON.stringify(settled.statuses)}`)
     }
-    await workload.final()
+    await within("the final reads", 60_000, workload.final())
     for (const id of cluster.ids) if (!cluster.nodes.isRunning(id)) crashed.add(id)
   } finally {
-    await workload.close().catch(() => undefined)
+    await within("closing the clients", 15_000, workload.close().catch(() => undefined))
     await history.close()
     await cluster.stop().catch((e: unknown) => say(`chaos: stopping the cluster: ${String(e)}`))
     process.off("exit", emergency)
@@ -339,6 +363,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
   let verdict: Verdict = result.valid === true ? clean : result.valid === false ? "violation" : "undecided"
   if (verdict === clean && settledMs === undefined) verdict = "no-recovery"
   if (verdict === clean && crashed.size > 0) verdict = "node-exit"
+  if (verdict === clean && stalled.length > 0) verdict = "stalled"
   const paired = history.entries.filter((e) => e.type === "ok" || e.type === "fail" || e.type === "info")
   const counts = { ok: 0, fail: 0, info: 0 }
   for (const e of paired) counts[e.type as "ok" | "fail" | "info"]++
@@ -355,6 +380,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
     ...result.lines,
     `faults      ${faultTotal} injected in ${nemesis?.stats.steps ?? 0} steps${faultLine === "" ? "" : `: ${faultLine}`}${shapes === "" ? "" : ` (partitions: ${shapes})`}`,
     `recovery    ${settledMs === undefined ? "the cluster did not settle within 30 s after the heal" : `settled ${(settledMs / 1000).toFixed(1)} s after the final heal`}`,
+    ...(stalled.length > 0 ? [`stalled     ${stalled.join("; ")}`] : []),
     ...(crashed.size > 0 ? [`node exits  ${[...crashed].join(", ")} exited without being killed (see logs/)`] : []),
     `verdict     ${verdictText(options.workload)[verdict]}`,
     `folder      ${relative(process.cwd(), dir) || dir}`

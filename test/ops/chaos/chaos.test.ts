@@ -24,7 +24,11 @@ t.test("a short run under every fault kind is linearizable and leaves a run fold
     opTimeoutMs: 1500,
     out,
     keepData: false,
-    say: (line) => lines.push(line)
+    // Printed as they come, so a run that stalls shows how far it got.
+    say: (line) => {
+      lines.push(line)
+      t.comment(line)
+    }
   })
   t.equal(summary.verdict, "linearizable", summary.lines.join("\n"))
   t.equal(summary.exitCode, 0)

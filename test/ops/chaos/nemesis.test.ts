@@ -1,7 +1,7 @@
 /** The nemesis schedule is a pure function of the seed; partitions cut the right links. */
 import t from "tap"
 import { faultDuration, partitionCuts, planSchedule, Rng } from "../../../ops/chaos/nemesis.ts"
-import { parseChaosArgs } from "../../../ops/chaos/run.ts"
+import { parseChaosArgs, phaseDeadlines } from "../../../ops/chaos/run.ts"
 
 const all = ["kill", "pause", "partition", "nats-restart", "delay"] as const
 
@@ -119,4 +119,16 @@ t.test("command-line options", async (t) => {
   t.ok("help" in parseChaosArgs(["-h"]))
   const check = parseChaosArgs(["--check", "h.jsonl"])
   t.equal("check" in check ? check.check : undefined, "h.jsonl")
+})
+
+t.test("a harness phase that never ends is reported as stalled, and the run goes on", async (t) => {
+  const stalled: Array<string> = []
+  const said: Array<string> = []
+  const within = phaseDeadlines(stalled, (line) => said.push(line))
+  await within("a quick phase", 1_000, Promise.resolve())
+  await within("a failing phase", 1_000, Promise.reject(new Error("boom")).catch(() => undefined))
+  t.same(stalled, [], "phases that end in time are not reported")
+  await within("the final reads", 30, new Promise(() => undefined))
+  t.same(stalled, ["the final reads"])
+  t.match(said.join("\n"), /STALLED: the final reads did not finish within 0.03 s/)
 })

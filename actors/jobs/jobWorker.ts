@@ -16,7 +16,7 @@
  * The decisions are plain functions of their inputs; the shell (`make`) feeds them the
  * clock, the applied state and the consensus role.
  */
-import { Clock, Effect, Schedule } from "effect"
+import { Clock, Effect } from "effect"
 import type { LeaseRequest } from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
@@ -25,8 +25,14 @@ import type { JobEvent } from "../applier/jobState.ts"
 import type { Responder } from "../gateway/responder.ts"
 import type { Consensus } from "../raft/shell.ts"
 
-/** How often parked requests, leadership and job timers are checked. */
+/** How often the leader checks parked requests and job timers. */
 export const pollEveryMs = 5
+/**
+ * How often a follower looks whether it leads now: only the leader has work here, and 200
+ * wake-ups a second on every follower were a visible share of an idle cluster's CPU. An
+ * election takes longer than this, so a new leader starts its timers without a gap that matters.
+ */
+export const followerPollEveryMs = 50
 
 export interface ParkedLease {
   readonly req: LeaseRequest
@@ -146,6 +152,7 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
       reply()
     }
 
+    /** One check; answers how long to wait before the next. */
     const poll = Effect.gen(function* () {
       now = yield* Clock.currentTimeMillis
       const status = consensus.status()
@@ -155,7 +162,7 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
           parked = []
           for (const p of stranded) p.r.fail(notLeader(status.leader))
         }
-        return
+        return followerPollEveryMs
       }
       // Requests whose wait ended with nothing ready get an empty answer; one whose lease
       // entry is still in flight waits for it, up to the request timeout.
@@ -176,8 +183,9 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
           tickInFlight = false
         })
       }
+      return pollEveryMs
     })
-    yield* Effect.forkScoped(Effect.repeat(poll, Schedule.spaced(pollEveryMs)))
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(poll, (waitMs) => Effect.sleep(waitMs))))
 
     const worker: JobWorker = {
       lease: (req, r) => {

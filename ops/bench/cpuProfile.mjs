@@ -1,26 +1,28 @@
 // Preload for `npm run bench -- ... --profile-dir DIR`: `--cpu-prof` is not allowed in
 // NODE_OPTIONS, so nodes and workers get `--import` of this file instead. It starts the V8
 // profiler through the inspector and writes DIR/<id>-<pid>.cpuprofile when the process exits
-// (archio node and archio worker exit through process.exit on SIGTERM). tsx strips
-// whitespace and V8 sees no names for arrow functions, so frames of our own sources are mapped
-// back through tsx's source maps (enabled here) to their original line before writing.
+// (archio node and archio worker exit through process.exit on SIGTERM). V8 names no arrow
+// function, so frames of our own sources are mapped back through the source maps (the bundle's
+// dist/archio.mjs.map, or tsx's; enabled here) to their original file and line before writing.
 // Open the file in Chrome DevTools, or print the top N functions by self time and our own
 // functions by total time, optionally for the samples after the first S seconds only, with
 //   node ops/bench/cpuProfile.mjs summary FILE [N] [--skip S | --last S]
 import { Session } from "node:inspector"
 import { findSourceMap } from "node:module"
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 
 const dir = process.env.ARCHIO_CPU_PROF_DIR
 
-/** "gateway.ts:162 const serveGet = (r..." for a frame of our sources, else undefined. */
+/** The original file, line and text of a frame of our sources (via the bundle's or tsx's source map), else undefined. */
 const original = (frame, lines) => {
   if (!frame.url.startsWith("file://") || frame.url.includes("/node_modules/")) return undefined
   const entry = findSourceMap(frame.url)?.findEntry(frame.lineNumber, frame.columnNumber)
   if (entry === undefined || entry.originalLine === undefined) return undefined
-  const file = fileURLToPath(frame.url)
+  // The bundle's map names each TypeScript source; tsx's maps name the file they came from.
+  const source = entry.originalSource ?? frame.url
+  const file = source.startsWith("file://") ? fileURLToPath(source) : resolve(dirname(fileURLToPath(frame.url)), source)
   let text = lines.get(file)
   if (text === undefined) {
     try {
@@ -30,7 +32,7 @@ const original = (frame, lines) => {
     }
     lines.set(file, text)
   }
-  return { line: entry.originalLine, column: entry.originalColumn, text: (text[entry.originalLine] ?? "").trim().slice(0, 70) }
+  return { url: pathToFileURL(file).href, line: entry.originalLine, column: entry.originalColumn, text: (text[entry.originalLine] ?? "").trim().slice(0, 70) }
 }
 
 if (process.argv[2] === "summary") {
@@ -101,6 +103,7 @@ if (process.argv[2] === "summary") {
       for (const node of res.profile.nodes) {
         const o = original(node.callFrame, lines)
         if (o === undefined) continue
+        node.callFrame.url = o.url
         node.callFrame.lineNumber = o.line
         node.callFrame.columnNumber = o.column
         node.callFrame.sourceText = o.text

@@ -37,7 +37,6 @@ const isFresh = () => {
 
 const build = async () => {
   const { build } = await import("esbuild")
-  const tmp = `${bundle}.${process.pid}.tmp`
   const result = await build({
     absWorkingDir: root,
     entryPoints: ["bootstrap/cli.ts"],
@@ -49,14 +48,21 @@ const build = async () => {
     sourcemap: "linked",
     metafile: true,
     logLevel: "error",
-    outfile: tmp
+    outfile: bundle,
+    // Kept in memory and written below under temporary names, so the bundle names its map
+    // by its final name.
+    write: false
   })
-  const inputs = Object.keys(result.metafile.inputs)
   // Rename is atomic: processes starting together each build, and none reads half a file.
-  renameSync(`${tmp}.map`, `${bundle}.map`)
-  renameSync(tmp, bundle)
-  writeFileSync(`${manifest}.${process.pid}.tmp`, JSON.stringify(fingerprint([...inputs, "package.json"])))
-  renameSync(`${manifest}.${process.pid}.tmp`, manifest)
+  const place = (file, contents) => {
+    const tmp = `${file}.${process.pid}.tmp`
+    writeFileSync(tmp, contents)
+    renameSync(tmp, file)
+  }
+  const output = (suffix) => result.outputFiles.find((f) => f.path.endsWith(suffix)).contents
+  place(`${bundle}.map`, output(".mjs.map"))
+  place(bundle, output(".mjs"))
+  place(manifest, JSON.stringify(fingerprint([...Object.keys(result.metafile.inputs), "package.json"])))
 }
 
 let entry = pathToFileURL(bundle).href

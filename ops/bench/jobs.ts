@@ -17,6 +17,7 @@
  *
  * `jobs` runs all three.
  */
+import { createInterface } from "node:readline"
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -66,16 +67,7 @@ const startWorker = (o: { natsUrl: string; id: string; handler: string; queue: s
   )
   const lines: string[] = []
   if (o.collect) {
-    let buffered = ""
-    proc.stdout!.setEncoding("utf8")
-    proc.stdout!.on("data", (chunk: string) => {
-      buffered += chunk
-      let nl: number
-      while ((nl = buffered.indexOf("\n")) !== -1) {
-        lines.push(buffered.slice(0, nl))
-        buffered = buffered.slice(nl + 1)
-      }
-    })
+    createInterface({ input: proc.stdout!, crlfDelay: Infinity }).on("line", (line) => lines.push(line))
   }
   let stderr = ""
   const ready = new Promise<void>((resolve, reject) => {

@@ -27,6 +27,7 @@
  *   after `drainMs` without a job finishing, or 10 min), stop the workers (SIGTERM), then read every job with `jobs.list` (pages of 1000,
  *   linearizable reads) as `list` operations of client `final`.
  */
+import { createInterface } from "node:readline"
 import { spawn, type ChildProcess } from "node:child_process"
 import { createWriteStream, type WriteStream } from "node:fs"
 import { writeFile } from "node:fs/promises"
@@ -175,21 +176,13 @@ class ChaosWorker {
     })
     this.proc = proc
     this.log.write(`--- ${new Date().toISOString()} start ${this.id} #${this.incarnation} pid ${proc.pid}\n`)
-    let buffered = ""
-    proc.stdout!.setEncoding("utf8")
-    proc.stdout!.on("data", (chunk: string) => {
-      buffered += chunk
-      let nl: number
-      while ((nl = buffered.indexOf("\n")) !== -1) {
-        const line = buffered.slice(0, nl)
-        buffered = buffered.slice(nl + 1)
-        if (!line.startsWith("{")) continue
-        try {
-          const o = JSON.parse(line) as { event?: unknown; id?: unknown; token?: unknown }
-          if (typeof o.event === "string" && typeof o.id === "string" && typeof o.token === "number") this.onLine({ event: o.event, id: o.id, token: o.token })
-        } catch {
-          this.log.write(`unparsable stdout line: ${line}\n`)
-        }
+    createInterface({ input: proc.stdout!, crlfDelay: Infinity }).on("line", (line) => {
+      if (!line.startsWith("{")) return
+      try {
+        const o = JSON.parse(line) as { event?: unknown; id?: unknown; token?: unknown }
+        if (typeof o.event === "string" && typeof o.id === "string" && typeof o.token === "number") this.onLine({ event: o.event, id: o.id, token: o.token })
+      } catch {
+        this.log.write(`unparsable stdout line: ${line}\n`)
       }
     })
     proc.stderr!.on("data", (chunk: Buffer) => this.log.write(chunk))

@@ -3,6 +3,7 @@
  * folder, and its stdout (one JSON line per job outcome) is collected for checks. Lease
  * requests wait 1 s at most, so a SIGTERM is not held up by a long poll.
  */
+import { createInterface } from "node:readline"
 import { spawn, type ChildProcess } from "node:child_process"
 import { writeFile } from "node:fs/promises"
 import { join } from "node:path"
@@ -55,16 +56,8 @@ export const startWorker = (
     { env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: "0" }, stdio: ["ignore", "pipe", "pipe"] }
   )
   const outcomes: WorkerOutcome[] = []
-  let buffered = ""
-  proc.stdout!.setEncoding("utf8")
-  proc.stdout!.on("data", (chunk: string) => {
-    buffered += chunk
-    let nl: number
-    while ((nl = buffered.indexOf("\n")) !== -1) {
-      const line = buffered.slice(0, nl)
-      buffered = buffered.slice(nl + 1)
-      if (line.startsWith("{")) outcomes.push(JSON.parse(line) as WorkerOutcome)
-    }
+  createInterface({ input: proc.stdout!, crlfDelay: Infinity }).on("line", (line) => {
+    if (line.startsWith("{")) outcomes.push(JSON.parse(line) as WorkerOutcome)
   })
   proc.stderr!.resume()
   const exited = new Promise<number | string>((resolve) => proc.once("exit", (code, signal) => resolve(code ?? signal ?? "?")))

@@ -4,9 +4,15 @@
  * the requests waiting for those entries, wakes reads waiting for that applied index, and
  * writes the changes together with the applied index in one LevelDB batch.
  *
- * The mailbox is drained in batches and applied in a plain loop (no per-entry Effect).
+ * Committed entries are applied in a plain loop, in a microtask after they arrive (entries
+ * handed over in one turn make one batch); no fiber or mailbox per batch. The applied state is
+ * written lazily: changes from many drains pile up in one set of maps (a key
+ * written a hundred times is written to LevelDB once) and reach the disk every
+ * `flushEveryMs` or `flushEntries` entries, and when the node stops. Nothing is lost by the
+ * wait: every applied entry is already durable in the log, and a node that crashes re-applies
+ * the log from the applied index it last wrote.
  */
-import { Effect, Queue } from "effect"
+import { Deferred, Effect } from "effect"
 import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type Entry } from "../../protocol/raft.ts"
 import { decodeJsonValue, encodeJsonValue, metaKeys, writeBatch, type AnyLevel, type BatchOp, type Sublevel } from "../raft/storage.ts"
@@ -30,6 +36,10 @@ export type Command = KvCommand | LoggedJobCommand
 
 type Changes = KvChanges & JobChanges
 
+/** How often, and after how many applied entries, the Applier writes its state. */
+export const flushEveryMs = 100
+export const flushEntries = 10_000
+
 const isJobCommand = (cmd: Command): cmd is LoggedJobCommand => cmd.op.startsWith("jobs.")
 
 /** The answer to one applied command, or why the waiting write did not take effect. */
@@ -52,7 +62,18 @@ export class Applier {
   applied = 0
   private readonly waiters = new Map<number, Waiter>()
   private readReady: ReadWaiter[] = []
-  private readonly mailbox = Effect.runSync(Queue.unbounded<ReadonlyArray<Entry>>())
+  /** Committed entries handed over and not applied yet. */
+  private inbox: Array<ReadonlyArray<Entry>> = []
+  private drainQueued = false
+  /** Applied changes not written yet, and how many entries they cover. */
+  private unsaved: Changes = { ...newChanges(), ...newJobChanges() }
+  private unsavedEntries = 0
+  /** The write in progress; writes never overlap, so they land in order. */
+  private flushing: Promise<void> | undefined
+  private flushAgain = false
+  private stopped = false
+  /** Completed with the first failure (a broken invariant, a failed write); `run` reports it. */
+  private readonly failure = Effect.runSync(Deferred.make<never>())
   /** Called with each applied batch's change events (the Gateway publishes them). */
   onEvents: (events: ReadonlyArray<KvEvent>) => void = () => {}
   /** Called with each applied batch's job transitions (the Gateway publishes, the JobWorker wakes). */
@@ -79,9 +100,12 @@ export class Applier {
     this.applied = await read(metaKeys.applied)
   })
 
-  /** Hands committed entries over (from the consensus loop); never blocks. */
+  /** Hands committed entries over (from the consensus actor); they are applied this turn. */
   offer(entries: ReadonlyArray<Entry>): void {
-    Queue.unsafeOffer(this.mailbox, entries)
+    this.inbox.push(entries)
+    if (this.drainQueued) return
+    this.drainQueued = true
+    queueMicrotask(this.drain)
   }
 
   /** Calls `done` with the outcome once the entry at (index, term) is applied, or overwritten. */
@@ -96,29 +120,84 @@ export class Applier {
     else this.readReady.push({ index, done })
   }
 
-  /** Runs forever: one LevelDB batch per mailbox drain. */
-  run = Effect.gen(this, function* () {
-    for (;;) {
-      const first = yield* Queue.take(this.mailbox)
-      const rest = yield* Queue.takeAll(this.mailbox)
-      const batches = [first, ...rest]
-      const changes: Changes = { ...newChanges(), ...newJobChanges() }
+  /**
+   * Runs until interrupted (then writes what is still unsaved) or until the Applier fails: a
+   * timer writes the applied state every `flushEveryMs`.
+   */
+  run: Effect.Effect<never> = Effect.acquireUseRelease(
+    Effect.sync(() => setInterval(() => this.flush(), flushEveryMs)),
+    () => Deferred.await(this.failure),
+    (timer) =>
+      Effect.promise(async () => {
+        clearInterval(timer)
+        this.stopped = true
+        while (this.flushing !== undefined) await this.flushing
+        if (this.unsavedEntries > 0) await this.persist(this.takeUnsaved())
+      })
+  )
+
+  private readonly drain = (): void => {
+    this.drainQueued = false
+    if (this.stopped) return
+    const batches = this.inbox
+    this.inbox = []
+    try {
+      // Each drain's events are its own; the maps of records to write keep piling up.
+      const u = this.unsaved
+      const changes: Changes = { puts: u.puts, dels: u.dels, sessions: u.sessions, jobs: u.jobs, events: [], jobEvents: [] }
       const outcomes: Array<[Waiter, ApplyOutcome]> = []
       for (const entries of batches) for (const e of entries) this.applyEntry(e, changes, outcomes)
-      // Answer before the write: the entries are durable in the log, and a crash before this
-      // batch lands only means re-applying them from there on restart. Writes stay in order
-      // because the next drain waits for this one.
+      // Answer before the write: the entries are durable in the log.
       for (const [w, outcome] of outcomes) w.done(outcome)
       this.wakeReads()
       if (changes.events.length > 0) this.onEvents(changes.events)
       if (changes.jobEvents.length > 0) this.onJobEvents(changes.jobEvents)
-      yield* Effect.promise(() => this.persist(changes))
+    } catch (cause) {
+      this.die(cause)
+      return
     }
-  })
+    if (this.unsavedEntries >= flushEntries) this.flush()
+  }
+
+  private die(cause: unknown): void {
+    if (this.stopped) return
+    this.stopped = true
+    Deferred.unsafeDone(this.failure, Effect.die(cause))
+  }
+
+  private takeUnsaved(): Changes {
+    const changes = this.unsaved
+    this.unsaved = { ...newChanges(), ...newJobChanges() }
+    this.unsavedEntries = 0
+    return changes
+  }
+
+  /** Starts writing the unsaved changes, or asks for another write after the one in progress. */
+  private flush(): void {
+    if (this.stopped || this.unsavedEntries === 0) return
+    if (this.flushing !== undefined) {
+      this.flushAgain = true
+      return
+    }
+    this.flushing = this.persist(this.takeUnsaved()).then(
+      () => {
+        this.flushing = undefined
+        if (this.flushAgain) {
+          this.flushAgain = false
+          this.flush()
+        }
+      },
+      (cause: unknown) => {
+        this.flushing = undefined
+        this.die(cause)
+      }
+    )
+  }
 
   private applyEntry(e: Entry, changes: Changes, outcomes: Array<[Waiter, ApplyOutcome]>): void {
     invariant(e.index === this.applied + 1, `entries apply in order (${e.index} after ${this.applied})`)
     this.applied = e.index
+    this.unsavedEntries++
     // Leader time drives expiry identically on every node, whatever the batching.
     this.state.advanceTime(e.time, changes)
     this.jobs.advanceTime(e.time, changes)

@@ -1,13 +1,17 @@
 /**
- * The consensus actor's Effect shell: one mailbox and one fiber own the core; a second fiber
- * owns the disk. The loop turns NATS messages, clock ticks, proposals and reads into core
- * inputs and hands out each Ready in the order the core demands (see core.ts); the writer syncs
- * queued Readies in order, sends what had to wait for the disk, and tells the core with a
- * `persisted` input. Every Ready queued while the previous fsync ran shares the next one (group
- * commit), and the loop keeps stepping acknowledgements while the disk works.
+ * The consensus actor's shell. The core is a plain object owned by this module alone, and
+ * JavaScript runs one callback at a time, so inputs (NATS messages, clock ticks, proposals,
+ * reads) step it directly, with no mailbox fiber in between; the Ready they leave is handed out
+ * once per turn, in a microtask, so one socket read full of messages makes one Ready. The
+ * writer syncs queued Readies in order, sends what had to wait for the disk, and tells the core
+ * what became durable. Every Ready queued while the previous fsync ran shares the next one
+ * (group commit), and inputs keep being stepped while the disk works.
+ *
+ * Effect stays at the edges: loading, the scope that stops the timer and the subscription, and
+ * one supervised fiber that fails when the actor does (a broken invariant, a failed write).
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node"
-import { Clock, Effect, Queue, Random, Schedule } from "effect"
+import { Deferred, Effect, Random } from "effect"
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
 import type { NodeId, RaftMessage } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
@@ -25,14 +29,6 @@ export interface ConsensusOptions {
 }
 
 export type ReadResult = { readonly ok: true; readonly index: number } | { readonly ok: false; readonly leader: NodeId | null }
-
-type Input =
-  | { readonly type: "message"; readonly message: RaftMessage }
-  | { readonly type: "tick"; readonly now: number }
-  | { readonly type: "propose"; readonly proposals: ReadonlyArray<Proposal>; readonly done: (r: ProposeResult) => void }
-  | { readonly type: "read"; readonly done: (r: ReadResult) => void }
-  | { readonly type: "transfer"; readonly to: NodeId }
-  | { readonly type: "persisted"; readonly rd: Ready }
 
 /**
  * Wraps an actor's fiber so that its death (a broken invariant, a failed write) stops the node
@@ -63,6 +59,7 @@ export const make = (
   Effect.gen(function* () {
     const restored = yield* Effect.promise(() => loadRestored(stores))
     const seed = yield* Random.nextIntBetween(1, 2 ** 31 - 1)
+    const clock = yield* Effect.clock
     const config: RaftConfig = {
       ...defaultTuning,
       id: options.id,
@@ -73,15 +70,48 @@ export const make = (
     }
     const core = new RaftCore(config, restored)
     let lastStored = restored.baseIndex + restored.entries.length
-    const mailbox = yield* Queue.unbounded<Input>()
     const reads = new Map<number, (r: ReadResult) => void>()
     let readCtx = 0
+
+    // The first failure stops the actor; the supervised fiber below reports it.
+    const failure = yield* Deferred.make<never>()
+    let stopped = false
+    const die = (cause: unknown): void => {
+      if (stopped) return
+      stopped = true
+      Deferred.unsafeDone(failure, Effect.die(cause))
+    }
 
     const publish = (m: RaftMessage): void => {
       try {
         nc.publish(Subjects.raft(options.cluster, m.to, m.type), encodeRaftMessage(m))
       } catch {
         // A closed or reconnecting connection: Raft retries on its own, like any lost message.
+      }
+    }
+
+    let readyQueued = false
+    const handOut = (): void => {
+      readyQueued = false
+      if (stopped) return
+      try {
+        performReady()
+      } catch (cause) {
+        die(cause)
+      }
+    }
+    /** Steps the core with one input; its Ready goes out at the end of this turn. */
+    const input = (step: () => void): void => {
+      if (stopped) return
+      try {
+        step()
+      } catch (cause) {
+        die(cause)
+        return
+      }
+      if (!readyQueued) {
+        readyQueued = true
+        queueMicrotask(handOut)
       }
     }
 
@@ -94,40 +124,13 @@ export const make = (
         } catch {
           return // garbage on our subject is dropped; a peer's real message will be retried
         }
-        Queue.unsafeOffer(mailbox, { type: "message", message: m })
+        input(() => core.step(m))
       }
     })
-    yield* Effect.addFinalizer(() => Effect.sync(() => subscription.unsubscribe()))
-
-    const handle = (input: Input): void => {
-      switch (input.type) {
-        case "message":
-          core.step(input.message)
-          return
-        case "tick":
-          core.tick(input.now)
-          return
-        case "propose":
-          input.done(core.propose(input.proposals))
-          return
-        case "read": {
-          const ctx = ++readCtx
-          if (core.requestRead(ctx)) reads.set(ctx, input.done)
-          else input.done({ ok: false, leader: core.s.leader })
-          return
-        }
-        case "transfer":
-          core.transferLeadership(input.to)
-          return
-        case "persisted":
-          core.advance(input.rd)
-          return
-      }
-    }
 
     // Readies whose writes are not yet durable, with the committed entries that wait for them.
-    const writes = yield* Queue.unbounded<{ readonly rd: Ready; readonly late: Ready["committed"] }>()
-
+    let writes: Array<{ readonly rd: Ready; readonly late: Ready["committed"] }> = []
+    let writing: Promise<void> | undefined
     let queuedWrites = 0
     let lateInWriter = 0
 
@@ -144,7 +147,7 @@ export const make = (
       }
     }
 
-    /** Hands out every Ready; what must wait for the disk goes to the writer fiber. */
+    /** Hands out every Ready; what must wait for the disk goes to the writer. */
     const performReady = (): void => {
       while (core.hasReady()) {
         const rd = core.ready()
@@ -164,7 +167,8 @@ export const make = (
         if (needsWrite(rd) || queuedWrites > 0) {
           queuedWrites++
           lateInWriter += late.length
-          Queue.unsafeOffer(writes, { rd, late })
+          writes.push({ rd, late })
+          writing ??= writeAll()
         } else {
           core.advance(rd)
           for (const m of rd.messages) publish(m)
@@ -173,57 +177,56 @@ export const make = (
       }
     }
 
-    // The loop never waits for the disk: while one batch is being synced it keeps stepping
-    // acknowledgements and proposals (etcd's asynchronous storage writes).
-    const loop = Effect.gen(function* () {
-      for (;;) {
-        const first = yield* Queue.take(mailbox)
-        const rest = yield* Queue.takeAll(mailbox)
-        handle(first)
-        for (const input of rest) handle(input)
-        performReady()
-      }
-    })
-
-    // One writer, in order: every Ready queued while the last fsync ran shares the next one.
-    const writer = Effect.gen(function* () {
-      for (;;) {
-        const first = yield* Queue.take(writes)
-        const rest = yield* Queue.takeAll(writes)
-        const batch = [first, ...rest]
-        const before = lastStored
-        lastStored = yield* Effect.promise(() =>
-          persistReadies(
+    /** One writer, in order: every Ready queued while the last fsync ran shares the next one. */
+    const writeAll = async (): Promise<void> => {
+      try {
+        while (writes.length > 0 && !stopped) {
+          const batch = writes
+          writes = []
+          lastStored = await persistReadies(
             stores,
             batch.map((w) => w.rd),
-            before,
+            lastStored,
             true
           )
-        )
-        // Votes and acknowledgements leave only now that what they promise is durable.
-        queuedWrites -= batch.length
-        for (const { rd, late } of batch) {
-          for (const m of rd.messages) publish(m)
-          if (late.length > 0) onCommitted(late)
-          lateInWriter -= late.length
-          Queue.unsafeOffer(mailbox, { type: "persisted", rd })
+          if (stopped) return
+          // Votes and acknowledgements leave only now that what they promise is durable.
+          queuedWrites -= batch.length
+          for (const { rd, late } of batch) {
+            for (const m of rd.messages) publish(m)
+            if (late.length > 0) onCommitted(late)
+            lateInWriter -= late.length
+            input(() => core.advance(rd))
+          }
         }
+      } catch (cause) {
+        die(cause)
+      } finally {
+        writing = undefined
       }
-    })
+    }
 
-    const ticker = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      Queue.unsafeOffer(mailbox, { type: "tick", now })
-    }).pipe(Effect.repeat(Schedule.spaced(options.tickMs)))
-
-    yield* Effect.forkScoped(supervise("consensus loop", loop))
-    yield* Effect.forkScoped(supervise("log writer", writer))
-    yield* Effect.forkScoped(supervise("ticker", ticker))
+    const ticker = setInterval(() => input(() => core.tick(clock.unsafeCurrentTimeMillis())), options.tickMs)
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        stopped = true
+        clearInterval(ticker)
+        subscription.unsubscribe()
+        // Let a write in progress land before the database closes.
+        await writing
+      })
+    )
+    yield* Effect.forkScoped(supervise("consensus", Deferred.await(failure)))
 
     const consensus: Consensus = {
-      propose: (proposals, done) => Queue.unsafeOffer(mailbox, { type: "propose", proposals, done }),
-      read: (done) => Queue.unsafeOffer(mailbox, { type: "read", done }),
-      transferLeadership: (to) => Queue.unsafeOffer(mailbox, { type: "transfer", to }),
+      propose: (proposals, done) => input(() => done(core.propose(proposals))),
+      read: (done) =>
+        input(() => {
+          const ctx = ++readCtx
+          if (core.requestRead(ctx)) reads.set(ctx, done)
+          else done({ ok: false, leader: core.s.leader })
+        }),
+      transferLeadership: (to) => input(() => core.transferLeadership(to)),
       status: () => core.status()
     }
     return consensus

@@ -1,0 +1,86 @@
+import t from "tap"
+import { Cause, Effect, Exit, Fiber, Scope } from "effect"
+import { Applier, encodeCommand, flushEveryMs, type ApplyOutcome } from "../../../actors/applier/applier.ts"
+import { InvariantViolation } from "../../../actors/raft/invariant.ts"
+import { EntryKind, type Entry } from "../../../protocol/raft.ts"
+import * as Storage from "../../../bootstrap/storage.ts"
+import { tempDir } from "../../support/tmp.ts"
+
+const put = (index: number, key: string, value: string): Entry => ({
+  index,
+  term: 1,
+  kind: EntryKind.Command,
+  time: 1_000 + index,
+  data: encodeCommand({ op: "put", key, value })
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** A real classic-level database in a temp folder, closed by the returned `close`. */
+const openStorage = async (dir: string) => {
+  const scope = Effect.runSync(Scope.make())
+  const stores = await Effect.runPromise(Scope.extend(Storage.make(dir), scope))
+  return { stores, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+const onDisk = async (stores: Storage.StorageShape) => ({
+  applied: await stores.meta.get("applied"),
+  luffy: await stores.kv.get("luffy")
+})
+
+t.test("the Applier answers at once, writes its state lazily, and writes what is left when it stops", async (t) => {
+  const dir = await tempDir(t)
+  const { stores, close } = await openStorage(dir)
+  t.teardown(close)
+  const applier = new Applier(stores)
+  await Effect.runPromise(applier.load)
+  const fiber = Effect.runFork(applier.run)
+
+  const outcomes: ApplyOutcome[] = []
+  applier.waitFor(1, 1, (o) => outcomes.push(o))
+  applier.offer([put(1, "luffy", "straw hat"), put(2, "zoro", "swords")])
+  await sleep(0)
+  t.equal(applier.applied, 2, "applied in the turn they arrived")
+  t.match(outcomes, [{ ok: true, revision: 1 }], "the waiting write is answered before any disk write")
+  t.same(await onDisk(stores), { applied: undefined, luffy: undefined }, "nothing written yet")
+
+  await sleep(flushEveryMs * 3)
+  const first = await onDisk(stores)
+  t.ok(first.applied !== undefined && first.luffy !== undefined, "the timer wrote the state and the applied index")
+
+  // The same key written many times reaches the disk once, with its last value.
+  const later: Entry[] = []
+  for (let i = 3; i <= 50; i++) later.push(put(i, "luffy", `v${i}`))
+  applier.offer(later)
+  await sleep(0)
+  t.equal(applier.state.get("luffy")?.value, "v50")
+  await Effect.runPromise(Fiber.interrupt(fiber))
+  const value = await stores.kv.get("luffy")
+  t.match(new TextDecoder().decode(value), /"value":"v50"/, "stopping wrote the last value")
+  t.equal(new TextDecoder().decode(await stores.meta.get("applied")), "50", "and the applied index with it")
+
+  // A new Applier over the same database starts where this one stopped.
+  const again = new Applier(stores)
+  await Effect.runPromise(again.load)
+  t.equal(again.applied, 50)
+  t.equal(again.state.get("zoro")?.value, "swords")
+})
+
+t.test("an Applier handed an entry out of order fails its run with the broken invariant", async (t) => {
+  const dir = await tempDir(t)
+  const { stores, close } = await openStorage(dir)
+  t.teardown(close)
+  const applier = new Applier(stores)
+  await Effect.runPromise(applier.load)
+  const fiber = Effect.runFork(applier.run)
+  applier.offer([put(2, "k", "v")])
+  const exit = await Effect.runPromise(Fiber.await(fiber))
+  t.ok(Exit.isFailure(exit), "run ended")
+  if (Exit.isFailure(exit)) {
+    const defect = Cause.dieOption(exit.cause)
+    t.ok(defect._tag === "Some" && defect.value instanceof InvariantViolation, "with the invariant violation as its defect")
+  }
+  applier.offer([put(1, "k", "v")])
+  await sleep(0)
+  t.equal(applier.applied, 0, "a failed Applier applies nothing more")
+})

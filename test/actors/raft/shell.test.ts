@@ -1,0 +1,60 @@
+import t from "tap"
+import { Cause, Effect, Exit, Scope } from "effect"
+import * as Consensus from "../../../actors/raft/shell.ts"
+import { EntryKind } from "../../../protocol/raft.ts"
+import * as Storage from "../../../bootstrap/storage.ts"
+import { natsClient, natsServer } from "../../support/nats.ts"
+import { tempDir } from "../../support/tmp.ts"
+
+const options = { cluster: "shell", id: "n1", members: ["n1"], tickMs: 5, electionTicks: 4, heartbeatTicks: 1 }
+
+const until = async (what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+t.test("a lone node's consensus shell leads, commits proposals in order, and reports a failed log write", async (t) => {
+  const server = await natsServer(t)
+  const nc = await natsClient(t, server.url)
+  const dir = await tempDir(t)
+  const scope = Effect.runSync(Scope.make())
+  t.teardown(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+  const stores = await Effect.runPromise(Scope.extend(Storage.make(dir), scope))
+
+  const committed: number[] = []
+  const failures: Array<{ name: string; cause: Cause.Cause<unknown> }> = []
+  const supervise: Consensus.Supervise = (name, effect) => effect.pipe(Effect.tapErrorCause((cause) => Effect.sync(() => failures.push({ name, cause }))))
+  const consensus = await Effect.runPromise(
+    Scope.extend(
+      Consensus.make(options, nc, stores, (entries) => committed.push(...entries.map((e) => e.index)), supervise),
+      scope
+    )
+  )
+  await until("leadership", () => consensus.status().role === "leader")
+
+  const results: unknown[] = []
+  for (let i = 0; i < 3; i++) {
+    consensus.propose([{ kind: EntryKind.Command, data: new Uint8Array([i]) }], (r) => results.push(r))
+  }
+  await until("three commits after the no-op", () => committed.length === 4)
+  t.same(committed, [1, 2, 3, 4], "the no-op, then each proposal, handed over in log order")
+  t.match(results, [{ ok: true, firstIndex: 2 }, { ok: true, firstIndex: 3 }, { ok: true, firstIndex: 4 }])
+  t.equal(consensus.status().persistedIndex, 4, "all of it durable")
+
+  const read = await new Promise<Consensus.ReadResult>((resolve) => consensus.read(resolve))
+  t.same(read, { ok: true, index: 4 }, "a lone leader serves a read at its commit index")
+
+  // A log write that fails stops the actor loudly instead of leaving it deciding without a disk.
+  await stores.db.close()
+  consensus.propose([{ kind: EntryKind.Command, data: new Uint8Array([9]) }], () => {})
+  await until("the failure", () => failures.length > 0)
+  t.equal(failures[0]!.name, "consensus")
+  t.ok(Cause.isDie(failures[0]!.cause), "reported as a defect of the consensus actor")
+  const before = committed.length
+  consensus.propose([{ kind: EntryKind.Command, data: new Uint8Array([10]) }], () => {})
+  await new Promise((r) => setTimeout(r, 50))
+  t.equal(committed.length, before, "a failed actor decides nothing more")
+})

@@ -2,6 +2,7 @@
  * Benchmarks against a real three-node cluster on this machine (real fsync, private nats-server):
  *
  *   npm run bench -- write [--seconds 10] [--concurrency 1,16,64] [--value-bytes 256]
+ *   npm run bench -- write-etcd [same options]   (the same load on a local etcd cluster)
  *   npm run bench -- read [--seconds 10] [--concurrency 1,16,64,256] [--value-bytes 256]
  *   npm run bench -- cas [--seconds 10] [--concurrency 1,16,64]
  *   npm run bench -- failover [--kills 20]
@@ -20,6 +21,7 @@ import { resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { casBench } from "./cas.ts"
 import type { BenchOptions } from "./common.ts"
+import { etcdWriteBench } from "./etcd.ts"
 import { disk, transport } from "./floor.ts"
 import { jobsBench, jobsE2eBench, jobsEnqueueBench, jobsLatencyBench } from "./jobs.ts"
 import { readBench } from "./reads.ts"
@@ -61,6 +63,7 @@ const options: BenchOptions = {
 
 const benches: Record<string, (o: BenchOptions) => Promise<void>> = {
   write: writeBench,
+  "write-etcd": etcdWriteBench,
   read: readBench,
   cas: casBench,
   failover: failoverBench,

@@ -24,6 +24,7 @@ import {
   maybeCommit,
   requestRead,
   sendAppend,
+  tellCommit,
   type Proposal
 } from "./replicator.ts"
 import { makeState, type HardState, type RaftConfig, type RaftState, type ReadState, type Restored, type Role } from "./state.ts"
@@ -133,10 +134,11 @@ export class RaftCore {
     const s = this.s
     if (now > s.now) s.now = now
     const leading = tickElection(s)
-    if (leading && ++s.heartbeatElapsed >= s.config.heartbeatTicks) {
+    if (!leading) return
+    if (++s.heartbeatElapsed >= s.config.heartbeatTicks) {
       s.heartbeatElapsed = 0
       broadcastHeartbeat(s)
-    }
+    } else tellCommit(s)
   }
 
   /** Appends client commands if we lead; the caller learns the indexes to wait for. */

@@ -111,16 +111,21 @@ export const flushPeers = (s: RaftState): void => {
     s.readRoundWanted = false
     broadcastHeartbeat(s)
   }
-  for (const p of s.dirtyPeers) {
-    const pr = s.progress.get(p)
-    if (pr === undefined) continue
-    // With nothing new to send, a follower still hears of a commit index it was not told yet
-    // (it applies sooner, which follower reads wait for); a follower we are still probing learns
-    // it when the probe is answered.
-    const tellCommit = pr.sentCommit < s.log.committed && !(pr.state === "probe" && pr.probeSent)
-    sendAppend(s, p, tellCommit)
-  }
+  // A new commit index rides on the next append; `tellCommit` sends it alone on the next tick
+  // if none left by then. An immediate empty append per commit would double the messages of a
+  // lone client's every write.
+  for (const p of s.dirtyPeers) sendAppend(s, p, false)
   s.dirtyPeers.clear()
+}
+
+/**
+ * Tells followers a commit index they have not heard yet (they apply sooner, and their stale
+ * reads see it); a follower we are still probing learns it when the probe is answered.
+ */
+export const tellCommit = (s: RaftState): void => {
+  for (const [p, pr] of s.progress) {
+    if (pr.sentCommit < s.log.committed && !(pr.state === "probe" && pr.probeSent)) sendAppend(s, p, true)
+  }
 }
 
 /** Commit rule: the highest index stored on a majority, if it belongs to the current term (§5.4.2). */

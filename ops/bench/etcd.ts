@@ -46,7 +46,8 @@ const startEtcd = async (bin: string, dir: string): Promise<{ members: Member[];
         "--initial-cluster-state", "new",
         "--log-level", "error"
       ],
-      { stdio: ["ignore", "ignore", "inherit"] }
+      // etcd logs its Raft chatter to stderr whatever --log-level says; a failed start shows as no leader.
+      { stdio: "ignore" }
     )
   )
   return { members, procs }

@@ -39,6 +39,7 @@ t.test("a proposal on a follower is refused with the leader's id", async (t) => 
 t.test("three nodes: exactly one leader, whose no-op commits; proposals apply in order everywhere", async (t) => {
   const c = new Cluster({ size: 3 })
   const leader = c.stabilize()
+  c.settle()
   const term = c.status(leader).term
   t.same(c.leaders(), [leader], "exactly one leader")
   for (const id of c.ids) {
@@ -53,7 +54,7 @@ t.test("three nodes: exactly one leader, whose no-op commits; proposals apply in
     t.ok(c.propose(leader, `cmd${i}`).ok)
     if (i % 3 === 0) c.run(1) // interleave ticks (heartbeats) with proposals
   }
-  c.deliverAll()
+  c.settle()
   for (const id of c.ids) t.same(c.applied(id), sent, `${id} applied all 20 commands in proposal order`)
 
   c.run(200)
@@ -290,6 +291,7 @@ t.test("Pre-Vote: an isolated node does not inflate its term and cannot disrupt 
   t.equal(c.status(loner).role, "follower")
   t.ok(c.propose(leader, "after").ok)
   c.deliverAll()
+  c.settle()
   for (const id of c.ids) t.same(c.applied(id), ["after"])
 })
 
@@ -399,6 +401,7 @@ t.test("restart: a core rebuilt from what its Readies persisted keeps term and v
     const leader = c.stabilize()
     for (const x of ["a", "b", "c"]) c.propose(leader, x)
     c.deliverAll()
+    c.settle()
     const term = c.status(leader).term
     for (const id of c.ids) c.crash(id)
     for (const id of c.ids) c.restart(id)
@@ -411,6 +414,7 @@ t.test("restart: a core rebuilt from what its Readies persisted keeps term and v
     t.ok(c.status(again).term > term, "a new election, in a later term")
     c.propose(again, "d")
     c.deliverAll()
+    c.settle()
     for (const id of c.ids) t.same(c.applied(id), ["a", "b", "c", "d"], `${id} applied each command once`)
   })
 })

@@ -327,6 +327,16 @@ export class Cluster {
     }
   }
 
+  /**
+   * Delivers everything; then each leader ticks once, which tells followers a commit index
+   * they lack (a leader does not send it on its own at once), and everything is delivered again.
+   */
+  settle(): void {
+    this.deliverAll()
+    for (const id of this.leaders()) this.tick(id)
+    this.deliverAll()
+  }
+
   /** `n` rounds of: tick every live node once, then deliver everything. */
   run(n = 1): void {
     for (let i = 0; i < n; i++) {

@@ -95,6 +95,7 @@ t.test("a read on a brand-new leader waits until the no-op of its term commits",
   c.propose("n1", "a")
   c.propose("n1", "b")
   c.deliverAll()
+  c.settle()
   cut()
   t.equal(c.status("n2").commitIndex, 3, "n2 knows 2 and 3 are committed")
   c.crash("n1")

@@ -193,6 +193,8 @@ t.test("flow control: at most maxInflight AppendEntries with entries in flight t
   t.equal(c.pending(toSlow).length, 4, "the window is full: four AppendEntries to the slow follower")
   t.equal(c.status(leader).commitIndex, 101, "the leader and the fast follower commit all 100")
   const fast = c.ids.find((id) => id !== leader && id !== slow)!
+  c.tick(leader) // the fast follower hears the last commit index
+  c.deliverAll(is.to(slow))
   t.equal(c.applied(fast).length, 100)
 
   // The slow follower reads one message at a time; everything else flows at once, with ticks.
@@ -216,8 +218,10 @@ t.test("flow control: at most maxInflight AppendEntries with entries in flight t
     const mark = c.sent.length
     for (let i = 0; i < 20; i++) c.propose(leader, `q${i}`)
     c.deliverAll()
+    c.tick(leader)
+    c.deliverAll()
     t.equal(c.status(slow).lastIndex, 101, "the slow follower lost every entry-carrying message")
-    t.ok(c.sent.slice(mark).some(is.all(is.from(slow), is.appendReject)), "the next empty AppendEntries revealed the gap")
+    t.ok(c.sent.slice(mark).some(is.all(is.from(slow), is.appendReject)), "the next empty AppendEntries (the next tick's) revealed the gap")
     t.equal(c.pending(toSlow).length, 0, "the retry (a probe) was lost too")
     lossy()
     c.run(c.tuning.heartbeatTicks)
@@ -305,4 +309,35 @@ t.test("a seeded storm of loss, duplication, reordering and partitions: same app
     for (const id of c.ids) t.same(c.appliedLog(id), reference, `seed ${seed}: ${id} applied the leader's sequence`)
     t.ok(c.applied(leader).length > 10, `seed ${seed}: ${c.applied(leader).length} commands applied`)
   }
+})
+
+t.test("a new commit index rides on the next append, or goes alone on the leader's next tick", async (t) => {
+  const c = new Cluster({ size: 3 })
+  const leader = c.stabilize()
+  c.settle()
+  const followers = c.ids.filter((id) => id !== leader)
+  const mark = c.sent.length
+  c.propose(leader, "x")
+  c.deliverAll()
+  const commit = c.status(leader).commitIndex
+  t.equal(commit, 2, "x committed on the leader")
+  const empty = (m: RaftMessage): boolean => m.type === "append" && m.entries.length === 0
+  t.same(c.sent.slice(mark).filter(empty), [], "no empty AppendEntries went out just to carry it")
+  for (const id of followers) t.equal(c.status(id).commitIndex, 1, `${id} has not heard it yet`)
+
+  c.propose(leader, "y")
+  c.process(leader)
+  const carried = c.pending(is.appendWithEntries)
+  t.equal(carried.length, 2, "y's AppendEntries to both followers")
+  t.ok(carried.every((m) => m.type === "append" && m.leaderCommit === commit), "carry the commit index of x")
+  c.deliverAll()
+  for (const id of followers) t.same(c.applied(id), ["x"], `${id} applied x on y's append`)
+
+  c.tick(leader)
+  const alone = c.pending(is.from(leader))
+  t.ok(alone.length === 2 && alone.every((m) => empty(m) && m.type === "append" && m.leaderCommit === 3), "the next tick sends y's commit alone")
+  c.deliverAll()
+  for (const id of followers) t.same(c.applied(id), ["x", "y"])
+  c.tick(leader)
+  t.same(c.pending(is.from(leader)), [], "and nothing once every follower knows it (no heartbeat due yet)")
 })

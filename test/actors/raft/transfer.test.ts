@@ -33,6 +33,7 @@ t.test("transferLeadership to an up-to-date follower: it leads the next term wit
 
   t.ok(c.propose(target, "after").ok)
   c.deliverAll()
+  c.settle()
   for (const id of c.ids) t.same(c.applied(id), ["before", "after"], `${id}: the refused proposal never existed`)
 })
 

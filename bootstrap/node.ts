@@ -60,6 +60,7 @@ export const runNode = (config: Config): Effect.Effect<never, Nats.NatsError | S
       (entries) => applier.offer(entries),
       supervise
     )
+    applier.whenStored = (index, done) => consensus.whenStored(index, done)
     // One publisher per change: the node that leads when it applies the batch.
     applier.onEvents = (events) => {
       if (consensus.status().role === "leader") publishKvEvents(nc, config.cluster, events)

@@ -8,9 +8,11 @@
  * handed over in one turn make one batch); no fiber or mailbox per batch. The applied state is
  * written lazily: changes from many drains pile up in one set of maps (a key
  * written a hundred times is written to LevelDB once) and reach the disk every
- * `flushEveryMs` or `flushEntries` entries, and when the node stops. Nothing is lost by the
- * wait: every applied entry is already durable in the log, and a node that crashes re-applies
- * the log from the applied index it last wrote.
+ * `flushEveryMs` or `flushEntries` entries, and when the node stops. Entries are applied once
+ * committed (durable on a majority), which may be before this node's own copy is on its disk;
+ * so a write of the applied state waits until the local log holds the applied index
+ * (`whenStored`), and a node that crashes re-applies its log from the applied index it last
+ * wrote, never from beyond its log.
  */
 import { Deferred, Effect } from "effect"
 import { archioError, type ArchioError } from "../../protocol/errors.ts"
@@ -74,6 +76,12 @@ export class Applier {
   private stopped = false
   /** Completed with the first failure (a broken invariant, a failed write); `run` reports it. */
   private readonly failure = Effect.runSync(Deferred.make<never>())
+  /**
+   * Calls `done(true)` once the local log holds every entry up to `index` on disk, or
+   * `done(false)` if it never will (the consensus actor stopped). The node wires this to its
+   * consensus actor; alone (in tests) an Applier writes at once.
+   */
+  whenStored: (index: number, done: (stored: boolean) => void) => void = (_index, done) => done(true)
   /** Called with each applied batch's change events (the Gateway publishes them). */
   onEvents: (events: ReadonlyArray<KvEvent>) => void = () => {}
   /** Called with each applied batch's job transitions (the Gateway publishes, the JobWorker wakes). */
@@ -132,7 +140,7 @@ export class Applier {
         clearInterval(timer)
         this.stopped = true
         while (this.flushing !== undefined) await this.flushing
-        if (this.unsavedEntries > 0) await this.persist(this.takeUnsaved())
+        if (this.unsavedEntries > 0) await this.write(this.takeUnsaved())
       })
   )
 
@@ -165,11 +173,20 @@ export class Applier {
     Deferred.unsafeDone(this.failure, Effect.die(cause))
   }
 
-  private takeUnsaved(): Changes {
+  /** The batch that writes what was applied so far, with the applied index; starts afresh. */
+  private takeUnsaved(): { readonly ops: BatchOp[]; readonly index: number } {
     const changes = this.unsaved
     this.unsaved = { ...newChanges(), ...newJobChanges() }
     this.unsavedEntries = 0
-    return changes
+    return { ops: this.opsFor(changes), index: this.applied }
+  }
+
+  /** Writes a batch once the log holds its applied index; skipped if it never will. */
+  private write(batch: { readonly ops: BatchOp[]; readonly index: number }): Promise<void> {
+    return new Promise<boolean>((resolve) => this.whenStored(batch.index, resolve)).then((stored) =>
+      // No fsync: the log is durable, and a lost tail of applied state is re-applied from it.
+      stored ? writeBatch(this.stores.db, batch.ops, false) : undefined
+    )
   }
 
   /** Starts writing the unsaved changes, or asks for another write after the one in progress. */
@@ -179,7 +196,7 @@ export class Applier {
       this.flushAgain = true
       return
     }
-    this.flushing = this.persist(this.takeUnsaved()).then(
+    this.flushing = this.write(this.takeUnsaved()).then(
       () => {
         this.flushing = undefined
         if (this.flushAgain) {
@@ -216,7 +233,7 @@ export class Applier {
     }
   }
 
-  private async persist(changes: Changes): Promise<void> {
+  private opsFor(changes: Changes): BatchOp[] {
     const ops: BatchOp[] = []
     const { kv, sessions, meta, jobs } = this.stores
     for (const [k, r] of changes.puts) ops.push({ type: "put", sublevel: kv, key: k, value: encodeJsonValue(r) })
@@ -231,8 +248,7 @@ export class Applier {
     ops.push({ type: "put", sublevel: meta, key: metaKeys.applied, value: encodeJsonValue(this.applied) })
     ops.push({ type: "put", sublevel: meta, key: metaRevision, value: encodeJsonValue(this.state.revision) })
     ops.push({ type: "put", sublevel: meta, key: metaTime, value: encodeJsonValue(this.state.time) })
-    // No fsync: the log is durable, and a lost tail of applied state is re-applied from it.
-    await writeBatch(this.stores.db, ops, false)
+    return ops
   }
 
   private wakeReads(): void {

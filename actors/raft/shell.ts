@@ -7,6 +7,11 @@
  * what became durable. Every Ready queued while the previous fsync ran shares the next one
  * (group commit), and inputs keep being stepped while the disk works.
  *
+ * Committed entries go to the Applier at once, even when this node's own copy is still being
+ * written: committed means durable on a majority, so a crash here loses nothing (Raft thesis
+ * §10.2.1); a leader then answers after the fastest follower's fsync, not after its own. The
+ * Applier only writes its state once the log holds what it applied (`whenStored`).
+ *
  * Effect stays at the edges: loading, the scope that stops the timer and the subscription, and
  * one supervised fiber that fails when the actor does (a broken invariant, a failed write).
  */
@@ -43,6 +48,11 @@ export interface Consensus {
   read(done: (r: ReadResult) => void): void
   transferLeadership(to: NodeId): void
   status(): Status
+  /**
+   * Calls `done(true)` once the log on this node's disk holds every entry up to `index` (a
+   * committed index: never cut), or `done(false)` when the actor stops first.
+   */
+  whenStored(index: number, done: (stored: boolean) => void): void
 }
 
 /**
@@ -80,6 +90,8 @@ export const make = (
       if (stopped) return
       stopped = true
       Deferred.unsafeDone(failure, Effect.die(cause))
+      for (const w of storedWaiters) w.done(false)
+      storedWaiters = []
     }
 
     const publish = (m: RaftMessage): void => {
@@ -128,11 +140,24 @@ export const make = (
       }
     })
 
-    // Readies whose writes are not yet durable, with the committed entries that wait for them.
-    let writes: Array<{ readonly rd: Ready; readonly late: Ready["committed"] }> = []
+    // Readies whose writes are not yet durable.
+    let writes: Ready[] = []
     let writing: Promise<void> | undefined
     let queuedWrites = 0
-    let lateInWriter = 0
+    // Readies queued and written so far: a waiter's entry is on disk once every Ready queued
+    // before it asked has been written (an earlier write may still cut and replace the tail).
+    let enqueued = 0
+    let written = 0
+    let storedWaiters: Array<{ readonly index: number; readonly after: number; readonly done: (stored: boolean) => void }> = []
+    const wakeStored = (): void => {
+      if (storedWaiters.length === 0) return
+      const still: typeof storedWaiters = []
+      for (const w of storedWaiters) {
+        if (written >= w.after && w.index <= lastStored) w.done(true)
+        else still.push(w)
+      }
+      storedWaiters = still
+    }
 
     const answerReads = (rd: Ready): void => {
       for (const r of rd.readStates) {
@@ -152,27 +177,18 @@ export const make = (
       while (core.hasReady()) {
         const rd = core.ready()
         for (const m of rd.sendFirst) publish(m)
-        // Committed entries already on our disk go to the Applier now, not after this write:
-        // on a leader that is all of them (it counts its own copy only once durable).
-        // Never ahead of committed entries still waiting in the writer, so the Applier gets
-        // every index in order.
-        const durable = lateInWriter > 0 ? 0 : core.s.log.persistedIndex
-        let split = 0
-        while (split < rd.committed.length && rd.committed[split]!.index <= durable) split++
-        if (split > 0) onCommitted(split === rd.committed.length ? rd.committed : rd.committed.slice(0, split))
-        const late = split === 0 ? rd.committed : rd.committed.slice(split)
+        if (rd.committed.length > 0) onCommitted(rd.committed)
         answerReads(rd)
         // A Ready with nothing to write still queues behind one that has: its acknowledgements
         // may cover entries the earlier write is still making durable.
         if (needsWrite(rd) || queuedWrites > 0) {
           queuedWrites++
-          lateInWriter += late.length
-          writes.push({ rd, late })
+          enqueued++
+          writes.push(rd)
           writing ??= writeAll()
         } else {
           core.advance(rd)
           for (const m of rd.messages) publish(m)
-          if (late.length > 0) onCommitted(late)
         }
       }
     }
@@ -183,21 +199,16 @@ export const make = (
         while (writes.length > 0 && !stopped) {
           const batch = writes
           writes = []
-          lastStored = await persistReadies(
-            stores,
-            batch.map((w) => w.rd),
-            lastStored,
-            true
-          )
+          lastStored = await persistReadies(stores, batch, lastStored, true)
           if (stopped) return
           // Votes and acknowledgements leave only now that what they promise is durable.
           queuedWrites -= batch.length
-          for (const { rd, late } of batch) {
+          written += batch.length
+          for (const rd of batch) {
             for (const m of rd.messages) publish(m)
-            if (late.length > 0) onCommitted(late)
-            lateInWriter -= late.length
             input(() => core.advance(rd))
           }
+          wakeStored()
         }
       } catch (cause) {
         die(cause)
@@ -209,11 +220,13 @@ export const make = (
     const ticker = setInterval(() => input(() => core.tick(clock.unsafeCurrentTimeMillis())), options.tickMs)
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
-        stopped = true
         clearInterval(ticker)
         subscription.unsubscribe()
-        // Let a write in progress land before the database closes.
-        await writing
+        // Let queued writes land before the database closes: what was appended is kept.
+        while (writing !== undefined) await writing
+        stopped = true
+        for (const w of storedWaiters) w.done(lastStored >= w.index)
+        storedWaiters = []
       })
     )
     yield* Effect.forkScoped(supervise("consensus", Deferred.await(failure)))
@@ -227,7 +240,12 @@ export const make = (
           else done({ ok: false, leader: core.s.leader })
         }),
       transferLeadership: (to) => input(() => core.transferLeadership(to)),
-      status: () => core.status()
+      status: () => core.status(),
+      whenStored: (index, done) => {
+        if (written >= enqueued && index <= lastStored) done(true)
+        else if (stopped) done(false)
+        else storedWaiters.push({ index, after: enqueued, done })
+      }
     }
     return consensus
   })

@@ -101,12 +101,19 @@ interface SimNode {
   /** The register state machine: key -> value, rebuilt from applied entries. */
   state: Map<string, string>
   applied: number
-  /** Readies waiting for the simulated disk, with the committed entries that wait for them. */
-  writes: Array<{ rd: Ready; late: ReadonlyArray<Entry> }>
+  /** Readies waiting for the simulated disk. */
+  writes: Ready[]
   /** A batch is on its way to the simulated disk. */
   writing: boolean
-  /** Committed entries queued behind writes, not yet applied: nothing may overtake them. */
-  lateInWriter: number
+  /** Readies queued and written in this life (the shell's `whenStored` bookkeeping). */
+  enqueued: number
+  written: number
+  /**
+   * Applied state waiting until the log on disk holds its applied index, in order (the
+   * Applier's writes wait for `whenStored`): entries apply once committed, maybe before this
+   * node's own copy is durable.
+   */
+  stateWrites: Array<{ readonly ops: BatchOp[]; readonly index: number; readonly after: number }>
   /** Writes proposed through this node in this life: index -> write id and who waits. */
   pending: Map<number, { id: string; term: number; done?: (r: JobResult) => void }>
   /** The job queue state machine and the revision counter it bumps. */
@@ -187,7 +194,9 @@ export class Simulation {
     node.pending = new Map()
     node.writes = []
     node.writing = false
-    node.lateInWriter = 0
+    node.enqueued = 0
+    node.written = 0
+    node.stateWrites = []
     const saved = await node.stores.meta.get("sim.state")
     node.state = new Map(saved === undefined ? [] : (JSON.parse(untext.decode(saved)) as Array<[string, string]>))
     node.applied = restored.applied
@@ -219,9 +228,9 @@ export class Simulation {
   }
 
   /**
-   * Hands out a node's Readies the way the real shell does: sends first, applies what is
-   * already durable, and queues writes for a simulated disk that finishes them later, in order,
-   * a batch at a time. A crash loses whatever the disk had not finished.
+   * Hands out a node's Readies the way the real shell does: sends first, queues writes for a
+   * simulated disk that finishes them later, in order, a batch at a time, and applies committed
+   * entries at once. A crash loses whatever the disk had not finished.
    */
   private async afterInput(node: SimNode): Promise<void> {
     const life = node.life
@@ -230,27 +239,22 @@ export class Simulation {
       const rd: Ready = core.ready()
       for (const m of rd.sendFirst) this.send(m)
       this.checker.observeWritten(node.id, rd.entries)
-      const durable = node.lateInWriter > 0 ? 0 : core.s.log.persistedIndex
-      let split = 0
-      while (split < rd.committed.length && rd.committed[split]!.index <= durable) split++
-      if (split > 0) await this.apply(node, rd.committed.slice(0, split))
-      const late = rd.committed.slice(split)
       if (needsWrite(rd) || node.writes.length > 0 || node.writing) {
-        node.writes.push({ rd, late })
-        node.lateInWriter += late.length
+        node.writes.push(rd)
+        node.enqueued++
         if (!node.writing) this.startDisk(node, life)
       } else {
         core.advance(rd)
         for (const m of rd.messages) this.send(m)
-        if (late.length > 0) await this.apply(node, late)
       }
+      if (rd.committed.length > 0) await this.apply(node, rd.committed)
       this.checker.observe(node.id, core)
     }
   }
 
   /**
    * The simulated disk takes every write queued when it starts (one synced batch) and finishes
-   * it a little later, as the shell's writer fiber does; what is queued meanwhile waits for the
+   * it a little later, as the shell's writer does; what is queued meanwhile waits for the
    * next batch. The core hears of each finished Ready through a separate event, like the
    * shell's `persisted` input, so other inputs can come between.
    */
@@ -260,16 +264,11 @@ export class Simulation {
     node.writing = true
     this.schedule(Math.floor(this.random() * 4), async () => {
       if (node.core === null || node.life !== life) return
-      node.lastStored = await persistReadies(
-        node.stores,
-        batch.map((w) => w.rd),
-        node.lastStored,
-        true
-      )
-      for (const { rd, late } of batch) {
+      node.lastStored = await persistReadies(node.stores, batch, node.lastStored, true)
+      node.written += batch.length
+      await this.writeState(node)
+      for (const rd of batch) {
         for (const m of rd.messages) this.send(m)
-        if (late.length > 0) await this.apply(node, late)
-        node.lateInWriter -= late.length
         this.schedule(0, () => {
           if (node.core === null || node.life !== life) return
           node.core.advance(rd)
@@ -313,7 +312,18 @@ export class Simulation {
     ]
     for (const [id, j] of changes.jobs) ops.push(j === null ? { type: "del", key: id, sublevel: node.jobStore } : { type: "put", key: id, value: encodeJsonValue(j), sublevel: node.jobStore })
     for (const answer of answers) answer()
-    await writeBatch(node.db, ops, true)
+    node.stateWrites.push({ ops, index: node.applied, after: node.enqueued })
+    await this.writeState(node)
+  }
+
+  /** Writes the applied state whose index the log on disk now holds, oldest first. */
+  private async writeState(node: SimNode): Promise<void> {
+    while (node.stateWrites.length > 0) {
+      const w = node.stateWrites[0]!
+      if (node.written < w.after || w.index > node.lastStored) return
+      node.stateWrites.shift()
+      await writeBatch(node.db, w.ops, true)
+    }
   }
 
   private send(m: import("../../protocol/raft.ts").RaftMessage): void {
@@ -463,7 +473,9 @@ export class Simulation {
         pending: new Map(),
         writes: [],
         writing: false,
-        lateInWriter: 0,
+        enqueued: 0,
+        written: 0,
+        stateWrites: [],
         jobRev,
         jobs: new JobState(jobRev),
         jobStore: db.sublevel<string, Uint8Array>("jobs", { valueEncoding: "view" })

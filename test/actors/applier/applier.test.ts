@@ -84,3 +84,41 @@ t.test("an Applier handed an entry out of order fails its run with the broken in
   await sleep(0)
   t.equal(applier.applied, 0, "a failed Applier applies nothing more")
 })
+
+t.test("the Applier writes its state only once the local log holds what it applied", async (t) => {
+  const dir = await tempDir(t)
+  const { stores, close } = await openStorage(dir)
+  t.teardown(close)
+  const applier = new Applier(stores)
+  await Effect.runPromise(applier.load)
+  const asked: Array<{ index: number; done: (stored: boolean) => void }> = []
+  applier.whenStored = (index, done) => asked.push({ index, done })
+  const fiber = Effect.runFork(applier.run)
+
+  // Committed entries arrive before this node's own log write has landed.
+  applier.offer([put(1, "luffy", "straw hat")])
+  await sleep(flushEveryMs * 2)
+  t.same(
+    asked.map((a) => a.index),
+    [1],
+    "the timer's write asks for index 1 and waits"
+  )
+  t.same(await onDisk(stores), { applied: undefined, luffy: undefined }, "nothing written while the log lacks it")
+  applier.offer([put(2, "luffy", "gum-gum")])
+  await sleep(flushEveryMs * 2)
+  t.equal(asked.length, 1, "one write at a time")
+  asked[0]!.done(true)
+  await sleep(flushEveryMs * 2)
+  t.equal(new TextDecoder().decode(await stores.meta.get("applied")), "1", "written with the applied index it was built with")
+  t.match(new TextDecoder().decode(await stores.kv.get("luffy")), /straw hat/, "and the changes up to it, not later ones")
+  t.same(
+    asked.map((a) => a.index),
+    [1, 2],
+    "then the next write asks for index 2"
+  )
+
+  // A log that will never hold index 2 (the consensus actor stopped): the write is skipped.
+  asked[1]!.done(false)
+  await Effect.runPromise(Fiber.interrupt(fiber))
+  t.equal(new TextDecoder().decode(await stores.meta.get("applied")), "1", "the node restarts from index 1 and re-applies 2 from its log")
+})

@@ -58,3 +58,27 @@ t.test("a lone node's consensus shell leads, commits proposals in order, and rep
   await new Promise((r) => setTimeout(r, 50))
   t.equal(committed.length, before, "a failed actor decides nothing more")
 })
+
+t.test("whenStored answers once the log on disk holds an index, and false when the actor stops first", async (t) => {
+  const server = await natsServer(t)
+  const nc = await natsClient(t, server.url)
+  const dir = await tempDir(t)
+  const scope = Effect.runSync(Scope.make())
+  t.teardown(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+  const stores = await Effect.runPromise(Scope.extend(Storage.make(dir), scope))
+  const committed: number[] = []
+  const consensus = await Effect.runPromise(Scope.extend(Consensus.make(options, nc, stores, (entries) => committed.push(...entries.map((e) => e.index))), scope))
+  await until("leadership", () => consensus.status().role === "leader")
+  await until("the no-op", () => committed.length === 1)
+
+  const answers: Array<[number, boolean]> = []
+  consensus.whenStored(1, (stored) => answers.push([1, stored]))
+  t.same(answers, [[1, true]], "index 1 is on disk: answered at once")
+  consensus.propose([{ kind: EntryKind.Command, data: new Uint8Array([1]) }], () => {})
+  consensus.whenStored(2, (stored) => answers.push([2, stored]))
+  consensus.whenStored(50, (stored) => answers.push([50, stored]))
+  await until("index 2 stored", () => answers.length === 2)
+  t.same(answers[1], [2, true], "index 2 once its write landed")
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  t.same(answers[2], [50, false], "index 50 never will be: false when the actor stops")
+})

@@ -62,10 +62,11 @@ export const runNode = (config: Config): Effect.Effect<never, Nats.NatsError | S
     )
     applier.whenStored = (index, done) => consensus.whenStored(index, done)
     // One publisher per change: the node that leads when it applies the batch.
+    const jobWorker = yield* JobWorker.make({ id: config.id, tickMs: config.tickMs, requestTimeoutMs }, consensus, applier)
     applier.onEvents = (events) => {
       if (consensus.status().role === "leader") publishKvEvents(nc, config.cluster, events)
+      jobWorker.wake()
     }
-    const jobWorker = yield* JobWorker.make({ id: config.id, tickMs: config.tickMs, requestTimeoutMs }, consensus, applier)
     applier.onJobEvents = (events) => {
       if (consensus.status().role === "leader") publishJobEvents(nc, config.cluster, events)
       jobWorker.onJobEvents(events)

@@ -16,7 +16,7 @@
  * The decisions are plain functions of their inputs; the shell (`make`) feeds them the
  * clock, the applied state and the consensus role.
  */
-import { Clock, Effect } from "effect"
+import { Effect } from "effect"
 import type { LeaseRequest } from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
@@ -25,7 +25,11 @@ import type { JobEvent } from "../applier/jobState.ts"
 import type { Responder } from "../gateway/responder.ts"
 import type { Consensus } from "../raft/shell.ts"
 
-/** How often the leader checks parked requests and job timers. */
+/**
+ * How often the leader checks while requests are parked, a tick is in flight or a job timer is
+ * due; with none of these it sleeps until the next due time (at most `followerPollEveryMs`),
+ * and applied changes wake it (`wake`), since they may park, time or expire something.
+ */
 export const pollEveryMs = 5
 /**
  * How often a follower looks whether it leads now: only the leader has work here, and 200
@@ -90,11 +94,14 @@ export interface JobWorker {
   lease(req: LeaseRequest, r: Responder): void
   /** Applied job transitions: parked requests may now be served. */
   onJobEvents(events: ReadonlyArray<JobEvent>): void
+  /** Something was applied (a key with a TTL, a delayed job): look at the timers soon. */
+  wake(): void
 }
 
 export const make = (options: JobWorkerOptions, consensus: Consensus, applier: Applier) =>
   Effect.gen(function* () {
-    let now = yield* Clock.currentTimeMillis
+    const clock = yield* Effect.clock
+    let now = clock.unsafeCurrentTimeMillis()
     let parked: ParkedLease[] = []
     /** Jobs claimed by lease entries in flight, per queue. */
     const inFlight = new Map<string, number>()
@@ -153,10 +160,11 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
     }
 
     /** One check; answers how long to wait before the next. */
-    const poll = Effect.gen(function* () {
-      now = yield* Clock.currentTimeMillis
+    const poll = (): number => {
+      now = clock.unsafeCurrentTimeMillis()
       const status = consensus.status()
-      if (status.role !== "leader") {
+      leading = status.role === "leader"
+      if (!leading) {
         if (parked.length > 0) {
           const stranded = parked
           parked = []
@@ -177,19 +185,48 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
         }
         parked = still
       }
-      if (tickDue(earliest(applier.jobs.nextDue(), applier.state.nextExpiry()), now, options.tickMs, tickInFlight)) {
+      const due = earliest(applier.jobs.nextDue(), applier.state.nextExpiry())
+      if (tickDue(due, now, options.tickMs, tickInFlight)) {
         tickInFlight = true
         propose({ op: "jobs.tick" }, () => {
           tickInFlight = false
         })
       }
-      return pollEveryMs
-    })
-    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(poll, (waitMs) => Effect.sleep(waitMs))))
+      if (parked.length > 0 || tickInFlight) return pollEveryMs
+      if (due === undefined) return followerPollEveryMs
+      return Math.min(followerPollEveryMs, Math.max(pollEveryMs, due + options.tickMs - now))
+    }
+
+    // Plain timers, not a fiber per check: the leader checks up to 200 times a second.
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let timerAt = Infinity
+    let stopped = false
+    /** As of the last check: followers ignore wakes (they check every 50 ms anyway). */
+    let leading = false
+    const schedule = (waitMs: number): void => {
+      const at = clock.unsafeCurrentTimeMillis() + waitMs
+      if (stopped || at >= timerAt) return
+      if (timer !== undefined) clearTimeout(timer)
+      timerAt = at
+      timer = setTimeout(check, waitMs)
+    }
+    const check = (): void => {
+      timer = undefined
+      timerAt = Infinity
+      schedule(poll())
+    }
+    yield* Effect.acquireRelease(Effect.sync(check), () =>
+      Effect.sync(() => {
+        stopped = true
+        if (timer !== undefined) clearTimeout(timer)
+      })
+    )
 
     const worker: JobWorker = {
       lease: (req, r) => {
+        now = clock.unsafeCurrentTimeMillis()
         parked.push({ req, r, deadline: now + (req.waitMs ?? 0), claimed: null })
+        schedule(pollEveryMs)
         serve()
         // Nothing to take and no wait asked for: answer now rather than at the next poll.
         const p = parked[parked.length - 1]
@@ -197,6 +234,10 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
       },
       onJobEvents: (events) => {
         if (parked.length > 0 && events.some((e) => e.state === "ready")) serve()
+        if (leading) schedule(pollEveryMs)
+      },
+      wake: () => {
+        if (leading) schedule(pollEveryMs)
       }
     }
     return worker

@@ -18,7 +18,12 @@ import * as Subjects from "./subjects.ts"
 export interface ClientOptions {
   /** Cluster name (the `<cluster>` in `archio.<cluster>.`); default `dev`. */
   readonly cluster?: string
-  /** Per-attempt reply timeout; default 2 s. */
+  /**
+   * Per-attempt reply timeout; default 500 ms. Core NATS is at-most-once: a request delivered
+   * to a node as it dies is lost without a word, and only this timeout notices. Retrying is
+   * safe (writes carry idempotency tokens), so a short one bounds the client's wait after a
+   * leader crash; long polls (`jobs.lease`) set their own.
+   */
   readonly attemptTimeoutMs?: number
   /** Total time a call may take with its retries; default 15 s. */
   readonly deadlineMs?: number
@@ -180,7 +185,7 @@ export class ArchioClient {
     private readonly ownsConnection = false
   ) {
     this.cluster = options.cluster ?? "dev"
-    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 500
     this.deadlineMs = options.deadlineMs ?? 15_000
     this.clientId = options.clientId ?? crypto.randomUUID()
     this.mux = new RequestMux(nc)

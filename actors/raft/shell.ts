@@ -57,7 +57,7 @@ export interface Consensus {
 
 /**
  * Builds the consensus actor and forks its fibers into the current scope.
- * `onCommitted` receives committed entries (the Applier's mailbox).
+ * `onCommitted` receives committed entries (the Applier's `offer`).
  */
 export const make = (
   options: ConsensusOptions,
@@ -82,6 +82,9 @@ export const make = (
     let lastStored = restored.baseIndex + restored.entries.length
     const reads = new Map<number, (r: ReadResult) => void>()
     let readCtx = 0
+
+    // Who waits for an index to be on disk (the Applier's writes, `whenStored`).
+    let storedWaiters: Array<{ readonly index: number; readonly after: number; readonly done: (stored: boolean) => void }> = []
 
     // The first failure stops the actor; the supervised fiber below reports it.
     const failure = yield* Deferred.make<never>()
@@ -148,7 +151,6 @@ export const make = (
     // before it asked has been written (an earlier write may still cut and replace the tail).
     let enqueued = 0
     let written = 0
-    let storedWaiters: Array<{ readonly index: number; readonly after: number; readonly done: (stored: boolean) => void }> = []
     const wakeStored = (): void => {
       if (storedWaiters.length === 0) return
       const still: typeof storedWaiters = []

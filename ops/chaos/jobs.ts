@@ -43,7 +43,7 @@ import type { Completion, HistoryEntry } from "./history.ts"
 import { checkJobsHistory, type FinalJob } from "./jobsChecker.ts"
 import type { Rng } from "./nemesis.ts"
 import { connectLocal } from "./topology.ts"
-import type { CheckResult, Workload, WorkloadContext } from "./workload.ts"
+import { connectClient, type CheckResult, type Workload, type WorkloadContext } from "./workload.ts"
 
 export interface JobsOptions {
   readonly producers: number
@@ -237,16 +237,6 @@ export class JobsWorkload implements Workload {
 
   constructor(readonly options: JobsOptions = defaultJobsOptions) {}
 
-  private connect(ctx: WorkloadContext, name: string, server: number, deadlineMs: number): Promise<ArchioClient> {
-    return ArchioClient.connect(ctx.cluster.mesh.url(server), {
-      cluster: ctx.cluster.cluster,
-      deadlineMs,
-      attemptTimeoutMs: Math.min(500, deadlineMs),
-      clientId: `${ctx.runId}-${name}`,
-      nats: { name: `archio-chaos-${name}`, ignoreClusterUpdates: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 100 }
-    })
-  }
-
   async start(ctx: WorkloadContext): Promise<void> {
     this.ctx = ctx
     const servers = ctx.cluster.mesh.size
@@ -285,7 +275,7 @@ export class JobsWorkload implements Workload {
     }
     for (let k = 0; k < o.producers; k++) {
       const name = `p${k + 1}`
-      const client = await this.connect(ctx, name, k % servers, o.opTimeoutMs)
+      const client = await connectClient(ctx, name, k % servers, o.opTimeoutMs)
       this.producers.push({ name, client, jobs: new JobsClient(client), rng: ctx.rng.fork(name), counter: 0 })
     }
     const handler = join(ctx.dir, "jobs-handler.mjs")
@@ -383,7 +373,7 @@ export class JobsWorkload implements Workload {
   async final(): Promise<void> {
     const ctx = this.ctx!
     const o = this.options
-    const reader = await this.connect(ctx, "final", 0, 10_000)
+    const reader = await connectClient(ctx, "final", 0, 10_000)
     try {
       const jobs = new JobsClient(reader)
       for (const w of this.workers) w.start()

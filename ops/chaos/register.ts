@@ -23,7 +23,7 @@ import { ArchioError } from "../../protocol/errors.ts"
 import type { Completion, HistoryEntry } from "./history.ts"
 import { checkRegisterHistory } from "./linearizability.ts"
 import type { Rng } from "./nemesis.ts"
-import type { CheckResult, Workload, WorkloadContext } from "./workload.ts"
+import { connectClient, type CheckResult, type Workload, type WorkloadContext } from "./workload.ts"
 
 export interface RegisterOptions {
   readonly clients: number
@@ -95,18 +95,8 @@ export class RegisterWorkload implements Workload {
     const servers = ctx.cluster.mesh.size
     for (let k = 0; k < this.options.clients; k++) {
       const name = `c${k + 1}`
-      this.clients.push({ name, client: await this.connect(ctx, name, k % servers, this.options.opTimeoutMs), rng: ctx.rng.fork(name), counter: 0 })
+      this.clients.push({ name, client: await connectClient(ctx, name, k % servers, this.options.opTimeoutMs), rng: ctx.rng.fork(name), counter: 0 })
     }
-  }
-
-  private connect(ctx: WorkloadContext, name: string, server: number, deadlineMs: number): Promise<ArchioClient> {
-    return ArchioClient.connect(ctx.cluster.mesh.url(server), {
-      cluster: ctx.cluster.cluster,
-      deadlineMs,
-      attemptTimeoutMs: Math.min(500, deadlineMs),
-      clientId: `${ctx.runId}-${name}`,
-      nats: { name: `archio-chaos-${name}`, ignoreClusterUpdates: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 100 }
-    })
   }
 
   private keyFor(slot: number): string {
@@ -197,7 +187,7 @@ export class RegisterWorkload implements Workload {
     const ctx = this.ctx!
     const readers: ArchioClient[] = []
     try {
-      for (let i = 0; i < ctx.cluster.mesh.size; i++) readers.push(await this.connect(ctx, `final${i + 1}`, i, 10_000))
+      for (let i = 0; i < ctx.cluster.mesh.size; i++) readers.push(await connectClient(ctx, `final${i + 1}`, i, 10_000))
       const keys = [...this.usedKeys].sort()
       await Promise.all(
         readers.map(async (client, i) => {

@@ -8,6 +8,7 @@
  * enqueues, double completions and acks from stale leases). `CompositeWorkload` runs several
  * at once (`--workload both`). A new one implements `Workload` and gets a name in `run.ts`.
  */
+import { ArchioClient } from "../../protocol/archioClient.ts"
 import type { HistoryEntry, HistoryRecorder } from "./history.ts"
 import type { Rng } from "./nemesis.ts"
 import type { ChaosCluster } from "./topology.ts"
@@ -23,6 +24,19 @@ export interface WorkloadContext {
   readonly dir: string
   readonly log: (line: string) => void
 }
+
+/**
+ * A workload client on NATS server `server` of the mesh: it retries through faults (short
+ * attempts, endless reconnects, no cluster gossip so it stays on its server) until `deadlineMs`.
+ */
+export const connectClient = (ctx: WorkloadContext, name: string, server: number, deadlineMs: number): Promise<ArchioClient> =>
+  ArchioClient.connect(ctx.cluster.mesh.url(server), {
+    cluster: ctx.cluster.cluster,
+    deadlineMs,
+    attemptTimeoutMs: Math.min(500, deadlineMs),
+    clientId: `${ctx.runId}-${name}`,
+    nats: { name: `archio-chaos-${name}`, ignoreClusterUpdates: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, reconnectJitter: 100 }
+  })
 
 export interface CheckResult {
   /** true: no violation; false: a violation; "unknown": the checker could not decide. */

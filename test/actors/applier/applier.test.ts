@@ -1,4 +1,4 @@
-import t from "tap"
+import t, { type Test } from "tap"
 import { Cause, Effect, Exit, Fiber, Scope } from "effect"
 import { Applier, encodeCommand, flushEveryMs, type ApplyOutcome } from "../../../actors/applier/applier.ts"
 import { InvariantViolation } from "../../../actors/raft/invariant.ts"
@@ -28,13 +28,22 @@ const onDisk = async (stores: Storage.StorageShape) => ({
   luffy: await stores.kv.get("luffy")
 })
 
-t.test("the Applier answers at once, writes its state lazily, and writes what is left when it stops", async (t) => {
+/**
+ * An Applier over a real database in a temp folder, loaded and running; `prepare` runs before
+ * it starts (e.g. to wire `whenStored`).
+ */
+const runningApplier = async (t: Test, prepare: (applier: Applier) => void = () => {}) => {
   const dir = await tempDir(t)
   const { stores, close } = await openStorage(dir)
   t.teardown(close)
   const applier = new Applier(stores)
   await Effect.runPromise(applier.load)
-  const fiber = Effect.runFork(applier.run)
+  prepare(applier)
+  return { stores, applier, fiber: Effect.runFork(applier.run) }
+}
+
+t.test("the Applier answers at once, writes its state lazily, and writes what is left when it stops", async (t) => {
+  const { stores, applier, fiber } = await runningApplier(t)
 
   const outcomes: ApplyOutcome[] = []
   applier.waitFor(1, 1, (o) => outcomes.push(o))
@@ -67,12 +76,7 @@ t.test("the Applier answers at once, writes its state lazily, and writes what is
 })
 
 t.test("an Applier handed an entry out of order fails its run with the broken invariant", async (t) => {
-  const dir = await tempDir(t)
-  const { stores, close } = await openStorage(dir)
-  t.teardown(close)
-  const applier = new Applier(stores)
-  await Effect.runPromise(applier.load)
-  const fiber = Effect.runFork(applier.run)
+  const { applier, fiber } = await runningApplier(t)
   applier.offer([put(2, "k", "v")])
   const exit = await Effect.runPromise(Fiber.await(fiber))
   t.ok(Exit.isFailure(exit), "run ended")
@@ -86,14 +90,10 @@ t.test("an Applier handed an entry out of order fails its run with the broken in
 })
 
 t.test("the Applier writes its state only once the local log holds what it applied", async (t) => {
-  const dir = await tempDir(t)
-  const { stores, close } = await openStorage(dir)
-  t.teardown(close)
-  const applier = new Applier(stores)
-  await Effect.runPromise(applier.load)
   const asked: Array<{ index: number; done: (stored: boolean) => void }> = []
-  applier.whenStored = (index, done) => asked.push({ index, done })
-  const fiber = Effect.runFork(applier.run)
+  const { stores, applier, fiber } = await runningApplier(t, (a) => {
+    a.whenStored = (index, done) => asked.push({ index, done })
+  })
 
   // Committed entries arrive before this node's own log write has landed.
   applier.offer([put(1, "luffy", "straw hat")])

@@ -1,4 +1,4 @@
-import t from "tap"
+import t, { type Test } from "tap"
 import { Cause, Effect, Exit, Scope } from "effect"
 import * as Consensus from "../../../actors/raft/shell.ts"
 import { EntryKind } from "../../../protocol/raft.ts"
@@ -16,17 +16,18 @@ const until = async (what: string, check: () => boolean, timeoutMs = 5_000): Pro
   }
 }
 
-t.test("a lone node's consensus shell leads, commits proposals in order, and reports a failed log write", async (t) => {
+/**
+ * A lone node's consensus actor over a real nats-server and classic-level database, leading;
+ * `committed` collects the indexes it hands over. Closed with `scope` (or when the test ends).
+ */
+const leadingNode = async (t: Test, supervise?: Consensus.Supervise) => {
   const server = await natsServer(t)
   const nc = await natsClient(t, server.url)
   const dir = await tempDir(t)
   const scope = Effect.runSync(Scope.make())
   t.teardown(() => Effect.runPromise(Scope.close(scope, Exit.void)))
   const stores = await Effect.runPromise(Scope.extend(Storage.make(dir), scope))
-
   const committed: number[] = []
-  const failures: Array<{ name: string; cause: Cause.Cause<unknown> }> = []
-  const supervise: Consensus.Supervise = (name, effect) => effect.pipe(Effect.tapErrorCause((cause) => Effect.sync(() => failures.push({ name, cause }))))
   const consensus = await Effect.runPromise(
     Scope.extend(
       Consensus.make(options, nc, stores, (entries) => committed.push(...entries.map((e) => e.index)), supervise),
@@ -34,6 +35,13 @@ t.test("a lone node's consensus shell leads, commits proposals in order, and rep
     )
   )
   await until("leadership", () => consensus.status().role === "leader")
+  return { stores, scope, consensus, committed }
+}
+
+t.test("a lone node's consensus shell leads, commits proposals in order, and reports a failed log write", async (t) => {
+  const failures: Array<{ name: string; cause: Cause.Cause<unknown> }> = []
+  const supervise: Consensus.Supervise = (name, effect) => effect.pipe(Effect.tapErrorCause((cause) => Effect.sync(() => failures.push({ name, cause }))))
+  const { stores, consensus, committed } = await leadingNode(t, supervise)
 
   const results: unknown[] = []
   for (let i = 0; i < 3; i++) {
@@ -60,15 +68,7 @@ t.test("a lone node's consensus shell leads, commits proposals in order, and rep
 })
 
 t.test("whenStored answers once the log on disk holds an index, and false when the actor stops first", async (t) => {
-  const server = await natsServer(t)
-  const nc = await natsClient(t, server.url)
-  const dir = await tempDir(t)
-  const scope = Effect.runSync(Scope.make())
-  t.teardown(() => Effect.runPromise(Scope.close(scope, Exit.void)))
-  const stores = await Effect.runPromise(Scope.extend(Storage.make(dir), scope))
-  const committed: number[] = []
-  const consensus = await Effect.runPromise(Scope.extend(Consensus.make(options, nc, stores, (entries) => committed.push(...entries.map((e) => e.index))), scope))
-  await until("leadership", () => consensus.status().role === "leader")
+  const { scope, consensus, committed } = await leadingNode(t)
   await until("the no-op", () => committed.length === 1)
 
   const answers: Array<[number, boolean]> = []

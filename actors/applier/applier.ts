@@ -74,6 +74,8 @@ export class Applier {
   private flushing: Promise<void> | undefined
   private flushAgain = false
   private stopped = false
+  /** Set by a failure: what the failed drain half-applied must never reach the disk. */
+  private failed = false
   /** Completed with the first failure (a broken invariant, a failed write); `run` reports it. */
   private readonly failure = Effect.runSync(Deferred.make<never>())
   /**
@@ -140,7 +142,7 @@ export class Applier {
         clearInterval(timer)
         this.stopped = true
         while (this.flushing !== undefined) await this.flushing
-        if (this.unsavedEntries > 0) await this.write(this.takeUnsaved())
+        if (!this.failed && this.unsavedEntries > 0) await this.write(this.takeUnsaved())
       })
   )
 
@@ -155,7 +157,7 @@ export class Applier {
       const changes: Changes = { puts: u.puts, dels: u.dels, sessions: u.sessions, jobs: u.jobs, events: [], jobEvents: [] }
       const outcomes: Array<[Waiter, ApplyOutcome]> = []
       for (const entries of batches) for (const e of entries) this.applyEntry(e, changes, outcomes)
-      // Answer before the write: the entries are durable in the log.
+      // Answer before the write: the entries are committed (durable on a majority).
       for (const [w, outcome] of outcomes) w.done(outcome)
       this.wakeReads()
       if (changes.events.length > 0) this.onEvents(changes.events)
@@ -170,6 +172,7 @@ export class Applier {
   private die(cause: unknown): void {
     if (this.stopped) return
     this.stopped = true
+    this.failed = true
     Deferred.unsafeDone(this.failure, Effect.die(cause))
   }
 

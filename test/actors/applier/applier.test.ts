@@ -76,17 +76,19 @@ t.test("the Applier answers at once, writes its state lazily, and writes what is
 })
 
 t.test("an Applier handed an entry out of order fails its run with the broken invariant", async (t) => {
-  const { applier, fiber } = await runningApplier(t)
-  applier.offer([put(2, "k", "v")])
+  const { stores, applier, fiber } = await runningApplier(t)
+  // Entry 1 applies, entry 3 does not: the drain fails halfway.
+  applier.offer([put(1, "k", "v"), put(3, "k", "w")])
   const exit = await Effect.runPromise(Fiber.await(fiber))
   t.ok(Exit.isFailure(exit), "run ended")
   if (Exit.isFailure(exit)) {
     const defect = Cause.dieOption(exit.cause)
     t.ok(defect._tag === "Some" && defect.value instanceof InvariantViolation, "with the invariant violation as its defect")
   }
-  applier.offer([put(1, "k", "v")])
+  applier.offer([put(2, "k", "v")])
   await sleep(0)
-  t.equal(applier.applied, 0, "a failed Applier applies nothing more")
+  t.equal(applier.applied, 1, "a failed Applier applies nothing more")
+  t.equal(await stores.meta.get("applied"), undefined, "and writes nothing of the drain that failed")
 })
 
 t.test("the Applier writes its state only once the local log holds what it applied", async (t) => {

@@ -17,14 +17,13 @@ import { becomeFollower, campaign, handleVoteReply, handleVoteRequest, tickElect
 import { invariant } from "./invariant.ts"
 import {
   appendLocal,
-  broadcastHeartbeat,
   flushPeers,
   handleAppend,
   handleAppendReply,
+  heartbeat,
   maybeCommit,
   requestRead,
   sendAppend,
-  tellCommit,
   type Proposal
 } from "./replicator.ts"
 import { makeState, type HardState, type RaftConfig, type RaftState, type ReadState, type Restored, type Role } from "./state.ts"
@@ -137,8 +136,8 @@ export class RaftCore {
     if (!leading) return
     if (++s.heartbeatElapsed >= s.config.heartbeatTicks) {
       s.heartbeatElapsed = 0
-      broadcastHeartbeat(s)
-    } else tellCommit(s)
+      heartbeat(s)
+    }
   }
 
   /** Appends client commands if we lead; the caller learns the indexes to wait for. */

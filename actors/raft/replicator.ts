@@ -14,7 +14,8 @@ export const newProgress = (s: RaftState): Progress => ({
   inflight: [],
   recentActive: true,
   ackedRound: 0,
-  sentCommit: 0
+  sentCommit: 0,
+  sentSinceHeartbeat: false
 })
 
 /** Leader setup: fresh progress for everyone and a no-op entry so earlier terms can commit. */
@@ -51,6 +52,7 @@ const heartbeatMessage = (s: RaftState, to: NodeId, pr: Progress, entries: Reado
   const prevTerm = s.log.term(prev)
   invariant(prevTerm !== undefined, "a follower's next index stays inside the leader's log (snapshots come later)")
   pr.sentCommit = s.log.committed
+  pr.sentSinceHeartbeat = true
   return {
     type: "append",
     from: s.id,
@@ -90,7 +92,26 @@ export const sendAppend = (s: RaftState, to: NodeId, force: boolean): void => {
   if (!sentSomething && force) s.sendFirst.push(heartbeatMessage(s, to, pr, []))
 }
 
-/** Heartbeat to every follower; a probe that got no answer is retried with its entries. */
+/**
+ * The leader's periodic heartbeat. A follower that got an AppendEntries since the last one
+ * already knows we lead; it is skipped unless it is being probed or has a commit index to
+ * learn. While clients write, their appends are the heartbeats: no extra message pair per
+ * follower every heartbeat, and a new commit index waits at most one heartbeat (as in etcd).
+ */
+export const heartbeat = (s: RaftState): void => {
+  for (const p of s.peers) {
+    const pr = s.progress.get(p)!
+    const heard = pr.sentSinceHeartbeat && pr.state === "replicate" && pr.sentCommit >= s.log.committed
+    if (!heard) {
+      pr.probeSent = false
+      sendAppend(s, p, true)
+      s.dirtyPeers.delete(p)
+    }
+    pr.sentSinceHeartbeat = false
+  }
+}
+
+/** A heartbeat round to every follower (ReadIndex); a probe that got no answer is retried with its entries. */
 export const broadcastHeartbeat = (s: RaftState): void => {
   s.round++
   for (const p of s.peers) {
@@ -111,21 +132,11 @@ export const flushPeers = (s: RaftState): void => {
     s.readRoundWanted = false
     broadcastHeartbeat(s)
   }
-  // A new commit index rides on the next append; `tellCommit` sends it alone on the next tick
-  // if none left by then. An immediate empty append per commit would double the messages of a
-  // lone client's every write.
+  // A new commit index rides on the next append, or on the next heartbeat if none left by
+  // then. An immediate empty append per commit would double the messages of a lone client's
+  // every write.
   for (const p of s.dirtyPeers) sendAppend(s, p, false)
   s.dirtyPeers.clear()
-}
-
-/**
- * Tells followers a commit index they have not heard yet (they apply sooner, and their stale
- * reads see it); a follower we are still probing learns it when the probe is answered.
- */
-export const tellCommit = (s: RaftState): void => {
-  for (const [p, pr] of s.progress) {
-    if (pr.sentCommit < s.log.committed && !(pr.state === "probe" && pr.probeSent)) sendAppend(s, p, true)
-  }
 }
 
 /** Commit rule: the highest index stored on a majority, if it belongs to the current term (§5.4.2). */

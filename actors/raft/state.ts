@@ -55,6 +55,8 @@ export interface Progress {
   ackedRound: number
   /** Highest commit index sent to this follower: a new commit is worth one message, no more. */
   sentCommit: number
+  /** An AppendEntries went to it since the last heartbeat: that served as one. */
+  sentSinceHeartbeat: boolean
 }
 
 export interface PendingRead {

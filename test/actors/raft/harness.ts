@@ -328,12 +328,13 @@ export class Cluster {
   }
 
   /**
-   * Delivers everything; then each leader ticks once, which tells followers a commit index
-   * they lack (a leader does not send it on its own at once), and everything is delivered again.
+   * Delivers everything; then each leader ticks to its next heartbeat, which tells followers a
+   * commit index they lack (a leader does not send it on its own at once), and everything is
+   * delivered again.
    */
   settle(): void {
     this.deliverAll()
-    for (const id of this.leaders()) this.tick(id)
+    for (const id of this.leaders()) this.tick(id, this.tuning.heartbeatTicks)
     this.deliverAll()
   }
 

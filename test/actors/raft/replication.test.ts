@@ -193,7 +193,7 @@ t.test("flow control: at most maxInflight AppendEntries with entries in flight t
   t.equal(c.pending(toSlow).length, 4, "the window is full: four AppendEntries to the slow follower")
   t.equal(c.status(leader).commitIndex, 101, "the leader and the fast follower commit all 100")
   const fast = c.ids.find((id) => id !== leader && id !== slow)!
-  c.tick(leader) // the fast follower hears the last commit index
+  c.tick(leader, c.tuning.heartbeatTicks) // the fast follower hears the last commit index
   c.deliverAll(is.to(slow))
   t.equal(c.applied(fast).length, 100)
 
@@ -218,10 +218,10 @@ t.test("flow control: at most maxInflight AppendEntries with entries in flight t
     const mark = c.sent.length
     for (let i = 0; i < 20; i++) c.propose(leader, `q${i}`)
     c.deliverAll()
-    c.tick(leader)
+    c.tick(leader, c.tuning.heartbeatTicks)
     c.deliverAll()
     t.equal(c.status(slow).lastIndex, 101, "the slow follower lost every entry-carrying message")
-    t.ok(c.sent.slice(mark).some(is.all(is.from(slow), is.appendReject)), "the next empty AppendEntries (the next tick's) revealed the gap")
+    t.ok(c.sent.slice(mark).some(is.all(is.from(slow), is.appendReject)), "the next heartbeat (an empty AppendEntries) revealed the gap")
     t.equal(c.pending(toSlow).length, 0, "the retry (a probe) was lost too")
     lossy()
     c.run(c.tuning.heartbeatTicks)
@@ -311,7 +311,7 @@ t.test("a seeded storm of loss, duplication, reordering and partitions: same app
   }
 })
 
-t.test("a new commit index rides on the next append, or goes alone on the leader's next tick", async (t) => {
+t.test("a new commit index rides on the next append, or goes alone with the next heartbeat", async (t) => {
   const c = new Cluster({ size: 3 })
   const leader = c.stabilize()
   c.settle()
@@ -333,11 +333,34 @@ t.test("a new commit index rides on the next append, or goes alone on the leader
   c.deliverAll()
   for (const id of followers) t.same(c.applied(id), ["x"], `${id} applied x on y's append`)
 
-  c.tick(leader)
+  c.tick(leader, c.tuning.heartbeatTicks)
   const alone = c.pending(is.from(leader))
-  t.ok(alone.length === 2 && alone.every((m) => empty(m) && m.type === "append" && m.leaderCommit === 3), "the next tick sends y's commit alone")
+  t.ok(alone.length === 2 && alone.every((m) => empty(m) && m.type === "append" && m.leaderCommit === 3), "the next heartbeat sends y's commit alone")
   c.deliverAll()
   for (const id of followers) t.same(c.applied(id), ["x", "y"])
-  c.tick(leader)
-  t.same(c.pending(is.from(leader)), [], "and nothing once every follower knows it (no heartbeat due yet)")
+})
+
+t.test("appends are the heartbeats: a follower sent one since the last heartbeat gets no other", async (t) => {
+  const c = new Cluster({ size: 3 })
+  const leader = c.stabilize()
+  c.settle()
+  // Tick to a heartbeat, so the next one is exactly heartbeatTicks away.
+  while (c.pending(is.from(leader)).length === 0) c.tick(leader)
+  c.deliverAll()
+
+  c.propose(leader, "x")
+  c.process(leader)
+  c.deliverAll(is.type("append_resp")) // the followers store x; their answers wait
+  c.tick(leader, c.tuning.heartbeatTicks)
+  t.same(c.pending(is.from(leader)), [], "x's appends, which carried the latest commit index, stood for this heartbeat")
+
+  c.deliverAll() // the answers: x commits
+  c.tick(leader, c.tuning.heartbeatTicks)
+  t.equal(c.pending(is.from(leader)).length, 2, "a follower lacking the commit index gets the next heartbeat")
+  c.deliverAll()
+  c.tick(leader, c.tuning.heartbeatTicks)
+  t.equal(c.pending(is.from(leader)).length, 2, "and with nothing to send, every heartbeat goes out")
+  c.deliverAll()
+  for (const id of c.ids) t.same(c.applied(id), ["x"])
+  t.same(c.leaders(), [leader])
 })

@@ -151,7 +151,7 @@ const labelOf = (pid: string): string => {
       const i = argv.indexOf(name)
       return i === -1 ? undefined : argv[i + 1]
     }
-    if (argv.includes("node")) return flag("--id") ?? pid
+    if (argv.includes("node") || argv.includes("path-child")) return flag("--id") ?? pid
     if (argv[0]?.endsWith("etcd") === true) return flag("--name") ?? "etcd"
     if (argv.includes("worker")) return flag("--worker-id") ?? `worker ${pid}`
     if (argv.some((a) => a.includes("esbuild"))) return "esbuild"

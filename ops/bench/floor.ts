@@ -3,7 +3,8 @@
  *   disk: a synced LevelDB batch (what every Raft append waits for) against a preallocated file
  *         with fdatasync, alone and three processes at once (as in a local cluster);
  *   transport: a cross-process TCP echo, a NATS request/reply through nats-server, and the
- *         client CPU of one `nats.request` against a hand-rolled inbox mux.
+ *         client CPU of one `nats.request` against a hand-rolled inbox mux;
+ *   write-path: one client's put along Archio's path with nothing else (see writePath).
  */
 import { spawn } from "node:child_process"
 import { fdatasyncSync, ftruncateSync, openSync, writeSync, closeSync } from "node:fs"
@@ -14,6 +15,7 @@ import { join } from "node:path"
 import { connect } from "@nats-io/transport-node"
 import { ClassicLevel } from "classic-level"
 import { startNatsServer } from "../natsServer.ts"
+import { closedLoop, levelLine, loadNote, sleep } from "./common.ts"
 
 const us = (ms: number) => `${(ms * 1000).toFixed(0)} µs`
 
@@ -121,8 +123,87 @@ export const transport = async (): Promise<void> => {
   await server.stop()
 }
 
+/**
+ * The path of one client's put with nothing of Archio on it: no Raft, no state machine, no
+ * schema. The client's request crosses nats-server to a "leader" process, which writes it in a
+ * synced LevelDB batch and sends it to two "follower" processes; each writes it the same way and
+ * answers. The reply leaves once the leader's copy and one follower's are synced (a majority).
+ * Four nats-server crossings and synced LevelDB writes, as for an Archio put: what one client's
+ * put costs at the least with this design on this machine.
+ */
+export const writePath = async (seconds: number, valueBytes: number): Promise<void> => {
+  const server = await startNatsServer()
+  const dirs = await Promise.all([0, 1, 2].map(() => mkdtemp(join(tmpdir(), "archio-path-"))))
+  const roles = ["leader", "f1", "f2"]
+  const children = roles.map((role, i) =>
+    spawn(process.execPath, ["--import", "tsx", self, "path-child", server.url, dirs[i]!, "--id", role], { stdio: ["ignore", "pipe", "inherit"] })
+  )
+  try {
+    await Promise.all(children.map((c) => new Promise<void>((resolve) => c.stdout.once("data", () => resolve()))))
+    const nc = await connect({ servers: server.url, noAsyncTraces: true })
+    const value = new Uint8Array(valueBytes).fill(120)
+    for (let i = 0; i < 200; i++) await nc.request("path.put", value, { timeout: 2000 })
+    console.log(`write-path: leader and two followers, synced LevelDB writes, no Raft, ${valueBytes}-byte values, ${seconds} s, closed loop (${loadNote()})`)
+    const r = await closedLoop(1, seconds, () => nc.request("path.put", value, { timeout: 2000 }))
+    console.log(levelLine(1, r, "puts"))
+    await nc.close()
+  } finally {
+    for (const c of children) c.kill()
+    await sleep(100)
+    await server.stop()
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
+  }
+}
+
+/** One process of writePath: the leader (who answers the client) or a follower. */
+const pathChild = async (url: string, dir: string, role: string): Promise<void> => {
+  const nc = await connect({ servers: url, noAsyncTraces: true })
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, "db"), { keyEncoding: "view", valueEncoding: "view" })
+  await db.open()
+  const keyOf = (seq: number): Uint8Array => {
+    const k = new Uint8Array(8)
+    new DataView(k.buffer).setBigUint64(0, BigInt(seq))
+    return k
+  }
+  if (role === "leader") {
+    let seq = 0
+    const waiting = new Map<number, { readonly answer: () => void; copies: number }>()
+    const stored = (s: number): void => {
+      const w = waiting.get(s)
+      if (w !== undefined && ++w.copies === 2) {
+        waiting.delete(s)
+        w.answer()
+      }
+    }
+    nc.subscribe("path.ack", { callback: (_e, m) => stored(new DataView(m.data.buffer, m.data.byteOffset).getUint32(0)) })
+    nc.subscribe("path.put", {
+      callback: (_e, m) => {
+        const s = ++seq
+        waiting.set(s, { answer: () => m.respond(new Uint8Array([1])), copies: 0 })
+        const body = new Uint8Array(4 + m.data.length)
+        new DataView(body.buffer).setUint32(0, s)
+        body.set(m.data, 4)
+        void db.batch([{ type: "put", key: keyOf(s), value: m.data }], { sync: true } as object).then(() => stored(s))
+        nc.publish("path.append.f1", body)
+        nc.publish("path.append.f2", body)
+      }
+    })
+  } else {
+    nc.subscribe(`path.append.${role}`, {
+      callback: (_e, m) => {
+        const s = new DataView(m.data.buffer, m.data.byteOffset).getUint32(0)
+        void db.batch([{ type: "put", key: keyOf(s), value: m.data.subarray(4) }], { sync: true } as object).then(() => nc.publish("path.ack", m.data.subarray(0, 4)))
+      }
+    })
+  }
+  await nc.flush()
+  console.log("ready")
+}
+
 // Child roles for the measurements above.
-if (process.argv[2] === "disk-child") {
+if (process.argv[2] === "path-child") {
+  await pathChild(process.argv[3]!, process.argv[4]!, process.argv[6]!)
+} else if (process.argv[2] === "disk-child") {
   const r = await diskOnce(process.argv[3]!)
   console.log(`LevelDB ${us(r.level)} / fdatasync ${us(r.fdatasync)}`)
 } else if (process.argv[2] === "tcp-child") {

@@ -11,6 +11,7 @@
  *   npm run bench -- jobs-latency [--seconds 10]
  *   npm run bench -- jobs                  (the three jobs-* above)
  *   npm run bench -- disk | transport      (the machine's floor: fsync and NATS hop costs)
+ *   npm run bench -- write-path [--seconds 10]  (one client's put along Archio's path, nothing else)
  *
  * Each benchmark lives in its own module beside this one (writes.ts, reads.ts, cas.ts,
  * jobs.ts; shared helpers in common.ts). `--profile-dir DIR` profiles the nodes (and workers)
@@ -22,7 +23,7 @@ import { parseArgs } from "node:util"
 import { casBench } from "./cas.ts"
 import type { BenchOptions } from "./common.ts"
 import { etcdWriteBench } from "./etcd.ts"
-import { disk, transport } from "./floor.ts"
+import { disk, transport, writePath } from "./floor.ts"
 import { jobsBench, jobsE2eBench, jobsEnqueueBench, jobsLatencyBench } from "./jobs.ts"
 import { readBench } from "./reads.ts"
 import { failoverBench, writeBench } from "./writes.ts"
@@ -72,7 +73,8 @@ const benches: Record<string, (o: BenchOptions) => Promise<void>> = {
   "jobs-e2e": jobsE2eBench,
   "jobs-latency": jobsLatencyBench,
   disk: () => disk(),
-  transport: () => transport()
+  transport: () => transport(),
+  "write-path": (o) => writePath(o.seconds, o.valueBytes)
 }
 const which = positionals.length === 0 ? ["write", "failover"] : positionals
 for (const name of which) {

@@ -57,13 +57,17 @@ export class LocalCluster {
     this.cluster = options.cluster ?? "dev"
   }
 
-  /** Starts every node and waits until a leader is elected. */
+  /**
+   * Starts every node and waits until a leader is elected and every node answers: two nodes
+   * can elect one before the third has subscribed to its subjects.
+   */
   static async start(options: ClusterOptions): Promise<LocalCluster> {
     const nc = await connect({ servers: options.natsUrl, noAsyncTraces: true, name: "archio-cluster-harness" })
     const c = new LocalCluster(options, nc)
     if (options.logDir !== undefined) await mkdir(options.logDir, { recursive: true })
     for (const id of c.ids) c.startNode(id)
     await c.waitForLeader(30_000)
+    await c.waitForEvery(() => true, 30_000, "answered")
     return c
   }
 
@@ -154,14 +158,19 @@ export class LocalCluster {
   }
 
   /** Waits until every running node has applied at least `index`. */
-  async waitForApplied(index: number, timeoutMs: number): Promise<void> {
+  waitForApplied(index: number, timeoutMs: number): Promise<void> {
+    return this.waitForEvery((s) => s.appliedIndex >= index, timeoutMs, `applied index ${index}`)
+  }
+
+  /** Waits until every running node answers admin.status with a status that passes `test`. */
+  private async waitForEvery(test: (s: NodeStatus) => boolean, timeoutMs: number, what: string): Promise<void> {
     const deadline = performance.now() + timeoutMs
     while (performance.now() < deadline) {
       const statuses = await Promise.all(this.ids.filter((id) => this.isRunning(id)).map((id) => this.status(id, 300)))
-      if (statuses.every((s) => s !== undefined && s.appliedIndex >= index)) return
+      if (statuses.every((s) => s !== undefined && test(s))) return
       await sleep(25)
     }
-    throw new Error(`nodes did not apply index ${index} within ${timeoutMs} ms`)
+    throw new Error(`not every node ${what} within ${timeoutMs} ms`)
   }
 
   /** Stops every node (SIGTERM, then SIGKILL after a grace period) and closes the harness. */

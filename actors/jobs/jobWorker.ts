@@ -27,8 +27,9 @@ import type { Consensus } from "../raft/shell.ts"
 
 /**
  * How often the leader checks while requests are parked, a tick is in flight or a job timer is
- * due; with none of these it sleeps until the next due time (at most `followerPollEveryMs`),
- * and applied changes wake it (`wake`), since they may park, time or expire something.
+ * due; with none of these it sleeps until the next due time (at most `followerPollEveryMs`).
+ * Applied job transitions wake it at once (`onJobEvents`); applied key changes only when a key
+ * now expires before it would have looked (`wake`).
  */
 export const pollEveryMs = 5
 /**
@@ -94,7 +95,7 @@ export interface JobWorker {
   lease(req: LeaseRequest, r: Responder): void
   /** Applied job transitions: parked requests may now be served. */
   onJobEvents(events: ReadonlyArray<JobEvent>): void
-  /** Something was applied (a key with a TTL, a delayed job): look at the timers soon. */
+  /** Key changes were applied: a key with a TTL may now expire before the next check. */
   wake(): void
 }
 
@@ -236,8 +237,12 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
         if (parked.length > 0 && events.some((e) => e.state === "ready")) serve()
         if (leading) schedule(pollEveryMs)
       },
+      // Not a check 5 ms after every applied put: with one client writing that was 200 timer
+      // wake-ups a second on the leader, all but those for a TTL finding nothing to do.
       wake: () => {
-        if (leading) schedule(pollEveryMs)
+        if (!leading) return
+        const expiry = applier.state.nextExpiry()
+        if (expiry !== undefined) schedule(Math.max(pollEveryMs, expiry + options.tickMs - clock.unsafeCurrentTimeMillis()))
       }
     }
     return worker

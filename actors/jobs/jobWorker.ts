@@ -160,6 +160,9 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
       reply()
     }
 
+    /** How long from `now` until a tick for `due` is worth proposing (see `tickDue`), at least `pollEveryMs`. */
+    const untilDue = (due: number): number => Math.max(pollEveryMs, due + options.tickMs - now)
+
     /** One check; answers how long to wait before the next. */
     const poll = (): number => {
       now = clock.unsafeCurrentTimeMillis()
@@ -195,7 +198,7 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
       }
       if (parked.length > 0 || tickInFlight) return pollEveryMs
       if (due === undefined) return followerPollEveryMs
-      return Math.min(followerPollEveryMs, Math.max(pollEveryMs, due + options.tickMs - now))
+      return Math.min(followerPollEveryMs, untilDue(due))
     }
 
     // Plain timers, not a fiber per check: the leader checks up to 200 times a second.
@@ -242,7 +245,9 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
       wake: () => {
         if (!leading) return
         const expiry = applier.state.nextExpiry()
-        if (expiry !== undefined) schedule(Math.max(pollEveryMs, expiry + options.tickMs - clock.unsafeCurrentTimeMillis()))
+        if (expiry === undefined) return
+        now = clock.unsafeCurrentTimeMillis()
+        schedule(untilDue(expiry))
       }
     }
     return worker

@@ -102,24 +102,22 @@ export const heartbeat = (s: RaftState): void => {
   for (const p of s.peers) {
     const pr = s.progress.get(p)!
     const heard = pr.sentSinceHeartbeat && pr.state === "replicate" && pr.sentCommit >= s.log.committed
-    if (!heard) {
-      pr.probeSent = false
-      sendAppend(s, p, true)
-      s.dirtyPeers.delete(p)
-    }
+    if (!heard) beat(s, p, pr)
     pr.sentSinceHeartbeat = false
   }
 }
 
-/** A heartbeat round to every follower (ReadIndex); a probe that got no answer is retried with its entries. */
+/** A heartbeat round to every follower (ReadIndex). */
 export const broadcastHeartbeat = (s: RaftState): void => {
   s.round++
-  for (const p of s.peers) {
-    const pr = s.progress.get(p)!
-    pr.probeSent = false
-    sendAppend(s, p, true)
-    s.dirtyPeers.delete(p)
-  }
+  for (const p of s.peers) beat(s, p, s.progress.get(p)!)
+}
+
+/** One follower's heartbeat: a probe that got no answer is retried with its entries. */
+const beat = (s: RaftState, to: NodeId, pr: Progress): void => {
+  pr.probeSent = false
+  sendAppend(s, to, true)
+  s.dirtyPeers.delete(to)
 }
 
 /** Sends to followers that have new entries or a new commit index to learn. */

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { connect } from "@nats-io/transport-node"
 import { ClassicLevel } from "classic-level"
+import { encodeUint64Key } from "../../protocol/raftCodec.ts"
 import { startNatsServer } from "../natsServer.ts"
 import { closedLoop, levelLine, loadNote, sleep } from "./common.ts"
 
@@ -160,11 +161,8 @@ const pathChild = async (url: string, dir: string, role: string): Promise<void> 
   const nc = await connect({ servers: url, noAsyncTraces: true })
   const db = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, "db"), { keyEncoding: "view", valueEncoding: "view" })
   await db.open()
-  const keyOf = (seq: number): Uint8Array => {
-    const k = new Uint8Array(8)
-    new DataView(k.buffer).setBigUint64(0, BigInt(seq))
-    return k
-  }
+  // Each message starts with the put's sequence number; the log is keyed as Archio's is.
+  const seqOf = (bytes: Uint8Array): number => new DataView(bytes.buffer, bytes.byteOffset).getUint32(0)
   if (role === "leader") {
     let seq = 0
     const waiting = new Map<number, { readonly answer: () => void; copies: number }>()
@@ -175,7 +173,7 @@ const pathChild = async (url: string, dir: string, role: string): Promise<void> 
         w.answer()
       }
     }
-    nc.subscribe("path.ack", { callback: (_e, m) => stored(new DataView(m.data.buffer, m.data.byteOffset).getUint32(0)) })
+    nc.subscribe("path.ack", { callback: (_e, m) => stored(seqOf(m.data)) })
     nc.subscribe("path.put", {
       callback: (_e, m) => {
         const s = ++seq
@@ -183,7 +181,7 @@ const pathChild = async (url: string, dir: string, role: string): Promise<void> 
         const body = new Uint8Array(4 + m.data.length)
         new DataView(body.buffer).setUint32(0, s)
         body.set(m.data, 4)
-        void db.batch([{ type: "put", key: keyOf(s), value: m.data }], { sync: true } as object).then(() => stored(s))
+        void db.batch([{ type: "put", key: encodeUint64Key(s), value: m.data }], { sync: true } as object).then(() => stored(s))
         nc.publish("path.append.f1", body)
         nc.publish("path.append.f2", body)
       }
@@ -191,8 +189,8 @@ const pathChild = async (url: string, dir: string, role: string): Promise<void> 
   } else {
     nc.subscribe(`path.append.${role}`, {
       callback: (_e, m) => {
-        const s = new DataView(m.data.buffer, m.data.byteOffset).getUint32(0)
-        void db.batch([{ type: "put", key: keyOf(s), value: m.data.subarray(4) }], { sync: true } as object).then(() => nc.publish("path.ack", m.data.subarray(0, 4)))
+        const s = seqOf(m.data)
+        void db.batch([{ type: "put", key: encodeUint64Key(s), value: m.data.subarray(4) }], { sync: true } as object).then(() => nc.publish("path.ack", m.data.subarray(0, 4)))
       }
     })
   }

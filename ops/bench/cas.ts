@@ -14,8 +14,7 @@ export const casBench = async (o: BenchOptions): Promise<void> => {
   await withCluster(async ({ client }) => {
     const maxLevel = Math.max(...levels)
     await Promise.all(Array.from({ length: maxLevel }, (_, c) => client.put(`cas-${c}`, value)))
-    for (let i = 0; i < 200; i++) await client.put(`warm-${i % 16}`, value)
-    console.log(`cas: 3 nodes, ${value.length}-byte values, one key per client, get then cas, ${o.seconds} s per level (${loadNote()})`)
+    console.log(`cas: 3 nodes, ${value.length}-byte values, one key per client, get then cas, ${o.seconds} s per level after ${o.warmup} s of warm-up (${loadNote()})`)
     for (const concurrency of levels) {
       // Per measurement: a disturbed window is measured again, and only the one kept counts.
       const tallies: Array<{ ok: number; conflicts: number; cas: number[] }> = []
@@ -32,7 +31,7 @@ export const casBench = async (o: BenchOptions): Promise<void> => {
           t.conflicts++
         }
         t.cas.push(performance.now() - t0)
-      })
+      }, o)
       const t = tallies[r.attempt]!
       t.cas.sort((a, b) => a - b)
       console.log(levelLine(concurrency, r, "get+cas cycles", `\n      ${t.ok} succeeded, ${t.conflicts} conflicts; cas alone ${latencyLine(t.cas)}`))

@@ -14,6 +14,8 @@ import { ArchioClient } from "../../protocol/archioClient.ts"
 /** Options every benchmark gets from the command line (run.ts); absent ones use the bench's default. */
 export interface BenchOptions {
   readonly seconds: number
+  /** Seconds of the same load, not measured, before each measured level (JIT and caches warm). */
+  readonly warmup: number
   readonly concurrency: ReadonlyArray<number> | undefined
   readonly valueBytes: number
   readonly kills: number
@@ -82,30 +84,44 @@ export interface LoopResult {
 /** A window in which other processes used more than this (% of one core) is measured again. */
 export const disturbedOthers = 25
 
+/** `concurrency` loops, each starting its next operation when the last one finished, until `end`. */
+const runLoops = (concurrency: number, end: number, op: (c: number) => Promise<unknown>): Promise<unknown> =>
+  Promise.all(
+    Array.from({ length: concurrency }, async (_, c) => {
+      while (performance.now() < end) await op(c)
+    })
+  )
+
 /**
  * `concurrency` loops, each starting its next operation when the last one finished, for
- * `seconds`. `op(c, i, attempt)` is loop c's i-th operation (i counts on across re-measurements).
- * Waits for the machine to be quiet first; a window that other processes disturbed anyway is
- * measured again, up to `attempts` times in all, keeping the least disturbed one.
+ * `seconds`. `op(c, i, attempt)` is loop c's i-th operation (i counts on across the warm-up and
+ * re-measurements; the warm-up is attempt 0). Waits for the machine to be quiet, runs the same
+ * load unmeasured for `warmup` seconds (Node's JIT needs several seconds of load before a
+ * node's code runs at full speed; a Go server needs none), then measures; a window that other
+ * processes disturbed anyway is measured again, up to `attempts` times in all, keeping the
+ * least disturbed one.
  */
-export const closedLoop = async (concurrency: number, seconds: number, op: (c: number, i: number, attempt: number) => Promise<unknown>, attempts = 3): Promise<LoopResult> => {
+export const closedLoop = async (
+  concurrency: number,
+  seconds: number,
+  op: (c: number, i: number, attempt: number) => Promise<unknown>,
+  options: { readonly warmup: number; readonly attempts?: number }
+): Promise<LoopResult> => {
   const next = Array.from({ length: concurrency }, () => 0)
+  const attempts = options.attempts ?? 3
   let best: LoopResult | undefined
+  await waitQuiet()
+  await runLoops(concurrency, performance.now() + options.warmup * 1000, (c) => op(c, next[c]!++, 0))
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    await waitQuiet()
+    if (attempt > 1) await waitQuiet()
     const latencies: number[] = []
     const cpu = sampleCpu()
     const start = performance.now()
-    const end = start + seconds * 1000
-    await Promise.all(
-      Array.from({ length: concurrency }, async (_, c) => {
-        while (performance.now() < end) {
-          const t0 = performance.now()
-          await op(c, next[c]!++, attempt)
-          latencies.push(performance.now() - t0)
-        }
-      })
-    )
+    await runLoops(concurrency, start + seconds * 1000, async (c) => {
+      const t0 = performance.now()
+      await op(c, next[c]!++, attempt)
+      latencies.push(performance.now() - t0)
+    })
     const elapsed = (performance.now() - start) / 1000
     latencies.sort((a, b) => a - b)
     const used = cpu()

@@ -87,11 +87,10 @@ export const etcdWriteBench = async (o: BenchOptions): Promise<void> => {
   try {
     const client = new Etcd3({ hosts: await findLeader(members) })
     try {
-      for (let i = 0; i < 200; i++) await client.put(`warm-${i % 16}`).value(value)
       const version = spawnSync(bin, ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] ?? "etcd"
-      console.log(`write-etcd: ${version}, 3 members, ${value.length}-byte values, ${o.seconds} s per level, closed loop, client on the leader (${loadNote()})`)
+      console.log(`write-etcd: ${version}, 3 members, ${value.length}-byte values, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop, client on the leader (${loadNote()})`)
       for (const concurrency of levels) {
-        const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`).value(value).exec())
+        const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`).value(value).exec(), o)
         console.log(levelLine(concurrency, r, "puts"))
       }
     } finally {

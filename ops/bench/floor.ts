@@ -132,7 +132,7 @@ export const transport = async (): Promise<void> => {
  * Four nats-server crossings and synced LevelDB writes, as for an Archio put: what one client's
  * put costs at the least with this design on this machine.
  */
-export const writePath = async (seconds: number, valueBytes: number): Promise<void> => {
+export const writePath = async (seconds: number, warmup: number, valueBytes: number): Promise<void> => {
   const server = await startNatsServer()
   const dirs = await Promise.all([0, 1, 2].map(() => mkdtemp(join(tmpdir(), "archio-path-"))))
   const roles = ["leader", "f1", "f2"]
@@ -143,9 +143,8 @@ export const writePath = async (seconds: number, valueBytes: number): Promise<vo
     await Promise.all(children.map((c) => new Promise<void>((resolve) => c.stdout.once("data", () => resolve()))))
     const nc = await connect({ servers: server.url, noAsyncTraces: true })
     const value = new Uint8Array(valueBytes).fill(120)
-    for (let i = 0; i < 200; i++) await nc.request("path.put", value, { timeout: 2000 })
-    console.log(`write-path: leader and two followers, synced LevelDB writes, no Raft, ${valueBytes}-byte values, ${seconds} s, closed loop (${loadNote()})`)
-    const r = await closedLoop(1, seconds, () => nc.request("path.put", value, { timeout: 2000 }))
+    console.log(`write-path: leader and two followers, synced LevelDB writes, no Raft, ${valueBytes}-byte values, ${seconds} s after ${warmup} s of warm-up, closed loop (${loadNote()})`)
+    const r = await closedLoop(1, seconds, () => nc.request("path.put", value, { timeout: 2000 }), { warmup })
     console.log(levelLine(1, r, "puts"))
     await nc.close()
   } finally {

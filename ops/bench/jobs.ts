@@ -113,7 +113,7 @@ export const jobsEnqueueBench = async (o: BenchOptions): Promise<void> => {
       const what = batch === 1 ? "one jobs.enqueue per request" : `jobs.enqueueBatch of ${batch}`
       console.log(`jobs enqueue (${what}): 3 nodes, closed-loop producers, ${o.seconds} s per level (${loadNote()})`)
       for (const concurrency of levels) {
-        const r = await closedLoop(concurrency, o.seconds, one)
+        const r = await closedLoop(concurrency, o.seconds, one, o)
         const requests = Math.round(r.count / r.seconds)
         console.log(levelLine(concurrency, { ...r, count: r.count * batch }, "jobs", batch === 1 ? "" : ` (${requests} requests/s; latency per request)`))
       }

@@ -20,14 +20,12 @@ export const readBench = async (o: BenchOptions): Promise<void> => {
     )
     const key = (c: number, i: number) => `r${(c * 61 + i) % keyCount}`
     for (const consistency of ["linearizable", "stale"] as const) {
-      // Warm up the JIT on this path (and let every node apply the writes above).
-      await closedLoop(16, 1, (c, i) => client.get(key(c, i), { consistency }), 1)
-      console.log(`read (${consistency}): 3 nodes, ${keyCount} keys of ${value.length} bytes, ${o.seconds} s per level, closed loop (${loadNote()})`)
+      console.log(`read (${consistency}): 3 nodes, ${keyCount} keys of ${value.length} bytes, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop (${loadNote()})`)
       for (const concurrency of levels) {
         const r = await closedLoop(concurrency, o.seconds, async (c, i) => {
           const got = await client.get(key(c, i), { consistency })
           if (got === undefined || got.value.length !== value.length) throw new Error(`read ${key(c, i)}: ${JSON.stringify(got)}`)
-        })
+        }, o)
         console.log(levelLine(concurrency, r, "gets"))
       }
     }

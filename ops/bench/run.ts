@@ -1,7 +1,7 @@
 /**
  * Benchmarks against a real three-node cluster on this machine (real fsync, private nats-server):
  *
- *   npm run bench -- write [--seconds 10] [--concurrency 1,16,64] [--value-bytes 256]
+ *   npm run bench -- write [--seconds 10] [--warmup 10] [--concurrency 1,16,64] [--value-bytes 256]
  *   npm run bench -- write-etcd [same options]   (the same load on a local etcd cluster)
  *   npm run bench -- read [--seconds 10] [--concurrency 1,16,64,256] [--value-bytes 256]
  *   npm run bench -- cas [--seconds 10] [--concurrency 1,16,64]
@@ -14,7 +14,8 @@
  *   npm run bench -- write-path [--seconds 10]  (one client's put along Archio's path, nothing else)
  *
  * Each benchmark lives in its own module beside this one (writes.ts, reads.ts, cas.ts,
- * jobs.ts; shared helpers in common.ts). `--profile-dir DIR` profiles the nodes (and workers)
+ * jobs.ts; shared helpers in common.ts). Every measured level first runs the same load for
+ * `--warmup` seconds, unmeasured. `--profile-dir DIR` profiles the nodes (and workers)
  * with V8's CPU profiler (cpuProfile.mjs), writing one .cpuprofile each to DIR when they stop;
  * `node ops/bench/cpuProfile.mjs summary FILE` prints the top functions by self time.
  */
@@ -32,6 +33,7 @@ const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
     seconds: { type: "string", default: "10" },
+    warmup: { type: "string", default: "10" },
     concurrency: { type: "string" },
     "value-bytes": { type: "string", default: "256" },
     kills: { type: "string", default: "20" },
@@ -48,6 +50,7 @@ const profileDir = values["profile-dir"]
 
 const options: BenchOptions = {
   seconds: Number(values.seconds),
+  warmup: Number(values.warmup),
   concurrency: values.concurrency === undefined ? undefined : list(values.concurrency),
   valueBytes: Number(values["value-bytes"]),
   kills: Number(values.kills),
@@ -74,7 +77,7 @@ const benches: Record<string, (o: BenchOptions) => Promise<void>> = {
   "jobs-latency": jobsLatencyBench,
   disk: () => disk(),
   transport: () => transport(),
-  "write-path": (o) => writePath(o.seconds, o.valueBytes)
+  "write-path": (o) => writePath(o.seconds, o.warmup, o.valueBytes)
 }
 const which = positionals.length === 0 ? ["write", "failover"] : positionals
 for (const name of which) {

@@ -10,11 +10,9 @@ export const writeBench = async (o: BenchOptions): Promise<void> => {
   const levels = o.concurrency ?? [1, 16, 64]
   const value = "x".repeat(o.valueBytes)
   await withCluster(async ({ client }) => {
-    // Warm up the JIT and the leader's caches.
-    for (let i = 0; i < 200; i++) await client.put(`warm-${i % 16}`, value)
-    console.log(`write: 3 nodes, ${value.length}-byte values, ${o.seconds} s per level, closed loop, fsync on every member (${loadNote()})`)
+    console.log(`write: 3 nodes, ${value.length}-byte values, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop, fsync on every member (${loadNote()})`)
     for (const concurrency of levels) {
-      const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`, value))
+      const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`, value), o)
       console.log(levelLine(concurrency, r, "puts"))
     }
   }, o.nodeEnv)

@@ -15,6 +15,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { archioError, toEnvelope, type ArchioError } from "./errors.ts"
 import { maxRequestBytes } from "./limits.ts"
+import { compileGuard } from "./schemaGuard.ts"
 
 /**
  * Annotation on a refinement that checks a size cap: when it fails, the error code is
@@ -173,6 +174,8 @@ export const requestParseOptions = { onExcessProperty: "error", errors: "all", e
  */
 export const makeDecoder = <A, I>(schema: Schema.Schema<A, I, never>): ((bytes: Uint8Array) => Either.Either<A, ArchioError>) => {
   const decode = Schema.decodeUnknownEither(schema, requestParseOptions)
+  // Valid requests skip the parser (see schemaGuard.ts); the rest get its full report.
+  const valid = compileGuard(schema, requestParseOptions) ?? (() => false)
   return (bytes) => {
     if (bytes.length > maxRequestBytes) {
       return Either.left(archioError("too_large", `request is ${bytes.length} bytes, over the ${maxRequestBytes}-byte limit`, {
@@ -196,6 +199,7 @@ export const makeDecoder = <A, I>(schema: Schema.Schema<A, I, never>): ((bytes: 
         return Either.left(archioError("bad_request", `invalid JSON: ${(e as SyntaxError).message}`))
       }
     }
+    if (valid(json)) return Either.right(json as A)
     const result = decode(json)
     return Either.isRight(result) ? Either.right(result.right) : Either.left(parseErrorToArchio(result.left))
   }

@@ -19,6 +19,8 @@ export interface BenchOptions {
   readonly concurrency: ReadonlyArray<number> | undefined
   readonly valueBytes: number
   readonly kills: number
+  /** Rounds of `side-by-side`. */
+  readonly rounds: number
   readonly workers: ReadonlyArray<number>
   readonly jobs: number
   readonly workerConcurrency: number
@@ -132,6 +134,15 @@ export const closedLoop = async (
   }
   return best!
 }
+
+/** One measured level of a closed-loop benchmark. */
+export interface Level {
+  readonly concurrency: number
+  readonly result: LoopResult
+}
+
+/** Operations per second of a measured window. */
+export const rateOf = (r: LoopResult): number => r.count / r.seconds
 
 /** One row of a closed-loop table: "concurrency  16:  12345 gets/s  p50 ...". */
 export const levelLine = (concurrency: number, r: LoopResult, unit: string, extra = ""): string =>

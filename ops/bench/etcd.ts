@@ -11,7 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Etcd3 } from "etcd3"
 import { freePort } from "../natsServer.ts"
-import { closedLoop, levelLine, loadNote, sleep, type BenchOptions } from "./common.ts"
+import { closedLoop, levelLine, loadNote, sleep, type BenchOptions, type Level } from "./common.ts"
 
 export const etcdInstallHint = "sudo apt-get install -y etcd-server   (Debian/Ubuntu: etcd 3.4)"
 
@@ -73,12 +73,13 @@ const findLeader = async (members: ReadonlyArray<Member>, timeoutMs = 30_000): P
   throw new Error(`no etcd leader within ${timeoutMs} ms`)
 }
 
-export const etcdWriteBench = async (o: BenchOptions): Promise<void> => {
+/** The measured levels, or undefined when there is no etcd binary. */
+export const etcdWriteBench = async (o: BenchOptions): Promise<Level[] | undefined> => {
   const bin = findEtcd()
   if (bin === undefined) {
     console.log(`write-etcd: no etcd binary on PATH; install it with: ${etcdInstallHint}`)
     process.exitCode = 1
-    return
+    return undefined
   }
   const levels = o.concurrency ?? [1, 16, 64]
   const value = "x".repeat(o.valueBytes)
@@ -86,16 +87,19 @@ export const etcdWriteBench = async (o: BenchOptions): Promise<void> => {
   const { members, procs } = await startEtcd(bin, dir)
   try {
     const client = new Etcd3({ hosts: await findLeader(members) })
+    const measured: Level[] = []
     try {
       const version = spawnSync(bin, ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] ?? "etcd"
       console.log(`write-etcd: ${version}, 3 members, ${value.length}-byte values, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop, client on the leader (${loadNote()})`)
       for (const concurrency of levels) {
         const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`).value(value).exec(), o)
         console.log(levelLine(concurrency, r, "puts"))
+        measured.push({ concurrency, result: r })
       }
     } finally {
       client.close()
     }
+    return measured
   } finally {
     for (const p of procs) p.kill("SIGTERM")
     await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once("exit", r)))))

@@ -16,7 +16,7 @@ import { connect } from "@nats-io/transport-node"
 import { ClassicLevel } from "classic-level"
 import { encodeUint64Key } from "../../protocol/raftCodec.ts"
 import { startNatsServer } from "../natsServer.ts"
-import { closedLoop, levelLine, loadNote, sleep } from "./common.ts"
+import { closedLoop, levelLine, loadNote, sleep, type Level } from "./common.ts"
 
 const us = (ms: number) => `${(ms * 1000).toFixed(0)} µs`
 
@@ -132,7 +132,7 @@ export const transport = async (): Promise<void> => {
  * Four nats-server crossings and synced LevelDB writes, as for an Archio put: what one client's
  * put costs at the least with this design on this machine.
  */
-export const writePath = async (seconds: number, warmup: number, valueBytes: number): Promise<void> => {
+export const writePath = async (seconds: number, warmup: number, valueBytes: number): Promise<Level[]> => {
   const server = await startNatsServer()
   const dirs = await Promise.all([0, 1, 2].map(() => mkdtemp(join(tmpdir(), "archio-path-"))))
   const roles = ["leader", "f1", "f2"]
@@ -147,6 +147,7 @@ export const writePath = async (seconds: number, warmup: number, valueBytes: num
     const r = await closedLoop(1, seconds, () => nc.request("path.put", value, { timeout: 2000 }), { warmup })
     console.log(levelLine(1, r, "puts"))
     await nc.close()
+    return [{ concurrency: 1, result: r }]
   } finally {
     for (const c of children) c.kill()
     await sleep(100)

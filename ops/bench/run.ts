@@ -3,6 +3,7 @@
  *
  *   npm run bench -- write [--seconds 10] [--warmup 10] [--concurrency 1,16,64] [--value-bytes 256]
  *   npm run bench -- write-etcd [same options]   (the same load on a local etcd cluster)
+ *   npm run bench -- side-by-side [--rounds 3] [same options]   (write-path, write, write-etcd in turn, summarized)
  *   npm run bench -- read [--seconds 10] [--concurrency 1,16,64,256] [--value-bytes 256]
  *   npm run bench -- cas [--seconds 10] [--concurrency 1,16,64]
  *   npm run bench -- failover [--kills 20]
@@ -27,6 +28,7 @@ import { etcdWriteBench } from "./etcd.ts"
 import { disk, transport, writePath } from "./floor.ts"
 import { jobsBench, jobsE2eBench, jobsEnqueueBench, jobsLatencyBench } from "./jobs.ts"
 import { readBench } from "./reads.ts"
+import { sideBySide } from "./sideBySide.ts"
 import { failoverBench, writeBench } from "./writes.ts"
 
 const { positionals, values } = parseArgs({
@@ -37,6 +39,7 @@ const { positionals, values } = parseArgs({
     concurrency: { type: "string" },
     "value-bytes": { type: "string", default: "256" },
     kills: { type: "string", default: "20" },
+    rounds: { type: "string", default: "3" },
     workers: { type: "string", default: "1,2,4" },
     "worker-concurrency": { type: "string", default: "64" },
     jobs: { type: "string", default: "60000" },
@@ -54,6 +57,7 @@ const options: BenchOptions = {
   concurrency: values.concurrency === undefined ? undefined : list(values.concurrency),
   valueBytes: Number(values["value-bytes"]),
   kills: Number(values.kills),
+  rounds: Number(values.rounds),
   workers: list(values.workers),
   workerConcurrency: Number(values["worker-concurrency"]),
   jobs: Number(values.jobs),
@@ -65,9 +69,10 @@ const options: BenchOptions = {
       : { NODE_OPTIONS: `--import ${new URL("./cpuProfile.mjs", import.meta.url).pathname}`, ARCHIO_CPU_PROF_DIR: resolve(profileDir) }
 }
 
-const benches: Record<string, (o: BenchOptions) => Promise<void>> = {
+const benches: Record<string, (o: BenchOptions) => Promise<unknown>> = {
   write: writeBench,
   "write-etcd": etcdWriteBench,
+  "side-by-side": sideBySide,
   read: readBench,
   cas: casBench,
   failover: failoverBench,

@@ -4,17 +4,20 @@
  * `failover`: kills the leader with SIGKILL while a client writes, and measures the time from
  * the kill to the next acknowledged write; the killed node is restarted before the next round.
  */
-import { closedLoop, fmt, levelLine, loadNote, percentile, withCluster, type BenchOptions } from "./common.ts"
+import { closedLoop, fmt, levelLine, loadNote, percentile, withCluster, type BenchOptions, type Level } from "./common.ts"
 
-export const writeBench = async (o: BenchOptions): Promise<void> => {
+export const writeBench = async (o: BenchOptions): Promise<Level[]> => {
   const levels = o.concurrency ?? [1, 16, 64]
   const value = "x".repeat(o.valueBytes)
-  await withCluster(async ({ client }) => {
+  return withCluster(async ({ client }) => {
+    const measured: Level[] = []
     console.log(`write: 3 nodes, ${value.length}-byte values, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop, fsync on every member (${loadNote()})`)
     for (const concurrency of levels) {
       const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`, value), o)
       console.log(levelLine(concurrency, r, "puts"))
+      measured.push({ concurrency, result: r })
     }
+    return measured
   }, o.nodeEnv)
 }
 

@@ -629,6 +629,39 @@ t.test("scan: limit, and continuing strictly after the last key", async (t) => {
   t.same(keysOf(kv.scan({ end: "k03", limit: 10, after: "k01" })), ["k02"])
 })
 
+t.test("scan: random puts and deletes of thousands of keys, against a sorted model", async (t) => {
+  // A seeded LCG: the same keys and queries every run.
+  let seed = 42
+  const next = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n)
+  const alphabet = ["a", "b", "é", "/", "z", "\u{1F600}"]
+  const randomKey = (): string => Array.from({ length: 1 + next(4) }, () => alphabet[next(alphabet.length)]).join("")
+  const kv = new KvState()
+  const model = new Set<string>()
+  for (let i = 0; i < 3000; i++) {
+    const key = randomKey()
+    if (next(4) === 0) {
+      step(kv, 0, { op: "del", key })
+      model.delete(key)
+    } else {
+      step(kv, 0, { op: "put", key, value: "v" })
+      model.add(key)
+    }
+  }
+  const sorted = [...model].sort(compareKeys)
+  t.same(kv.sortedKeys(), sorted, "the index holds exactly the live keys, in order")
+  for (let q = 0; q < 300; q++) {
+    const [start, end, after, prefix] = [randomKey(), randomKey(), randomKey(), randomKey()]
+    const query = next(2) === 0 ? { prefix, limit: 1 + next(20), after } : { start, end, limit: 1 + next(20), after }
+    const expected = sorted.filter(
+      (k) =>
+        (query.prefix !== undefined ? k.startsWith(query.prefix) : compareKeys(k, start) >= 0 && compareKeys(k, end) < 0) && compareKeys(k, after) > 0
+    )
+    const page = kv.scan(query)
+    t.same(keysOf(page), expected.slice(0, query.limit), JSON.stringify(query))
+    t.equal(page.more, expected.length > query.limit)
+  }
+})
+
 t.test("scan: expired keys are invisible, before and after they are removed", async (t) => {
   const kv = new KvState()
   step(kv, 0, { op: "put", key: "a", value: "1" })

@@ -141,9 +141,6 @@ export interface Level {
   readonly result: LoopResult
 }
 
-/** Operations per second of a measured window. */
-export const rateOf = (r: LoopResult): number => r.count / r.seconds
-
 /** One row of a closed-loop table: "concurrency  16:  12345 gets/s  p50 ...". */
 export const levelLine = (concurrency: number, r: LoopResult, unit: string, extra = ""): string =>
   `  concurrency ${String(concurrency).padStart(3)}: ${Math.round(r.count / r.seconds)

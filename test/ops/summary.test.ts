@@ -1,6 +1,6 @@
 import t from "tap"
 import type { Level } from "../../ops/bench/common.ts"
-import { summarize } from "../../ops/bench/sideBySide.ts"
+import { summarize } from "../../ops/bench/summary.ts"
 
 /** A level whose window counted `rate` operations in one second. */
 const level = (concurrency: number, rate: number): Level => ({

@@ -1,0 +1,51 @@
+/**
+ * The summary of `side-by-side` rounds (sideBySide.ts): each system's median and range per
+ * concurrency, and the Archio/etcd ratio within each round. Apart from the bench so its test
+ * loads no cluster code.
+ */
+import type { Level } from "./common.ts"
+
+export interface Round {
+  readonly floor: ReadonlyArray<Level>
+  readonly archio: ReadonlyArray<Level>
+  readonly etcd: ReadonlyArray<Level>
+}
+
+const rateAt = (levels: ReadonlyArray<Level>, concurrency: number): number | undefined => {
+  const level = levels.find((l) => l.concurrency === concurrency)
+  return level === undefined ? undefined : level.result.count / level.result.seconds
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+const spread = (xs: ReadonlyArray<number>): string => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return `median ${Math.round(median(sorted))} (${Math.round(sorted[0]!)}-${Math.round(sorted[sorted.length - 1]!)})`
+}
+
+/** The summary lines for the rounds made. */
+export const summarize = (rounds: ReadonlyArray<Round>, levels: ReadonlyArray<number>): string[] => {
+  const lines = [`side by side over ${rounds.length} round(s), puts/s:`]
+  for (const c of levels) {
+    const archio = rounds.map((r) => rateAt(r.archio, c)).filter((x): x is number => x !== undefined)
+    const etcd = rounds.map((r) => rateAt(r.etcd, c)).filter((x): x is number => x !== undefined)
+    const ratios = rounds.flatMap((r) => {
+      const a = rateAt(r.archio, c)
+      const e = rateAt(r.etcd, c)
+      return a === undefined || e === undefined ? [] : [a / e]
+    })
+    const floor = rounds.map((r) => rateAt(r.floor, c)).filter((x): x is number => x !== undefined)
+    const parts = [`  ${String(c).padStart(3)} client(s): Archio ${archio.length > 0 ? spread(archio) : "-"}, etcd ${etcd.length > 0 ? spread(etcd) : "-"}`]
+    if (floor.length > 0) parts.push(`write path ${spread(floor)}`)
+    if (ratios.length > 0) {
+      const ahead = ratios.filter((x) => x > 1).length
+      parts.push(`Archio/etcd within a round: median ${median(ratios).toFixed(2)}, ahead in ${ahead} of ${ratios.length}`)
+    }
+    lines.push(parts.join("; "))
+  }
+  return lines
+}

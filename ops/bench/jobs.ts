@@ -111,7 +111,7 @@ export const jobsEnqueueBench = async (o: BenchOptions): Promise<void> => {
       const one = (): Promise<unknown> => (batch === 1 ? jobs.enqueue(specs[0]!) : jobs.enqueueBatch(specs))
       for (let i = 0; i < 100; i++) await one()
       const what = batch === 1 ? "one jobs.enqueue per request" : `jobs.enqueueBatch of ${batch}`
-      console.log(`jobs enqueue (${what}): 3 nodes, closed-loop producers, ${o.seconds} s per level (${loadNote()})`)
+      console.log(`jobs enqueue (${what}): 3 nodes, closed-loop producers, ${o.seconds} s per level after ${o.warmup} s of warm-up (${loadNote()})`)
       for (const concurrency of levels) {
         const r = await closedLoop(concurrency, o.seconds, one, o)
         const requests = Math.round(r.count / r.seconds)

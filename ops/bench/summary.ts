@@ -22,24 +22,23 @@ const median = (xs: ReadonlyArray<number>): number => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
-const spread = (xs: ReadonlyArray<number>): string => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return `median ${Math.round(median(sorted))} (${Math.round(sorted[0]!)}-${Math.round(sorted[sorted.length - 1]!)})`
-}
+const spread = (xs: ReadonlyArray<number>): string =>
+  xs.length === 0 ? "-" : `median ${Math.round(median(xs))} (${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))})`
 
 /** The summary lines for the rounds made. */
 export const summarize = (rounds: ReadonlyArray<Round>, levels: ReadonlyArray<number>): string[] => {
   const lines = [`side by side over ${rounds.length} round(s), puts/s:`]
   for (const c of levels) {
-    const archio = rounds.map((r) => rateAt(r.archio, c)).filter((x): x is number => x !== undefined)
-    const etcd = rounds.map((r) => rateAt(r.etcd, c)).filter((x): x is number => x !== undefined)
+    // One system's rate at this level in each round that measured it.
+    const rates = (pick: (r: Round) => ReadonlyArray<Level>): number[] =>
+      rounds.map((r) => rateAt(pick(r), c)).filter((x): x is number => x !== undefined)
     const ratios = rounds.flatMap((r) => {
       const a = rateAt(r.archio, c)
       const e = rateAt(r.etcd, c)
       return a === undefined || e === undefined ? [] : [a / e]
     })
-    const floor = rounds.map((r) => rateAt(r.floor, c)).filter((x): x is number => x !== undefined)
-    const parts = [`  ${String(c).padStart(3)} client(s): Archio ${archio.length > 0 ? spread(archio) : "-"}, etcd ${etcd.length > 0 ? spread(etcd) : "-"}`]
+    const floor = rates((r) => r.floor)
+    const parts = [`  ${String(c).padStart(3)} client(s): Archio ${spread(rates((r) => r.archio))}, etcd ${spread(rates((r) => r.etcd))}`]
     if (floor.length > 0) parts.push(`write path ${spread(floor)}`)
     if (ratios.length > 0) {
       const ahead = ratios.filter((x) => x > 1).length

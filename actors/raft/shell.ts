@@ -179,19 +179,21 @@ export const make = (
       while (core.hasReady()) {
         const rd = core.ready()
         for (const m of rd.sendFirst) publish(m)
-        if (rd.committed.length > 0) onCommitted(rd.committed)
-        answerReads(rd)
         // A Ready with nothing to write still queues behind one that has: its acknowledgements
         // may cover entries the earlier write is still making durable.
         if (needsWrite(rd) || queuedWrites > 0) {
           queuedWrites++
           enqueued++
           writes.push(rd)
-          writing ??= writeAll()
+          // The writer starts in a microtask: after the one that flushes the appends just sent
+          // (followers need not wait while we build our batch), before the Applier's drain.
+          writing ??= Promise.resolve().then(writeAll)
         } else {
           core.advance(rd)
           for (const m of rd.messages) publish(m)
         }
+        if (rd.committed.length > 0) onCommitted(rd.committed)
+        answerReads(rd)
       }
     }
 

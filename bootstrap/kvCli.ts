@@ -171,6 +171,13 @@ const checkKey = (what: string, key: string, problems: Array<string>): void => {
   else if (!fitsUtf8(key, maxKeyBytes)) problems.push(`${what} is ${utf8Length(key)} bytes, over the ${maxKeyBytes}-byte limit`)
 }
 
+/** The command's first argument, a key (`minArgs` guarantees it is there). */
+const keyArg = (a: Args, problems: Array<string>): string => {
+  const key = a.positional[0]!
+  checkKey("<key>", key, problems)
+  return key
+}
+
 /** A prefix or range bound: like a key, but may be empty. */
 const checkBound = (what: string, bound: string | undefined, problems: Array<string>): void => {
   if (bound !== undefined && bound !== "") checkKey(what, bound, problems)
@@ -251,8 +258,7 @@ that does not exist prints "not found" on stderr and exits 1.`,
   examples: ["archio kv get users/42", "archio kv get users/42 --json --stale"],
   prepare: (a) => {
     const problems: Array<string> = []
-    const key = a.positional[0]!
-    checkKey("<key>", key, problems)
+    const key = keyArg(a, problems)
     if (problems.length > 0) return { problems }
     return {
       run: async (s) => {
@@ -282,8 +288,7 @@ standard input, byte for byte (a trailing newline is kept).`,
   examples: ["archio kv put users/42 luffy", "archio kv put session/ab token --ttl 60000", "archio kv put config/app - < app.json"],
   prepare: async (a, stdin) => {
     const problems: Array<string> = []
-    const key = a.positional[0]!
-    checkKey("<key>", key, problems)
+    const key = keyArg(a, problems)
     const ttl = integerFlag(a, "--ttl", 1, Number.MAX_SAFE_INTEGER, problems)
     const value = await valueArg(a.positional[1]!, problems.length > 0 ? undefined : stdin)
     if (value !== undefined) checkValue("<value>", value, problems)
@@ -308,8 +313,7 @@ changes nothing.`,
   examples: ["archio kv del users/42"],
   prepare: (a) => {
     const problems: Array<string> = []
-    const key = a.positional[0]!
-    checkKey("<key>", key, problems)
+    const key = keyArg(a, problems)
     if (problems.length > 0) return { problems }
     return {
       run: async (s) => {
@@ -337,8 +341,7 @@ with the key's current revision and exits 1. "-" reads the value from standard i
   examples: ["archio kv cas lock/job7 worker-3 --expect 0", "archio kv cas users/42 zoro --expect 12"],
   prepare: async (a, stdin) => {
     const problems: Array<string> = []
-    const key = a.positional[0]!
-    checkKey("<key>", key, problems)
+    const key = keyArg(a, problems)
     const ttl = integerFlag(a, "--ttl", 1, Number.MAX_SAFE_INTEGER, problems)
     const expect = integerFlag(a, "--expect", 0, Number.MAX_SAFE_INTEGER, problems)
     if (valueOf(a, "--expect") === undefined) {

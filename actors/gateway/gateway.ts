@@ -21,6 +21,7 @@ import type { JobWorker } from "../jobs/jobWorker.ts"
 import type { Consensus } from "../raft/shell.ts"
 import { decodeJobGet, decodeLease, decodeList, decodeListCursor, decodeStats, jobWrites, listLimit, toJobView } from "./jobRequests.ts"
 import type { RequestMetrics } from "./metrics.ts"
+import { opt } from "./optional.ts"
 import * as Responders from "./responder.ts"
 import type { Responder } from "./responder.ts"
 import * as Service from "./service.ts"
@@ -104,10 +105,6 @@ const writes: Record<string, Decode> = Object.fromEntries([
   ...Object.entries(kvWrites).map(([op, decode]) => [`kv.${op}`, decode]),
   ...Object.entries(jobWrites).map(([op, decode]) => [`jobs.${op}`, decode])
 ])
-
-/** `{ [name]: value }` when value is present, `{}` otherwise (exactOptionalPropertyTypes). */
-const opt = <K extends string, V>(name: K, value: V | undefined): { [P in K]?: V } =>
-  (value === undefined ? {} : { [name]: value }) as { [P in K]?: V }
 
 export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Consensus, applier: Applier, jobWorker: JobWorker) =>
   Effect.gen(function* () {

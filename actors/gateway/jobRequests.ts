@@ -10,6 +10,7 @@ import { makeDecoder } from "../../protocol/json.ts"
 import { defaultPageLimit } from "../../protocol/limits.ts"
 import type { LoggedJobCommand } from "../applier/applier.ts"
 import type { JobRecord, JobSpec } from "../applier/jobState.ts"
+import { opt } from "./optional.ts"
 
 const decodeEnqueue = makeDecoder(Client.EnqueueRequest)
 const decodeEnqueueBatch = makeDecoder(Client.EnqueueBatchRequest)
@@ -25,10 +26,6 @@ export const decodeLease = makeDecoder(Client.LeaseRequest)
 export const decodeJobGet = makeDecoder(Client.JobGetRequest)
 export const decodeList = makeDecoder(Client.ListRequest)
 export const decodeStats = makeDecoder(Client.StatsRequest)
-
-/** `{ [name]: value }` when value is present, `{}` otherwise (exactOptionalPropertyTypes). */
-const opt = <K extends string, V>(name: K, value: V | undefined): { [P in K]?: V } =>
-  (value === undefined ? {} : { [name]: value }) as { [P in K]?: V }
 
 const toSpec = (s: Client.JobSpec): JobSpec => ({
   queue: s.queue,

@@ -10,6 +10,9 @@ import { join } from "node:path"
 import { LocalCluster } from "../cluster.ts"
 import { startNatsServer } from "../natsServer.ts"
 import { ArchioClient } from "../../protocol/archioClient.ts"
+import { perSecond, type LoopResult } from "./results.ts"
+
+export type { Level, LoopResult } from "./results.ts"
 
 /** Options every benchmark gets from the command line (run.ts); absent ones use the bench's default. */
 export interface BenchOptions {
@@ -69,20 +72,6 @@ export const withCluster = async <A>(run: (env: ClusterRun) => Promise<A>, env?:
   }
 }
 
-export interface LoopResult {
-  /** Operations completed in the window. */
-  readonly count: number
-  /** Latency of each, ms, ascending. */
-  readonly sorted: ReadonlyArray<number>
-  readonly seconds: number
-  /** CPU of this process and of its child processes over the window. */
-  readonly cpu: string
-  /** CPU that processes outside the run used over the window, % of one core. */
-  readonly others: number
-  /** Which measurement this is (1 unless the first ones were disturbed). */
-  readonly attempt: number
-}
-
 /** A window in which other processes used more than this (% of one core) is measured again. */
 export const disturbedOthers = 25
 
@@ -135,15 +124,9 @@ export const closedLoop = async (
   return best!
 }
 
-/** One measured level of a closed-loop benchmark. */
-export interface Level {
-  readonly concurrency: number
-  readonly result: LoopResult
-}
-
 /** One row of a closed-loop table: "concurrency  16:  12345 gets/s  p50 ...". */
 export const levelLine = (concurrency: number, r: LoopResult, unit: string, extra = ""): string =>
-  `  concurrency ${String(concurrency).padStart(3)}: ${Math.round(r.count / r.seconds)
+  `  concurrency ${String(concurrency).padStart(3)}: ${Math.round(perSecond(r))
     .toString()
     .padStart(6)} ${unit}/s  ${latencyLine(r.sorted)}${extra}\n      cpu: ${r.cpu}`
 

@@ -26,6 +26,7 @@ import { binPath } from "../cluster.ts"
 import { JobsClient } from "../../protocol/jobsClient.ts"
 import type { JobSpec } from "../../protocol/client.ts"
 import { closedLoop, cpuMeter, fmt, latencyLine, levelLine, loadNote, percentile, sleep, waitQuiet, withCluster, type BenchOptions } from "./common.ts"
+import { perSecond } from "./results.ts"
 
 /** The wall-clock time in ms with sub-ms precision, comparable across processes of one machine. */
 const wallMs = (): number => performance.timeOrigin + performance.now()
@@ -114,7 +115,7 @@ export const jobsEnqueueBench = async (o: BenchOptions): Promise<void> => {
       console.log(`jobs enqueue (${what}): 3 nodes, closed-loop producers, ${o.seconds} s per level after ${o.warmup} s of warm-up (${loadNote()})`)
       for (const concurrency of levels) {
         const r = await closedLoop(concurrency, o.seconds, one, o)
-        const requests = Math.round(r.count / r.seconds)
+        const requests = Math.round(perSecond(r))
         console.log(levelLine(concurrency, { ...r, count: r.count * batch }, "jobs", batch === 1 ? "" : ` (${requests} requests/s; latency per request)`))
       }
     }, o.nodeEnv)

@@ -1,9 +1,8 @@
 /**
  * The summary of `side-by-side` rounds (sideBySide.ts): each system's median and range per
- * concurrency, and the Archio/etcd ratio within each round. Apart from the bench so its test
- * loads no cluster code.
+ * concurrency, and the Archio/etcd ratio within each round.
  */
-import type { Level } from "./common.ts"
+import { perSecond, type Level } from "./results.ts"
 
 export interface Round {
   readonly floor: ReadonlyArray<Level>
@@ -13,7 +12,7 @@ export interface Round {
 
 const rateAt = (levels: ReadonlyArray<Level>, concurrency: number): number | undefined => {
   const level = levels.find((l) => l.concurrency === concurrency)
-  return level === undefined ? undefined : level.result.count / level.result.seconds
+  return level === undefined ? undefined : perSecond(level.result)
 }
 
 const median = (xs: ReadonlyArray<number>): number => {

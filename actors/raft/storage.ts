@@ -19,9 +19,24 @@ export type Sublevel<K, V> = AbstractSublevel<AnyLevel, any, K, V>
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BatchOp = AbstractBatchOperation<AnyLevel, any, any>
 
-/** classic-level honours `sync` (fsync before the batch resolves); memory-level ignores it. */
-export const writeBatch = (db: AnyLevel, ops: BatchOp[], sync: boolean): Promise<void> =>
-  db.batch(ops, { sync } as object)
+/**
+ * Writes `ops` as one atomic batch. classic-level honours `sync` (fsync before the batch
+ * resolves); memory-level ignores it.
+ *
+ * A chained batch, not `db.batch(array)`: classic-level reads an array's operations back in
+ * C++ through N-API property lookups, about 9 µs an operation on this machine (a 77-operation
+ * batch of applied state blocked the event loop ~870 µs), where a chained batch hands each
+ * key and value over as plain arguments (~210 µs for the same batch, encoding included).
+ */
+export const writeBatch = (db: AnyLevel, ops: ReadonlyArray<BatchOp>, sync: boolean): Promise<void> => {
+  const batch = db.batch()
+  for (const op of ops) {
+    const options = { sublevel: op.sublevel }
+    if (op.type === "put") batch.put(op.key, op.value, options)
+    else batch.del(op.key, options)
+  }
+  return batch.write({ sync } as object)
+}
 
 export interface RaftStores {
   readonly db: AnyLevel

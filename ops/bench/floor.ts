@@ -4,11 +4,13 @@
  *         with fdatasync, alone and three processes at once (as in a local cluster);
  *   transport: a cross-process TCP echo, a NATS request/reply through nats-server, and the
  *         client CPU of one `nats.request` against a hand-rolled inbox mux;
- *   write-path: one client's put along Archio's path with nothing else (see writePath).
+ *   write-path: one client's put along Archio's path with nothing else (see writePath), once
+ *         with the log in LevelDB as Archio keeps it and once in a file sized up front as
+ *         etcd keeps its WAL.
  */
 import { spawn } from "node:child_process"
-import { fdatasyncSync, ftruncateSync, openSync, writeSync, closeSync } from "node:fs"
-import { mkdtemp, rm } from "node:fs/promises"
+import { constants, fdatasyncSync, ftruncateSync, openSync, writeSync, closeSync } from "node:fs"
+import { mkdtemp, open, rm } from "node:fs/promises"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -124,26 +126,38 @@ export const transport = async (): Promise<void> => {
   await server.stop()
 }
 
+/** Where the write path's processes keep their log. */
+export type PathLog = "leveldb" | "preallocated"
+
+const pathLogNames: Record<PathLog, string> = {
+  leveldb: "synced LevelDB batches (Archio's log)",
+  preallocated: "a file sized up front, written in place with O_DSYNC (etcd's WAL)"
+}
+
 /**
  * The path of one client's put with nothing of Archio on it: no Raft, no state machine, no
- * schema. The client's request crosses nats-server to a "leader" process, which writes it in a
- * synced LevelDB batch and sends it to two "follower" processes; each writes it the same way and
- * answers. The reply leaves once the leader's copy and one follower's are synced (a majority).
- * Four nats-server crossings and synced LevelDB writes, as for an Archio put: what one client's
- * put costs at the least with this design on this machine.
+ * schema. The client's request crosses nats-server to a "leader" process, which writes it to
+ * its log and sends it to two "follower" processes; each writes it the same way and answers.
+ * The reply leaves once the leader's copy and one follower's are durable (a majority). Four
+ * nats-server crossings and one durable write per process, as for an Archio put: what one
+ * client's put costs at the least with this design on this machine. With `preallocated` the
+ * log is a file that appends do not grow (as etcd's WAL), so a sync flushes data and no
+ * file-system metadata: what the same path would cost with etcd's kind of log.
  */
-export const writePath = async (seconds: number, warmup: number, valueBytes: number): Promise<Level[]> => {
+export const writePath = async (seconds: number, warmup: number, valueBytes: number, log: PathLog): Promise<Level[]> => {
   const server = await startNatsServer()
   const dirs = await Promise.all([0, 1, 2].map(() => mkdtemp(join(tmpdir(), "archio-path-"))))
   const roles = ["leader", "f1", "f2"]
   const children = roles.map((role, i) =>
-    spawn(process.execPath, ["--import", "tsx", self, "path-child", server.url, dirs[i]!, "--id", role], { stdio: ["ignore", "pipe", "inherit"] })
+    spawn(process.execPath, ["--import", "tsx", self, "path-child", server.url, dirs[i]!, role, log], { stdio: ["ignore", "pipe", "inherit"] })
   )
   try {
     await Promise.all(children.map((c) => new Promise<void>((resolve) => c.stdout.once("data", () => resolve()))))
     const nc = await connect({ servers: server.url, noAsyncTraces: true })
     const value = new Uint8Array(valueBytes).fill(120)
-    console.log(`write-path: leader and two followers, synced LevelDB writes, no Raft, ${valueBytes}-byte values, ${seconds} s after ${warmup} s of warm-up, closed loop (${loadNote()})`)
+    console.log(
+      `write-path: leader and two followers, log in ${pathLogNames[log]}, no Raft, ${valueBytes}-byte values, ${seconds} s after ${warmup} s of warm-up, closed loop (${loadNote()})`
+    )
     const r = await closedLoop(1, seconds, () => nc.request("path.put", value, { timeout: 2000 }), { warmup })
     console.log(levelLine(1, r, "puts"))
     await nc.close()
@@ -156,12 +170,35 @@ export const writePath = async (seconds: number, warmup: number, valueBytes: num
   }
 }
 
+/** Both kinds of log, one after the other. */
+export const writePaths = async (seconds: number, warmup: number, valueBytes: number): Promise<Record<PathLog, Level[]>> => ({
+  leveldb: await writePath(seconds, warmup, valueBytes, "leveldb"),
+  preallocated: await writePath(seconds, warmup, valueBytes, "preallocated")
+})
+
+/** Opens a write path process's log: `append(seq, data)` resolves once the record is durable. */
+const openPathLog = async (dir: string, log: PathLog): Promise<(seq: number, data: Uint8Array) => Promise<unknown>> => {
+  if (log === "leveldb") {
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, "db"), { keyEncoding: "view", valueEncoding: "view" })
+    await db.open()
+    // Keyed as Archio's log is.
+    return (seq, data) => db.batch([{ type: "put", key: encodeUint64Key(seq), value: data }], { sync: true } as object)
+  }
+  const file = await open(join(dir, "wal"), constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC)
+  await file.truncate(64 << 20)
+  let end = 0
+  return (_seq, data) => {
+    const at = end
+    end += data.length
+    return file.write(data, 0, data.length, at)
+  }
+}
+
 /** One process of writePath: the leader (who answers the client) or a follower. */
-const pathChild = async (url: string, dir: string, role: string): Promise<void> => {
+const pathChild = async (url: string, dir: string, role: string, log: PathLog): Promise<void> => {
   const nc = await connect({ servers: url, noAsyncTraces: true })
-  const db = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, "db"), { keyEncoding: "view", valueEncoding: "view" })
-  await db.open()
-  // Each message starts with the put's sequence number; the log is keyed as Archio's is.
+  const append = await openPathLog(dir, log)
+  // Each message starts with the put's sequence number.
   const seqOf = (bytes: Uint8Array): number => new DataView(bytes.buffer, bytes.byteOffset).getUint32(0)
   if (role === "leader") {
     let seq = 0
@@ -181,7 +218,7 @@ const pathChild = async (url: string, dir: string, role: string): Promise<void> 
         const body = new Uint8Array(4 + m.data.length)
         new DataView(body.buffer).setUint32(0, s)
         body.set(m.data, 4)
-        void db.batch([{ type: "put", key: encodeUint64Key(s), value: m.data }], { sync: true } as object).then(() => stored(s))
+        void append(s, m.data).then(() => stored(s))
         nc.publish("path.append.f1", body)
         nc.publish("path.append.f2", body)
       }
@@ -190,7 +227,7 @@ const pathChild = async (url: string, dir: string, role: string): Promise<void> 
     nc.subscribe(`path.append.${role}`, {
       callback: (_e, m) => {
         const s = seqOf(m.data)
-        void db.batch([{ type: "put", key: encodeUint64Key(s), value: m.data.subarray(4) }], { sync: true } as object).then(() => nc.publish("path.ack", m.data.subarray(0, 4)))
+        void append(s, m.data.subarray(4)).then(() => nc.publish("path.ack", m.data.subarray(0, 4)))
       }
     })
   }
@@ -200,7 +237,7 @@ const pathChild = async (url: string, dir: string, role: string): Promise<void> 
 
 // Child roles for the measurements above.
 if (process.argv[2] === "path-child") {
-  await pathChild(process.argv[3]!, process.argv[4]!, process.argv[6]!)
+  await pathChild(process.argv[3]!, process.argv[4]!, process.argv[5]!, process.argv[6] as PathLog)
 } else if (process.argv[2] === "disk-child") {
   const r = await diskOnce(process.argv[3]!)
   console.log(`LevelDB ${us(r.level)} / fdatasync ${us(r.fdatasync)}`)

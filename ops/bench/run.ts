@@ -12,7 +12,8 @@
  *   npm run bench -- jobs-latency [--seconds 10]
  *   npm run bench -- jobs                  (the three jobs-* above)
  *   npm run bench -- disk | transport      (the machine's floor: fsync and NATS hop costs)
- *   npm run bench -- write-path [--seconds 10]  (one client's put along Archio's path, nothing else)
+ *   npm run bench -- write-path [--seconds 10]  (one client's put along Archio's path, nothing else;
+ *                                               its log in LevelDB, then in a preallocated file)
  *
  * Each benchmark lives in its own module beside this one (writes.ts, reads.ts, cas.ts,
  * jobs.ts; shared helpers in common.ts). Every measured level first runs the same load for
@@ -25,7 +26,7 @@ import { parseArgs } from "node:util"
 import { casBench } from "./cas.ts"
 import type { BenchOptions } from "./common.ts"
 import { etcdWriteBench } from "./etcd.ts"
-import { disk, transport, writePath } from "./floor.ts"
+import { disk, transport, writePaths } from "./floor.ts"
 import { jobsBench, jobsE2eBench, jobsEnqueueBench, jobsLatencyBench } from "./jobs.ts"
 import { readBench } from "./reads.ts"
 import { sideBySide } from "./sideBySide.ts"
@@ -82,7 +83,7 @@ const benches: Record<string, (o: BenchOptions) => Promise<unknown>> = {
   "jobs-latency": jobsLatencyBench,
   disk: () => disk(),
   transport: () => transport(),
-  "write-path": (o) => writePath(o.seconds, o.warmup, o.valueBytes)
+  "write-path": (o) => writePaths(o.seconds, o.warmup, o.valueBytes)
 }
 const which = positionals.length === 0 ? ["write", "failover"] : positionals
 for (const name of which) {

@@ -5,7 +5,9 @@
 import { perSecond, type Level } from "./results.ts"
 
 export interface Round {
+  /** The write path with Archio's LevelDB log, and with a log file sized up front (floor.ts). */
   readonly floor: ReadonlyArray<Level>
+  readonly floorPreallocated: ReadonlyArray<Level>
   readonly archio: ReadonlyArray<Level>
   readonly etcd: ReadonlyArray<Level>
 }
@@ -37,8 +39,10 @@ export const summarize = (rounds: ReadonlyArray<Round>, levels: ReadonlyArray<nu
       return a === undefined || e === undefined ? [] : [a / e]
     })
     const floor = rates((r) => r.floor)
+    const floorPreallocated = rates((r) => r.floorPreallocated)
     const parts = [`  ${String(c).padStart(3)} client(s): Archio ${spread(rates((r) => r.archio))}, etcd ${spread(rates((r) => r.etcd))}`]
     if (floor.length > 0) parts.push(`write path ${spread(floor)}`)
+    if (floorPreallocated.length > 0) parts.push(`write path with a preallocated log ${spread(floorPreallocated)}`)
     if (ratios.length > 0) {
       const ahead = ratios.filter((x) => x > 1).length
       parts.push(`Archio/etcd within a round: median ${median(ratios).toFixed(2)}, ahead in ${ahead} of ${ratios.length}`)

@@ -4,6 +4,8 @@
  */
 import t, { type Test } from "tap"
 import { nextRandom } from "../../../actors/raft/random.ts"
+import { newProgress, quorumValue } from "../../../actors/raft/replicator.ts"
+import type { RaftState } from "../../../actors/raft/state.ts"
 import type { NodeId, RaftMessage } from "../../../protocol/raft.ts"
 import { Cluster, entriesOf, is } from "./harness.ts"
 
@@ -363,4 +365,20 @@ t.test("appends are the heartbeats: a follower sent one since the last heartbeat
   c.deliverAll()
   for (const id of c.ids) t.same(c.applied(id), ["x"])
   t.same(c.leaders(), [leader])
+})
+
+t.test("quorumValue: the quorum-th largest of ours and the followers', for clusters of 1 to 7", async (t) => {
+  const rng = { rng: 17 }
+  const random = (n: number): number => Math.floor(nextRandom(rng) * n)
+  for (let trial = 0; trial < 2000; trial++) {
+    const size = 1 + random(7)
+    const peers = Array.from({ length: size - 1 }, (_, i) => `p${i}`)
+    const own = random(6)
+    const s = { peers, quorum: Math.floor(size / 2) + 1, progress: new Map() } as unknown as RaftState
+    for (const p of peers) s.progress.set(p, { ...newProgress({ log: { lastIndex: 0 } } as unknown as RaftState), match: random(6) })
+    const sorted = [own, ...peers.map((p) => s.progress.get(p)!.match)].sort((a, b) => b - a)
+    const got = quorumValue(s, own, (pr) => pr.match)
+    if (got !== sorted[s.quorum - 1]) t.fail(`own ${own}, matches ${sorted.join(",")}: got ${got}, want ${sorted[s.quorum - 1]}`)
+  }
+  t.pass("2,000 random clusters agree with sorting")
 })

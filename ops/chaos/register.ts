@@ -11,7 +11,9 @@
  *   the history records the value (`[expected, new]`) and the revision (`expectedRevision`).
  * - Outcomes: a reply is `ok`; `conflict`, `bad_request`, `too_large` are `fail` (refused, not
  *   applied); anything else (`unavailable` or `timeout` after the client's retries, `internal`,
- *   a closed connection) is `info`: an earlier attempt may have been applied.
+ *   a closed connection) is `info`: an earlier attempt may have been applied. A refused cas
+ *   records the key's mod revision the server reported (`revision`): the checker uses it to
+ *   name the value the refusal saw.
  * - Keys rotate: after `opsPerKey` operations a slot moves on to a fresh key (`r<slot>-<gen>`),
  *   as Jepsen's independent keys do, which keeps each key's search small.
  * - At the end, once the cluster settled, one final client per server reads every key.
@@ -63,8 +65,20 @@ interface Seen {
 
 const failCodes = new Set(["conflict", "bad_request", "too_large"])
 
-const outcomeOf = (e: unknown): { readonly type: Completion; readonly error: string; readonly message: string } => {
-  if (e instanceof ArchioError) return { type: failCodes.has(e.code) ? "fail" : "info", error: e.code, message: e.message.slice(0, 200) }
+interface Outcome {
+  readonly type: Completion
+  readonly error: string
+  readonly message: string
+  /** On a cas `conflict`: the key's mod revision when the cas was refused (the checker maps it to a value). */
+  readonly revision?: number
+}
+
+const outcomeOf = (e: unknown): Outcome => {
+  if (e instanceof ArchioError) {
+    const outcome = { type: failCodes.has(e.code) ? "fail" : "info", error: e.code, message: e.message.slice(0, 200) } as const
+    const revision = e.detail?.["revision"]
+    return typeof revision === "number" ? { ...outcome, revision } : outcome
+  }
   return { type: "info", error: "exception", message: (e instanceof Error ? e.message : String(e)).slice(0, 200) }
 }
 
@@ -173,8 +187,8 @@ export class RegisterWorkload implements Workload {
               this.observe(key, value, res.revision)
               done("ok", [expect.value, value], { revision: res.revision, node: nodeOf(res) })
             } catch (e) {
-              const o = outcomeOf(e)
-              done(o.type, [expect.value, value], { error: o.error, message: o.message })
+              const { type, ...diagnostics } = outcomeOf(e)
+              done(type, [expect.value, value], diagnostics)
             }
           }
           if (thinkMs > 0) await sleep(c.rng.int(0, thinkMs))

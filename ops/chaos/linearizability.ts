@@ -21,11 +21,36 @@
  *
  * Register model (per key): state = the value (null = absent). `read v` fits when the state is
  * v; `write v` always fits and sets v; `cas [from, to]` fits when the state is `from` and sets
- * `to`. Failed operations (`fail`: definitely not applied, e.g. a cas conflict) are left out, as
- * Knossos does; a read whose outcome is unknown says nothing and is left out too. An unknown
- * write or cas whose value nobody ever observed (no read returned it, no cas expected it) is
- * also left out: leaving it out can only keep a linearization valid (nothing depended on its
- * value), and without this each timeout would double the search space.
+ * `to`; a refused cas (`cas-refused`, below) fits when the state is not `from` and changes
+ * nothing. A read whose outcome is unknown says nothing and is left out. Other failed
+ * operations (`fail`: definitely not applied: a refused write, a `bad_request`) are left out, as
+ * Knossos does.
+ *
+ * Refused cas. A cas refused with `conflict` was applied as a refusal: at some point while it
+ * ran, the key's mod revision was not the expected one. Written values are unique and every
+ * expectation names the revision that wrote its value (register.ts), so "not the expected
+ * revision" is "the value was not `from`": the search places the refusal like a read that fits
+ * any other value, and a wrong refusal is a violation instead of a dropped operation. (The
+ * session's refusal of an out-of-date retry is also a `conflict`, but never reaches a recorded
+ * operation: the client has one write per lane in flight, and moves on only when it ended.)
+ *
+ * Leaving operations out, to keep the search small; each removal keeps the history's verdict:
+ * - An unknown write or cas of w (w = what it writes) is left out when nothing could depend on
+ *   it: no read returned w, no cas expected w, and no refusal that expected something other
+ *   than w returned after its call (so could be placed after it). In any linearization
+ *   containing it, no operation then sits between it and the next write (each would need the
+ *   state w), so removing it changes no other step; and a history valid without it is valid
+ *   with it ("never happened"). Without this each timeout would double the search space. A
+ *   refusal is what an unknown write can explain (the value differed from `from` only because
+ *   the timed-out write took effect), so it keeps the unknown writes called before it returned.
+ * - A refusal is left out when `from` was certainly gone before it was called: every operation
+ *   writing `from` is acknowledged and was followed, in real time and before the refusal's
+ *   call, by an acknowledged write of another value (so was the initial state, if `from` is
+ *   absent). Wherever the refusal is placed, the last write before it wrote another value: it
+ *   fits everywhere and constrains nothing. Most refusals are of this kind (the workload
+ *   expects stale values on purpose), and leaving them out keeps them from pinning unknown
+ *   writes in.
+ * Both rules run until neither removes anything (each removal can enable the other).
  */
 import { pairOps, type HistoryEntry, type PairedOp } from "./history.ts"
 
@@ -230,6 +255,8 @@ export type RegisterInput =
   | { readonly f: "read"; readonly value: number }
   | { readonly f: "write"; readonly value: number }
   | { readonly f: "cas"; readonly from: number; readonly to: number }
+  /** A cas refused with `conflict`: the value was not `from`. */
+  | { readonly f: "cas-refused"; readonly from: number }
 
 export const registerModel: Model<number, RegisterInput> = {
   init: 0,
@@ -241,6 +268,8 @@ export const registerModel: Model<number, RegisterInput> = {
         return input.value
       case "cas":
         return input.from === state ? input.to : undefined
+      case "cas-refused":
+        return input.from !== state ? state : undefined
     }
   },
   hash: (state) => state
@@ -249,8 +278,11 @@ export const registerModel: Model<number, RegisterInput> = {
 export interface KeyResult {
   readonly key: string
   readonly result: "ok" | "violation" | "unknown"
-  /** Operations searched (after leaving out failed ones and unobserved unknown ones). */
+  /** Operations searched (after leaving out failed ones and those nothing depends on). */
   readonly ops: number
+  /** Of those: unknown writes and cas kept in, and refused cas searched as observations. */
+  readonly unknown: number
+  readonly refused: number
   readonly steps: number
   readonly ms: number
 }
@@ -260,6 +292,14 @@ export interface Violation {
   /** A readable account: the operation that could not be placed, the longest valid prefix. */
   readonly explanation: string
   readonly deepest: Deepest<number>
+}
+
+/** What became of the cas refused with `conflict` (see the module comment). */
+export interface RefusedCasCounts {
+  /** Searched as observations ("the value was not `from`"). */
+  readonly searched: number
+  /** Left out: their expected value was certainly overwritten before they were called. */
+  readonly leftOut: number
 }
 
 export interface RegisterReport {
@@ -276,6 +316,9 @@ export interface RegisterReport {
   /** Operations that entered the search, and unknown writes left out as unobserved. */
   readonly searched: number
   readonly prunedUnknown: number
+  /** Unknown writes and cas that entered the search. */
+  readonly keptUnknown: number
+  readonly refusedCas: RefusedCasCounts
   readonly results: ReadonlyArray<KeyResult>
   readonly violations: ReadonlyArray<Violation>
   readonly unknownKeys: ReadonlyArray<string>
@@ -303,9 +346,22 @@ const asValue = (v: unknown, where: string): string | null => {
   throw new Error(`history: ${where}: register values are strings or null, got ${JSON.stringify(v)}`)
 }
 
+const casValues = (op: PairedOp): readonly [string | null, string | null] => {
+  const v = op.invoke.value
+  if (!Array.isArray(v) || v.length !== 2) throw new Error(`history: cas #${op.id}: value must be [expected, new]`)
+  return [asValue(v[0], `cas #${op.id}`), asValue(v[1], `cas #${op.id}`)]
+}
+
+/** A cas the server refused because the key was not at the expected revision. */
+const isRefusedCas = (op: PairedOp): boolean => op.f === "cas" && op.type === "fail" && op.complete?.error === "conflict"
+
 interface Prepared {
   readonly ops: Array<Operation<RegisterInput>>
+  /** Unknown writes and cas left out: nothing could depend on them. */
   readonly pruned: number
+  /** Unknown writes and cas searched. */
+  readonly keptUnknown: number
+  readonly refused: RefusedCasCounts
   readonly names: ReadonlyArray<string | null>
 }
 
@@ -323,53 +379,99 @@ export const prepareRegisterKey = (ops: ReadonlyArray<PairedOp>): Prepared => {
     }
     return id
   }
-  type Candidate = { readonly op: PairedOp; readonly input: RegisterInput; readonly unknown: boolean }
+  type Candidate = { readonly op: PairedOp; readonly input: RegisterInput; readonly unknown: boolean; readonly call: number; readonly ret: number }
   const candidates: Candidate[] = []
-  for (const op of ops) {
-    if (op.type === "fail") continue
+  const add = (op: PairedOp, input: RegisterInput): void => {
     const unknown = op.type === "info"
+    candidates.push({ op, input, unknown, call: op.invoke.time, ret: unknown ? Infinity : op.end! })
+  }
+  for (const op of ops) {
     if (op.f === "read") {
-      if (unknown) continue
-      candidates.push({ op, unknown, input: { f: "read", value: intern(asValue(op.complete?.value, `read #${op.id}`)) } })
+      if (op.type === "ok") add(op, { f: "read", value: intern(asValue(op.complete?.value, `read #${op.id}`)) })
     } else if (op.f === "write") {
-      candidates.push({ op, unknown, input: { f: "write", value: intern(asValue(op.invoke.value, `write #${op.id}`)) } })
+      if (op.type !== "fail") add(op, { f: "write", value: intern(asValue(op.invoke.value, `write #${op.id}`)) })
     } else if (op.f === "cas") {
-      const v = op.invoke.value
-      if (!Array.isArray(v) || v.length !== 2) throw new Error(`history: cas #${op.id}: value must be [expected, new]`)
-      candidates.push({ op, unknown, input: { f: "cas", from: intern(asValue(v[0], `cas #${op.id}`)), to: intern(asValue(v[1], `cas #${op.id}`)) } })
+      const [from, to] = casValues(op)
+      if (op.type !== "fail") add(op, { f: "cas", from: intern(from), to: intern(to) })
+      else if (isRefusedCas(op)) add(op, { f: "cas-refused", from: intern(from) })
     } else {
       throw new Error(`history: operation #${op.id} has f "${op.f}"; the register checker knows read, write and cas`)
     }
   }
-  // Leave out unknown writes whose value nobody observed, until nothing changes (an unknown cas
-  // left out no longer makes its expected value observed).
+
+  const written = (input: RegisterInput): number | undefined => (input.f === "write" ? input.value : input.f === "cas" ? input.to : undefined)
+  // Acknowledged operations are never left out, so these stay valid through the loop below.
+  const acknowledgedWrites = candidates.filter((c) => !c.unknown && written(c.input) !== undefined)
   const kept = new Set(candidates)
-  for (;;) {
-    const observed = new Set<number>()
+  /** Some acknowledged write of a value other than `value` lies, in real time, inside (after, before). */
+  const overwrittenBetween = (value: number, after: number, before: number): boolean =>
+    acknowledgedWrites.some((x) => x.call > after && x.ret < before && written(x.input) !== value)
+  /** No placement at or after `call` can find the state at `value` (see the module comment). */
+  const certainlyGoneBy = (value: number, call: number): boolean => {
+    if (value === 0 && !overwrittenBetween(0, -Infinity, call)) return false
     for (const c of kept) {
-      if (c.input.f === "read") observed.add(c.input.value)
-      else if (c.input.f === "cas") observed.add(c.input.from)
+      if (written(c.input) !== value) continue
+      if (c.unknown || !overwrittenBetween(value, c.ret, call)) return false
     }
-    let changed = false
+    return true
+  }
+  // Until nothing changes: leaving out a refused cas can free an unknown write, and leaving out
+  // an unknown write (or cas) can make an expected value unobserved or certainly gone.
+  for (let changed = true; changed; ) {
+    changed = false
     for (const c of kept) {
-      if (!c.unknown) continue
-      const written = c.input.f === "write" ? c.input.value : c.input.f === "cas" ? c.input.to : -1
-      if (!observed.has(written)) {
+      if (c.input.f === "cas-refused" && certainlyGoneBy(c.input.from, c.call)) {
         kept.delete(c)
         changed = true
       }
     }
-    if (!changed) break
+    const observed = new Set<number>()
+    /** Refusals fit any state but `from`. */
+    const refusals: Array<{ readonly from: number; readonly ret: number }> = []
+    for (const c of kept) {
+      if (c.input.f === "read") observed.add(c.input.value)
+      else if (c.input.f === "cas") observed.add(c.input.from)
+      else if (c.input.f === "cas-refused") refusals.push({ from: c.input.from, ret: c.ret })
+    }
+    for (const c of kept) {
+      if (!c.unknown) continue
+      const value = written(c.input)!
+      if (observed.has(value)) continue
+      if (refusals.some((r) => r.ret >= c.call && r.from !== value)) continue
+      kept.delete(c)
+      changed = true
+    }
   }
+
   const out: Array<Operation<RegisterInput>> = []
+  let keptUnknown = 0
+  let refused = 0
+  let refusedTotal = 0
   for (const c of candidates) {
+    if (c.input.f === "cas-refused") refusedTotal++
     if (!kept.has(c)) continue
-    out.push({ id: c.op.id, call: c.op.invoke.time, ret: c.unknown ? Infinity : c.op.end!, input: c.input })
+    if (c.unknown) keptUnknown++
+    if (c.input.f === "cas-refused") refused++
+    out.push({ id: c.op.id, call: c.call, ret: c.ret, input: c.input })
   }
-  return { ops: out, pruned: candidates.length - kept.size, names }
+  const unknownTotal = candidates.filter((c) => c.unknown).length
+  return {
+    ops: out,
+    pruned: unknownTotal - keptUnknown,
+    keptUnknown,
+    refused: { searched: refused, leftOut: refusedTotal - refused },
+    names
+  }
 }
 
-const explain = (key: string, deepest: Deepest<number>, byId: ReadonlyMap<number, PairedOp>, names: ReadonlyArray<string | null>, keyOps: ReadonlyArray<PairedOp>): string => {
+const explain = (
+  key: string,
+  deepest: Deepest<number>,
+  byId: ReadonlyMap<number, PairedOp>,
+  prepared: Prepared,
+  keyOps: ReadonlyArray<PairedOp>
+): string => {
+  const names = prepared.names
   const lines: string[] = []
   const blocked = byId.get(deepest.blocked)!
   lines.push(`key ${key}: not linearizable.`)
@@ -381,6 +483,10 @@ const explain = (key: string, deepest: Deepest<number>, byId: ReadonlyMap<number
     )
     if (v !== null && writers.length === 0) lines.push(`  No operation ever wrote ${show(v)} to ${key}.`)
     for (const w of writers) if (w.type === "fail") lines.push(`  It reads the value of a write reported as failed: ${describeOp(w)}.`)
+  }
+  if (isRefusedCas(blocked)) {
+    const [from] = casValues(blocked)
+    lines.push(`  It was refused (conflict): at some point while it ran, the value must have differed from ${show(from)}.`)
   }
   const n = deepest.linearized.length
   const from = Math.max(0, n - 12)
@@ -419,14 +525,27 @@ export const checkRegisterHistory = (entries: Iterable<HistoryEntry>, options: S
   const unknownKeys: string[] = []
   let searched = 0
   let prunedUnknown = 0
+  let keptUnknown = 0
+  const refusedCas = { searched: 0, leftOut: 0 }
   for (const [key, keyOps] of [...byKey].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const started = performance.now()
     const prepared = prepareRegisterKey(keyOps)
     searched += prepared.ops.length
     prunedUnknown += prepared.pruned
+    keptUnknown += prepared.keptUnknown
+    refusedCas.searched += prepared.refused.searched
+    refusedCas.leftOut += prepared.refused.leftOut
     const r = checkOperations(registerModel, prepared.ops, options)
-    results.push({ key, result: r.result, ops: prepared.ops.length, steps: r.steps, ms: performance.now() - started })
-    if (r.result === "violation") violations.push({ key, deepest: r.deepest, explanation: explain(key, r.deepest, byId, prepared.names, keyOps) })
+    results.push({
+      key,
+      result: r.result,
+      ops: prepared.ops.length,
+      unknown: prepared.keptUnknown,
+      refused: prepared.refused.searched,
+      steps: r.steps,
+      ms: performance.now() - started
+    })
+    if (r.result === "violation") violations.push({ key, deepest: r.deepest, explanation: explain(key, r.deepest, byId, prepared, keyOps) })
     else if (r.result === "unknown") unknownKeys.push(key)
   }
   return {
@@ -435,6 +554,8 @@ export const checkRegisterHistory = (entries: Iterable<HistoryEntry>, options: S
     keys: byKey.size,
     searched,
     prunedUnknown,
+    keptUnknown,
+    refusedCas,
     results,
     violations,
     unknownKeys

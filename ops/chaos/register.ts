@@ -230,14 +230,25 @@ export class RegisterWorkload implements Workload {
     const finals = entries.filter((e) => e.type === "ok" && e.f === "read" && typeof e.client === "string" && e.client.startsWith("final")).length
     const lines = [
       `operations  ${report.counts.ops} (ok ${report.counts.ok}, fail ${report.counts.fail}, info ${report.counts.info}); ok/fail/info by kind: ${fmt("read")}, ${fmt("write")}, ${fmt("cas")}`,
-      `checker     ${report.keys} keys, ${report.searched} operations searched, ${report.prunedUnknown} unobserved unknown writes left out, ${finals} final reads, ${(ms / 1000).toFixed(1)} s`
+      `checker     ${report.keys} keys, ${report.searched} operations searched, ${finals} final reads, ${(ms / 1000).toFixed(1)} s`,
+      `            refused cas: ${report.refusedCas.searched} searched, ${report.refusedCas.leftOut} left out (expected value certainly gone); unknown writes: ${report.keptUnknown} searched, ${report.prunedUnknown} left out (unobservable)`
     ]
     if (report.unknownKeys.length > 0) lines.push(`undecided   the search gave up on ${report.unknownKeys.join(", ")}`)
     return {
       valid: report.valid,
       lines,
       violations: report.violations.map((v) => v.explanation),
-      details: { counts: report.counts, keys: report.keys, searched: report.searched, prunedUnknown: report.prunedUnknown, results: report.results, unknownKeys: report.unknownKeys, violations: report.violations }
+      details: {
+        counts: report.counts,
+        keys: report.keys,
+        searched: report.searched,
+        prunedUnknown: report.prunedUnknown,
+        keptUnknown: report.keptUnknown,
+        refusedCas: report.refusedCas,
+        results: report.results,
+        unknownKeys: report.unknownKeys,
+        violations: report.violations
+      }
     }
   }
 }

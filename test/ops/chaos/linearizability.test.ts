@@ -13,23 +13,46 @@ class H {
   readonly entries: HistoryEntry[] = []
   private id = 0
 
-  private add(client: string, f: string, key: string, value: unknown, start: number, end: number | undefined, type: Type, result: unknown): this {
+  private add(
+    client: string,
+    f: string,
+    key: string,
+    value: unknown,
+    start: number,
+    end: number | undefined,
+    type: Type,
+    result: unknown,
+    extra: Record<string, unknown> = {}
+  ): this {
     const id = this.id++
     this.entries.push({ type: "invoke", id, client, f, key, value: f === "read" ? null : value, time: start })
-    if (end !== undefined) this.entries.push({ type, id, client, f, key, value: f === "read" ? result : value, time: end })
+    if (end !== undefined) this.entries.push({ ...extra, type, id, client, f, key, value: f === "read" ? result : value, time: end })
     return this
   }
 
-  w(client: string, key: string, value: string, start: number, end: number | undefined, type: Type = "ok"): this {
-    return this.add(client, "write", key, value, start, end, type, undefined)
+  /** `revision`: the key's mod revision the completion records (written, or read). */
+  w(client: string, key: string, value: string, start: number, end: number | undefined, type: Type = "ok", revision?: number): this {
+    return this.add(client, "write", key, value, start, end, type, undefined, revision === undefined ? {} : { revision })
   }
 
-  r(client: string, key: string, result: string | null, start: number, end: number | undefined, type: Type = "ok"): this {
-    return this.add(client, "read", key, null, start, end, type, result)
+  r(client: string, key: string, result: string | null, start: number, end: number | undefined, type: Type = "ok", revision?: number): this {
+    return this.add(client, "read", key, null, start, end, type, result, revision === undefined ? {} : { revision })
   }
 
-  cas(client: string, key: string, from: string | null, to: string, start: number, end: number | undefined, type: Type = "ok"): this {
-    return this.add(client, "cas", key, [from, to], start, end, type, undefined)
+  /** A `fail` cas is refused with `conflict`, as the chaos workload records it. */
+  cas(client: string, key: string, from: string | null, to: string, start: number, end: number | undefined, type: Type = "ok", revision?: number): this {
+    const extra = { ...(type === "fail" ? { error: "conflict" } : {}), ...(revision === undefined ? {} : { revision }) }
+    return this.add(client, "cas", key, [from, to], start, end, type, undefined, extra)
+  }
+
+  /** A cas refused with `conflict`; `revision`: the key's mod revision the refusal reported. */
+  refused(client: string, key: string, from: string | null, to: string, start: number, end: number, revision?: number): this {
+    return this.cas(client, key, from, to, start, end, "fail", revision)
+  }
+
+  /** A cas refused for another reason (not an observation of the key). */
+  rejected(client: string, key: string, from: string | null, to: string, start: number, end: number, error: string): this {
+    return this.add(client, "cas", key, [from, to], start, end, "fail", undefined, { error })
   }
 }
 
@@ -93,6 +116,66 @@ t.test("compare-and-set races", async (t) => {
   )
   t.equal(valid(new H().cas("c1", "x", null, "a", 0, 10).r("c2", "x", "a", 20, 30)), true, "cas from absent creates the key")
   t.equal(valid(new H().w("c0", "x", "z", 0, 5).cas("c1", "x", null, "a", 10, 20)), false, "cas from absent on an existing key cannot succeed")
+})
+
+t.test("a refused cas is an observation: the value was not the expected one", async (t) => {
+  const start = () => new H().w("c0", "x", "a", 0, 10)
+  t.equal(valid(start().w("c1", "x", "b", 20, 30).refused("c2", "x", "a", "c", 40, 50)), true, "refused after the expected value was overwritten")
+  t.equal(valid(start().w("c1", "x", "b", 20, 60).refused("c2", "x", "a", "c", 30, 40)), true, "refused while an overwrite ran: it may come after it")
+  t.equal(valid(new H().refused("c1", "x", "a", "b", 0, 10)), true, "refused expecting a value the key never had")
+  t.equal(valid(start().refused("c1", "x", null, "b", 20, 30)), true, "refused to create a key that exists")
+  t.equal(valid(start().rejected("c1", "x", "a", "b", 20, 30, "bad_request")), true, "a cas refused as a bad request says nothing about the key")
+
+  const report = checkRegisterHistory(start().refused("c1", "x", "a", "b", 20, 30).entries)
+  t.equal(report.valid, false, "refused although the key certainly held the expected value")
+  const v = report.violations[0]!
+  t.equal(v.deepest.blocked, 1, "the refusal is the operation that cannot be placed")
+  t.match(v.explanation, /No order of the operations explains #1 c1 cas "a"→"b" fail \(conflict\)/)
+  t.match(v.explanation, /It was refused \(conflict\): at some point while it ran, the value must have differed from "a"\./)
+  t.match(v.explanation, /State after it: "a"/)
+  t.equal(valid(new H().refused("c1", "x", null, "b", 0, 10)), false, "refused to create a key nobody had created")
+  t.equal(
+    valid(start().cas("c1", "x", "a", "b", 20, 30).refused("c2", "x", "b", "c", 40, 50).r("c3", "x", "b", 60, 70)),
+    false,
+    "refused expecting the value the key kept before and after"
+  )
+})
+
+t.test("a timed-out write stays in when a refused cas may depend on it", async (t) => {
+  const h = new H().w("c0", "x", "a", 0, 10).w("c1", "x", "b", 20, 30, "info").refused("c2", "x", "a", "c", 40, 50)
+  const report = checkRegisterHistory(h.entries)
+  t.equal(report.valid, true, "the unknown write alone explains the refusal")
+  t.equal(report.prunedUnknown, 0, "so it is not left out")
+  t.equal(report.keptUnknown, 1)
+  t.equal(
+    valid(new H().w("c0", "x", "a", 0, 10).refused("c2", "x", "a", "c", 12, 18).w("c1", "x", "b", 20, 30, "info")),
+    false,
+    "an unknown write called after the refusal returned cannot explain it"
+  )
+  t.equal(
+    valid(new H().w("c0", "x", "a", 0, 10).w("c1", "x", "b", 20, undefined).refused("c2", "x", "a", "c", 40, 50)),
+    true,
+    "an unknown write with no completion recorded explains it too"
+  )
+  // Pruning stays where nothing can observe the unknown write.
+  const refusedBefore = new H().w("c0", "x", "a", 0, 10).w("c1", "x", "q", 12, 18).refused("c2", "x", "z", "c", 20, 25).w("c3", "x", "b", 30, 40, "info")
+  t.equal(checkRegisterHistory(refusedBefore.entries).prunedUnknown, 1, "a refusal that returned before the unknown write was called")
+  const expectsIt = new H().w("c0", "x", "a", 0, 10).w("c1", "x", "b", 20, 30, "info").refused("c2", "x", "b", "c", 40, 50)
+  t.equal(checkRegisterHistory(expectsIt.entries).prunedUnknown, 1, "a refusal that expected the unknown write's own value")
+  const gone = new H().w("c0", "x", "a", 0, 10).w("c1", "x", "q", 12, 18).w("c3", "x", "b", 20, 30, "info").refused("c2", "x", "a", "c", 40, 50)
+  const goneReport = checkRegisterHistory(gone.entries)
+  t.equal(goneReport.prunedUnknown, 1, "a refusal whose expected value was certainly overwritten before it was called")
+  t.same(goneReport.refusedCas, { searched: 0, leftOut: 1 }, "is left out itself, as it fits anywhere")
+  t.equal(
+    valid(new H().w("c0", "x", "a", 0, 10).w("c1", "x", "b", 20, 30, "info").w("c2", "x", "q", 40, 50).r("c3", "x", "b", 60, 65).refused("c4", "x", "b", "c", 70, 80).r("c3", "x", "b", 85, 90)),
+    false,
+    "a timed-out write may set the expected value late: the refusal is not left out as certainly fitting"
+  )
+  t.equal(
+    valid(new H().w("c0", "x", "a", 0, 10).w("c1", "x", "b", 20, 30, "info").refused("c2", "x", "a", "c", 40, 50).r("c3", "x", "a", 60, 70)),
+    false,
+    "the unknown write cannot both explain the refusal and be unseen by a later read"
+  )
 })
 
 t.test("unknown outcomes (info) may or may not take effect, but only after their call", async (t) => {
@@ -242,19 +325,25 @@ interface Raw {
   readonly v: string | null | readonly [string | null, string]
 }
 
-/** Tries every order (and every subset of unknown operations): the definition, slowly. */
+/**
+ * Tries every order (and every subset of unknown operations): the definition, slowly. A failed
+ * cas is a refusal (the builder records `conflict`): it happened, and saw a value other than
+ * its expected one.
+ */
 const bruteForce = (ops: ReadonlyArray<Raw>): boolean => {
-  const live = ops.filter((o) => o.type !== "fail" && !(o.f === "read" && o.type !== "ok"))
+  const refusal = (o: Raw) => o.f === "cas" && o.type === "fail"
+  const live = ops.filter((o) => (o.type !== "fail" || refusal(o)) && !(o.f === "read" && o.type !== "ok"))
+  const known = (o: Raw) => o.type !== "info"
   const done = new Array<boolean>(live.length).fill(false)
-  const go = (state: string | null, placedOk: number, mustPlace: number): boolean => {
-    if (placedOk === mustPlace) return true
+  const go = (state: string | null, placedKnown: number, mustPlace: number): boolean => {
+    if (placedKnown === mustPlace) return true
     for (let i = 0; i < live.length; i++) {
       if (done[i]) continue
       const o = live[i]!
-      // o may go next unless some unplaced acknowledged operation returned before o was called.
+      // o may go next unless some unplaced completed operation returned before o was called.
       let blocked = false
       for (let j = 0; j < live.length && !blocked; j++) {
-        if (j !== i && !done[j] && live[j]!.type === "ok" && live[j]!.end < o.start) blocked = true
+        if (j !== i && !done[j] && known(live[j]!) && live[j]!.end < o.start) blocked = true
       }
       if (blocked) continue
       let next: string | null | undefined
@@ -262,21 +351,18 @@ const bruteForce = (ops: ReadonlyArray<Raw>): boolean => {
       else if (o.f === "write") next = o.v as string
       else {
         const [from, to] = o.v as readonly [string | null, string]
-        next = from === state ? to : undefined
+        if (refusal(o)) next = from !== state ? state : undefined
+        else next = from === state ? to : undefined
       }
       if (next === undefined) continue
       done[i] = true
-      const found = go(next, placedOk + (o.type === "ok" ? 1 : 0), mustPlace)
+      const found = go(next, placedKnown + (known(o) ? 1 : 0), mustPlace)
       done[i] = false
       if (found) return true
     }
     return false
   }
-  return go(
-    null,
-    0,
-    live.filter((o) => o.type === "ok").length
-  )
+  return go(null, 0, live.filter(known).length)
 }
 
 const toHistory = (ops: ReadonlyArray<Raw>): H => {
@@ -361,12 +447,15 @@ t.test("simulated register runs are always linearizable", async (t) => {
   const rand = mulberry32(7)
   let bad = 0
   let steps = 0
+  let refusals = 0
   for (let round = 0; round < 200; round++) {
     const ops = randomOps(rand, 30 + Math.floor(rand() * 170), true)
     const report = checkRegisterHistory(toHistory(ops).entries)
     if (report.valid !== true) bad++
     steps = Math.max(steps, report.results[0]?.steps ?? 0)
+    refusals += report.refusedCas.searched
   }
   t.equal(bad, 0)
+  t.ok(refusals > 500, `refusals searched (${refusals})`)
   t.ok(steps < 1_000_000, `searches stay small (at most ${steps} steps)`)
 })

@@ -34,22 +34,33 @@
  * session's refusal of an out-of-date retry is also a `conflict`, but never reaches a recorded
  * operation: the client has one write per lane in flight, and moves on only when it ended.)
  *
+ * When the refusal reports the key's revision (`revision` on the completion) and that revision
+ * maps to one value on this key, the refusal also saw that value (`current`) and fits only
+ * there. The map comes from `ok` writes and cas that recorded the revision they wrote; a
+ * revision claimed by two of them, or by an `ok` read with another value, maps to nothing, and
+ * so does a revision nobody acknowledged (an unknown write's). Revision 0 maps to "absent": the
+ * model has no delete. Sound because a key's mod revision is the log revision of the entry that
+ * last wrote the key, an entry writes a key at most once, and a refusal (retries included: the
+ * session answers them with the recorded result) is decided at one point: "the key was at
+ * revision r" and "the value was the one written at r" are one condition there.
+ *
  * Leaving operations out, to keep the search small; each removal keeps the history's verdict:
  * - An unknown write or cas of w (w = what it writes) is left out when nothing could depend on
- *   it: no read returned w, no cas expected w, and no refusal that expected something other
- *   than w returned after its call (so could be placed after it). In any linearization
- *   containing it, no operation then sits between it and the next write (each would need the
- *   state w), so removing it changes no other step; and a history valid without it is valid
- *   with it ("never happened"). Without this each timeout would double the search space. A
- *   refusal is what an unknown write can explain (the value differed from `from` only because
- *   the timed-out write took effect), so it keeps the unknown writes called before it returned.
- * - A refusal is left out when `from` was certainly gone before it was called: every operation
- *   writing `from` is acknowledged and was followed, in real time and before the refusal's
- *   call, by an acknowledged write of another value (so was the initial state, if `from` is
- *   absent). Wherever the refusal is placed, the last write before it wrote another value: it
- *   fits everywhere and constrains nothing. Most refusals are of this kind (the workload
- *   expects stale values on purpose), and leaving them out keeps them from pinning unknown
- *   writes in.
+ *   it: no read returned w, no cas expected w, no refusal saw w (`current`), and no refusal that
+ *   saw no named value, expected something other than w and returned after its call (so could
+ *   be placed after it). In any linearization containing it, no operation then sits between it
+ *   and the next write (each would need the state w), so removing it changes no other step;
+ *   and a history valid without it is valid with it ("never happened"). Without this each
+ *   timeout would double the search space. A refusal that names no value is what an unknown
+ *   write can explain (the value differed from `from` only because the timed-out write took
+ *   effect), so it keeps the unknown writes called before it returned.
+ * - A refusal that names no value is left out when `from` was certainly gone before it was
+ *   called: every operation writing `from` is acknowledged and was followed, in real time and
+ *   before the refusal's call, by an acknowledged write of another value (so was the initial
+ *   state, if `from` is absent). Wherever the refusal is placed, the last write before it wrote
+ *   another value: it fits everywhere and constrains nothing. Most refusals that name no value
+ *   are of this kind (the workload expects stale values on purpose), and leaving them out keeps
+ *   them from pinning unknown writes in.
  * Both rules run until neither removes anything (each removal can enable the other).
  */
 import { pairOps, type HistoryEntry, type PairedOp } from "./history.ts"
@@ -255,8 +266,8 @@ export type RegisterInput =
   | { readonly f: "read"; readonly value: number }
   | { readonly f: "write"; readonly value: number }
   | { readonly f: "cas"; readonly from: number; readonly to: number }
-  /** A cas refused with `conflict`: the value was not `from`. */
-  | { readonly f: "cas-refused"; readonly from: number }
+  /** A cas refused with `conflict`: the value was not `from`; it was `current` when known. */
+  | { readonly f: "cas-refused"; readonly from: number; readonly current?: number }
 
 export const registerModel: Model<number, RegisterInput> = {
   init: 0,
@@ -269,7 +280,7 @@ export const registerModel: Model<number, RegisterInput> = {
       case "cas":
         return input.from === state ? input.to : undefined
       case "cas-refused":
-        return input.from !== state ? state : undefined
+        return input.from !== state && (input.current === undefined || input.current === state) ? state : undefined
     }
   },
   hash: (state) => state
@@ -298,6 +309,8 @@ export interface Violation {
 export interface RefusedCasCounts {
   /** Searched as observations ("the value was not `from`"). */
   readonly searched: number
+  /** Of those, the ones whose reported revision also named the value they saw. */
+  readonly pinned: number
   /** Left out: their expected value was certainly overwritten before they were called. */
   readonly leftOut: number
 }
@@ -328,6 +341,12 @@ const show = (v: unknown): string => (v === null || v === undefined ? "absent" :
 
 const seconds = (ns: number | undefined): string => (ns === undefined || ns === Infinity ? "∞" : `${(ns / 1e9).toFixed(3)}s`)
 
+/** The key's mod revision an operation recorded: written, read, or seen by a refusal. */
+const revisionOf = (op: PairedOp): number | undefined => {
+  const revision = op.complete?.["revision"]
+  return typeof revision === "number" ? revision : undefined
+}
+
 /** One operation on one line, e.g. `#12 c3 cas r0-0 "a"→"b" ok [1.200s, 1.204s]`. */
 export const describeOp = (op: PairedOp): string => {
   const inv = op.invoke
@@ -335,7 +354,8 @@ export const describeOp = (op: PairedOp): string => {
   if (op.f === "read") what = op.type === "ok" ? `read → ${show(op.complete?.value)}` : "read"
   else if (op.f === "cas" && Array.isArray(inv.value)) what = `cas ${show(inv.value[0])}→${show(inv.value[1])}`
   else what = `${op.f} ${show(inv.value)}`
-  const err = op.complete?.error !== undefined ? ` (${op.complete.error})` : ""
+  const revision = revisionOf(op)
+  const err = op.complete?.error !== undefined ? ` (${op.complete.error}${revision === undefined ? "" : ` at revision ${revision}`})` : ""
   const node = typeof op.complete?.["node"] === "string" ? ` @${op.complete["node"]}` : ""
   return `#${op.id} ${op.client} ${what} ${op.type}${err}${node} [${seconds(inv.time)}, ${seconds(op.end)}]`
 }
@@ -355,6 +375,43 @@ const casValues = (op: PairedOp): readonly [string | null, string | null] => {
 /** A cas the server refused because the key was not at the expected revision. */
 const isRefusedCas = (op: PairedOp): boolean => op.f === "cas" && op.type === "fail" && op.complete?.error === "conflict"
 
+/** The value a revision of this key holds, and the acknowledged write that put it there. */
+interface RevisionValue {
+  readonly value: string | null
+  /** The `ok` write or cas that recorded this revision; undefined for revision 0 (absent). */
+  readonly writer: PairedOp | undefined
+}
+
+/**
+ * Revision -> value for one key, from what `ok` operations recorded; only revisions for which
+ * every claim agrees and an acknowledged write (or revision 0, absent) is the source.
+ */
+const revisionValues = (ops: ReadonlyArray<PairedOp>): ReadonlyMap<number, RevisionValue> => {
+  const claims = new Map<number, { values: Set<string | null>; writers: PairedOp[] }>()
+  const claim = (revision: number, value: string | null, writer: PairedOp | undefined): void => {
+    let c = claims.get(revision)
+    if (c === undefined) claims.set(revision, (c = { values: new Set(), writers: [] }))
+    c.values.add(value)
+    if (writer !== undefined) c.writers.push(writer)
+  }
+  claim(0, null, undefined)
+  for (const op of ops) {
+    const revision = revisionOf(op)
+    if (op.type !== "ok" || revision === undefined) continue
+    if (op.f === "read") claim(revision, asValue(op.complete?.value, `read #${op.id}`), undefined)
+    else if (op.f === "write") claim(revision, asValue(op.invoke.value, `write #${op.id}`), op)
+    else if (op.f === "cas") claim(revision, casValues(op)[1], op)
+  }
+  const out = new Map<number, RevisionValue>()
+  for (const [revision, c] of claims) {
+    const [value] = c.values
+    if (c.values.size !== 1 || value === undefined) continue
+    if (revision === 0) out.set(0, { value: null, writer: undefined })
+    else if (c.writers.length === 1) out.set(revision, { value, writer: c.writers[0] })
+  }
+  return out
+}
+
 interface Prepared {
   readonly ops: Array<Operation<RegisterInput>>
   /** Unknown writes and cas left out: nothing could depend on them. */
@@ -363,6 +420,8 @@ interface Prepared {
   readonly keptUnknown: number
   readonly refused: RefusedCasCounts
   readonly names: ReadonlyArray<string | null>
+  /** For each searched refused cas that names the value it saw: that value's revision entry. */
+  readonly pinnedBy: ReadonlyMap<number, RevisionValue>
 }
 
 /** Turns one key's paired operations into search operations (see the module comment). */
@@ -379,11 +438,20 @@ export const prepareRegisterKey = (ops: ReadonlyArray<PairedOp>): Prepared => {
     }
     return id
   }
-  type Candidate = { readonly op: PairedOp; readonly input: RegisterInput; readonly unknown: boolean; readonly call: number; readonly ret: number }
+  const atRevision = revisionValues(ops)
+  type Candidate = {
+    readonly op: PairedOp
+    readonly input: RegisterInput
+    readonly unknown: boolean
+    readonly call: number
+    readonly ret: number
+    readonly pinnedBy?: RevisionValue
+  }
   const candidates: Candidate[] = []
-  const add = (op: PairedOp, input: RegisterInput): void => {
+  const add = (op: PairedOp, input: RegisterInput, pinnedBy?: RevisionValue): void => {
     const unknown = op.type === "info"
-    candidates.push({ op, input, unknown, call: op.invoke.time, ret: unknown ? Infinity : op.end! })
+    const candidate = { op, input, unknown, call: op.invoke.time, ret: unknown ? Infinity : op.end! }
+    candidates.push(pinnedBy === undefined ? candidate : { ...candidate, pinnedBy })
   }
   for (const op of ops) {
     if (op.f === "read") {
@@ -393,7 +461,12 @@ export const prepareRegisterKey = (ops: ReadonlyArray<PairedOp>): Prepared => {
     } else if (op.f === "cas") {
       const [from, to] = casValues(op)
       if (op.type !== "fail") add(op, { f: "cas", from: intern(from), to: intern(to) })
-      else if (isRefusedCas(op)) add(op, { f: "cas-refused", from: intern(from) })
+      else if (isRefusedCas(op)) {
+        const revision = revisionOf(op)
+        const seen = revision === undefined ? undefined : atRevision.get(revision)
+        if (seen === undefined) add(op, { f: "cas-refused", from: intern(from) })
+        else add(op, { f: "cas-refused", from: intern(from), current: intern(seen.value) }, seen)
+      }
     } else {
       throw new Error(`history: operation #${op.id} has f "${op.f}"; the register checker knows read, write and cas`)
     }
@@ -420,38 +493,49 @@ export const prepareRegisterKey = (ops: ReadonlyArray<PairedOp>): Prepared => {
   for (let changed = true; changed; ) {
     changed = false
     for (const c of kept) {
-      if (c.input.f === "cas-refused" && certainlyGoneBy(c.input.from, c.call)) {
+      if (c.input.f === "cas-refused" && c.input.current === undefined && certainlyGoneBy(c.input.from, c.call)) {
         kept.delete(c)
         changed = true
       }
     }
     const observed = new Set<number>()
-    /** Refusals fit any state but `from`. */
-    const refusals: Array<{ readonly from: number; readonly ret: number }> = []
+    /** Refusals that name no value: they fit any state but `from`. */
+    const openRefusals: Array<{ readonly from: number; readonly ret: number }> = []
     for (const c of kept) {
       if (c.input.f === "read") observed.add(c.input.value)
       else if (c.input.f === "cas") observed.add(c.input.from)
-      else if (c.input.f === "cas-refused") refusals.push({ from: c.input.from, ret: c.ret })
+      else if (c.input.f === "cas-refused") {
+        if (c.input.current !== undefined) observed.add(c.input.current)
+        else openRefusals.push({ from: c.input.from, ret: c.ret })
+      }
     }
     for (const c of kept) {
       if (!c.unknown) continue
       const value = written(c.input)!
       if (observed.has(value)) continue
-      if (refusals.some((r) => r.ret >= c.call && r.from !== value)) continue
+      if (openRefusals.some((r) => r.ret >= c.call && r.from !== value)) continue
       kept.delete(c)
       changed = true
     }
   }
 
   const out: Array<Operation<RegisterInput>> = []
+  const pinnedBy = new Map<number, RevisionValue>()
   let keptUnknown = 0
   let refused = 0
+  let pinned = 0
   let refusedTotal = 0
   for (const c of candidates) {
     if (c.input.f === "cas-refused") refusedTotal++
     if (!kept.has(c)) continue
     if (c.unknown) keptUnknown++
-    if (c.input.f === "cas-refused") refused++
+    if (c.input.f === "cas-refused") {
+      refused++
+      if (c.pinnedBy !== undefined) {
+        pinned++
+        pinnedBy.set(c.op.id, c.pinnedBy)
+      }
+    }
     out.push({ id: c.op.id, call: c.call, ret: c.ret, input: c.input })
   }
   const unknownTotal = candidates.filter((c) => c.unknown).length
@@ -459,8 +543,9 @@ export const prepareRegisterKey = (ops: ReadonlyArray<PairedOp>): Prepared => {
     ops: out,
     pruned: unknownTotal - keptUnknown,
     keptUnknown,
-    refused: { searched: refused, leftOut: refusedTotal - refused },
-    names
+    refused: { searched: refused, pinned, leftOut: refusedTotal - refused },
+    names,
+    pinnedBy
   }
 }
 
@@ -486,7 +571,14 @@ const explain = (
   }
   if (isRefusedCas(blocked)) {
     const [from] = casValues(blocked)
-    lines.push(`  It was refused (conflict): at some point while it ran, the value must have differed from ${show(from)}.`)
+    const seen = prepared.pinnedBy.get(blocked.id)
+    const saw =
+      seen === undefined
+        ? ""
+        : seen.writer === undefined
+          ? ` and been absent (revision ${revisionOf(blocked)}: the key did not exist)`
+          : ` and been ${show(seen.value)} (revision ${revisionOf(blocked)} is that of ${describeOp(seen.writer)})`
+    lines.push(`  It was refused (conflict): at some point while it ran, the value must have differed from ${show(from)}${saw}.`)
   }
   const n = deepest.linearized.length
   const from = Math.max(0, n - 12)
@@ -526,7 +618,7 @@ export const checkRegisterHistory = (entries: Iterable<HistoryEntry>, options: S
   let searched = 0
   let prunedUnknown = 0
   let keptUnknown = 0
-  const refusedCas = { searched: 0, leftOut: 0 }
+  const refusedCas = { searched: 0, pinned: 0, leftOut: 0 }
   for (const [key, keyOps] of [...byKey].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const started = performance.now()
     const prepared = prepareRegisterKey(keyOps)
@@ -534,6 +626,7 @@ export const checkRegisterHistory = (entries: Iterable<HistoryEntry>, options: S
     prunedUnknown += prepared.pruned
     keptUnknown += prepared.keptUnknown
     refusedCas.searched += prepared.refused.searched
+    refusedCas.pinned += prepared.refused.pinned
     refusedCas.leftOut += prepared.refused.leftOut
     const r = checkOperations(registerModel, prepared.ops, options)
     results.push({

@@ -231,7 +231,7 @@ export class RegisterWorkload implements Workload {
     const lines = [
       `operations  ${report.counts.ops} (ok ${report.counts.ok}, fail ${report.counts.fail}, info ${report.counts.info}); ok/fail/info by kind: ${fmt("read")}, ${fmt("write")}, ${fmt("cas")}`,
       `checker     ${report.keys} keys, ${report.searched} operations searched, ${finals} final reads, ${(ms / 1000).toFixed(1)} s`,
-      `            refused cas: ${report.refusedCas.searched} searched, ${report.refusedCas.leftOut} left out (expected value certainly gone); unknown writes: ${report.keptUnknown} searched, ${report.prunedUnknown} left out (unobservable)`
+      `            refused cas: ${report.refusedCas.searched} searched (${report.refusedCas.pinned} naming the value they saw), ${report.refusedCas.leftOut} left out (expected value certainly gone); unknown writes: ${report.keptUnknown} searched, ${report.prunedUnknown} left out (unobservable)`
     ]
     if (report.unknownKeys.length > 0) lines.push(`undecided   the search gave up on ${report.unknownKeys.join(", ")}`)
     return {

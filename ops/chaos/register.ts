@@ -19,6 +19,9 @@
  * - At the end, once the cluster settled, one final client per server reads every key.
  * - `staleReads` (`--stale-reads`) reads each node's local copy instead: not linearizable by
  *   design, so a run with partitions must end in a violation. It shows the harness can see one.
+ * - `wrongRefusals` (`--wrong-refusals`) sends a fifth of the cas with a revision no key has,
+ *   while the history records the expectation the client meant: the server refuses them even
+ *   when the expected value is the key's, which the checker must report (no faults needed).
  */
 import { ArchioClient } from "../../protocol/archioClient.ts"
 import { ArchioError } from "../../protocol/errors.ts"
@@ -46,6 +49,11 @@ export interface RegisterOptions {
    * of the harness, which must then report violations under partitions.
    */
   readonly staleReads?: boolean
+  /**
+   * Send some cas with an impossible expected revision but record the meant expectation: a
+   * self-test of the refused-cas check, which must then report violations.
+   */
+  readonly wrongRefusals?: boolean
 }
 
 export const defaultRegisterOptions: RegisterOptions = {
@@ -64,6 +72,9 @@ interface Seen {
 }
 
 const failCodes = new Set(["conflict", "bad_request", "too_large"])
+
+/** Far above any revision a run reaches: a cas expecting it is always refused. */
+const impossibleRevision = Number.MAX_SAFE_INTEGER
 
 interface Outcome {
   readonly type: Completion
@@ -182,8 +193,10 @@ export class RegisterWorkload implements Workload {
             const value = `${c.name}-${++c.counter}`
             const expect = this.expectation(key, c.rng)
             const done = h.invoke(c.name, "cas", key, [expect.value, value], { expectedRevision: expect.revision })
+            // Drawn only in the self-test, so that ordinary runs keep their seeds' streams.
+            const sent = this.options.wrongRefusals === true && c.rng.chance(0.2) ? impossibleRevision : expect.revision
             try {
-              const res = await c.client.cas(key, value, expect.revision)
+              const res = await c.client.cas(key, value, sent)
               this.observe(key, value, res.revision)
               done("ok", [expect.value, value], { revision: res.revision, node: nodeOf(res) })
             } catch (e) {

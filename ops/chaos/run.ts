@@ -40,6 +40,8 @@ export const usage = `Usage: npm run chaos -- [options]
   --no-worker-kill   jobs: do not kill and restart workers (on by default)
   --out DIR          parent of the run folder (default .archio/chaos)
   --stale-reads      self-test: read with consistency "stale"; partitions must then be caught
+  --wrong-refusals   self-test: send some cas with an impossible revision, record the meant one;
+                     the refusals of current values must then be caught
   --keep-data        keep the nodes' databases (always kept when the verdict is not clean)
   --check FILE       only check a saved history.jsonl
   -h, --help         this text
@@ -69,6 +71,8 @@ export interface ChaosOptions {
   readonly keepData: boolean
   /** Self-test of the harness: stale reads, which a partition must expose. */
   readonly staleReads?: boolean
+  /** Self-test of the harness: cas refused although their expected value was current. */
+  readonly wrongRefusals?: boolean
   /** Where progress goes (a line at a time). */
   readonly say?: (line: string) => void
   /** Aborts the run early (it still heals, checks and reports). */
@@ -115,6 +119,7 @@ export const parseChaosArgs = (argv: ReadonlyArray<string>): { options: Omit<Cha
         out: { type: "string" },
         "keep-data": { type: "boolean" },
         "stale-reads": { type: "boolean" },
+        "wrong-refusals": { type: "boolean" },
         check: { type: "string" },
         help: { type: "boolean", short: "h" }
       },
@@ -174,7 +179,8 @@ export const parseChaosArgs = (argv: ReadonlyArray<string>): { options: Omit<Cha
     workerKill: v["no-worker-kill"] !== true,
     out: v.out ?? join(".archio", "chaos"),
     keepData: v["keep-data"] === true,
-    staleReads: v["stale-reads"] === true
+    staleReads: v["stale-reads"] === true,
+    wrongRefusals: v["wrong-refusals"] === true
   }
   return v.check === undefined ? { options } : { options, check: v.check }
 }
@@ -228,7 +234,8 @@ export const makeWorkload = (name: WorkloadName, options: Partial<Omit<ChaosOpti
       ...(options.clients === undefined ? {} : { clients: options.clients }),
       ...(options.keys === undefined ? {} : { keys: options.keys }),
       ...(options.opTimeoutMs === undefined ? {} : { opTimeoutMs: options.opTimeoutMs }),
-      staleReads: options.staleReads === true
+      staleReads: options.staleReads === true,
+      wrongRefusals: options.wrongRefusals === true
     })
   const jobs = () =>
     new JobsWorkload({
@@ -283,6 +290,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
           workerKill: options.workerKill ?? defaultJobsOptions.workerKill
         }),
     staleReads: options.staleReads === true,
+    wrongRefusals: options.wrongRefusals === true,
     started: new Date().toISOString(),
     timeUnit: "ns"
   })
@@ -295,7 +303,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
         ? `jobs: ${jobsText}`
         : `register: ${options.clients} clients, ${options.keys} keys; jobs: ${jobsText}`
   say(
-    `chaos: seed ${options.seed}, ${options.seconds} s, faults ${options.faults.join(",") || "none"}, ${options.nodes} nodes, ${loadText}${options.staleReads === true ? ", STALE READS (self-test: expect a violation)" : ""}`
+    `chaos: seed ${options.seed}, ${options.seconds} s, faults ${options.faults.join(",") || "none"}, ${options.nodes} nodes, ${loadText}${options.staleReads === true ? ", STALE READS (self-test: expect a violation)" : ""}${options.wrongRefusals === true ? ", WRONG REFUSALS (self-test: expect a violation)" : ""}`
   )
   say(`chaos: run folder ${relative(process.cwd(), dir) || dir}; ${schedule.length} fault steps planned`)
 

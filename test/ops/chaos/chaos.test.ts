@@ -1,7 +1,9 @@
 /**
  * The chaos harness end to end, kept short: a real cluster under every fault kind gives a
  * linearizable history and a complete run folder; and with stale reads (the self-test) a
- * partition must be caught as a violation, which shows the pipeline can see one.
+ * partition must be caught as a violation, which shows the pipeline can see one. The second
+ * self-test does the same for refused cas: some are sent with an impossible revision while the
+ * history records the one meant, and a refusal of the key's current value must be caught.
  */
 import { existsSync, readFileSync } from "node:fs"
 import t from "tap"
@@ -80,4 +82,32 @@ t.test("self-test: stale reads under a partition are reported as a violation", a
   t.ok(existsSync(`${summary.dir}/violations.txt`), "the explanation is written down")
   t.match(readFileSync(`${summary.dir}/violations.txt`, "utf8"), /not linearizable/)
   t.ok(existsSync(`${summary.dir}/data`), "node databases are kept for study")
+})
+
+t.test("self-test: a cas refused while its expected value was current is reported as a violation", async (t) => {
+  const out = await tempDir(t)
+  const summary = await runChaos({
+    seconds: 5,
+    seed: 11,
+    faults: [],
+    nodes: 3,
+    workload: "register",
+    clients: 4,
+    keys: 2,
+    opTimeoutMs: 1000,
+    out,
+    keepData: false,
+    wrongRefusals: true,
+    say: () => undefined
+  })
+  t.equal(summary.verdict, "violation", summary.lines.join("\n"))
+  t.equal(summary.exitCode, 1)
+  const explanation = readFileSync(`${summary.dir}/violations.txt`, "utf8")
+  t.match(explanation, /not linearizable/)
+  t.match(explanation, /It was refused \(conflict\): at some point while it ran, the value must have differed from/, "a refused cas is what no order explains")
+  const history = parseHistory(readFileSync(`${summary.dir}/history.jsonl`, "utf8"))
+  t.ok(
+    history.some((e) => e.type === "fail" && e.f === "cas" && typeof e["revision"] === "number"),
+    "refusals record the key's revision"
+  )
 })

@@ -117,6 +117,8 @@ t.test("command-line options", async (t) => {
   }
   t.ok("errors" in parseChaosArgs(["--bogus"]))
   t.ok("help" in parseChaosArgs(["-h"]))
+  const selfTest = parseChaosArgs(["--wrong-refusals"])
+  t.equal("options" in selfTest && selfTest.options.wrongRefusals, true, "--wrong-refusals")
   const check = parseChaosArgs(["--check", "h.jsonl"])
   t.equal("check" in check ? check.check : undefined, "h.jsonl")
 })

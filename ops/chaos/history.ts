@@ -8,8 +8,8 @@
  * {"type":"meta","version":1,"seed":7,"workload":"register","faults":["kill"],"nodes":3,"started":"2026-11-22T08:00:00.000Z","timeUnit":"ns"}
  * {"type":"invoke","id":0,"client":"c1","f":"write","key":"r0-0","value":"c1-1","time":1843201}
  * {"type":"ok","id":0,"client":"c1","f":"write","key":"r0-0","value":"c1-1","time":4122984,"revision":12,"node":"n2"}
- * {"type":"invoke","id":1,"client":"c2","f":"cas","key":"r0-0","value":["c1-1","c2-1"],"expectedRevision":12,"time":5000000}
- * {"type":"fail","id":1,"client":"c2","f":"cas","key":"r0-0","value":["c1-1","c2-1"],"time":6000000,"error":"conflict"}
+ * {"type":"invoke","id":1,"client":"c2","f":"cas","key":"r0-0","value":[null,"c2-1"],"expectedRevision":0,"time":5000000}
+ * {"type":"fail","id":1,"client":"c2","f":"cas","key":"r0-0","value":[null,"c2-1"],"time":6000000,"error":"conflict","revision":12}
  * {"type":"invoke","id":2,"client":"c3","f":"read","key":"r0-0","value":null,"time":7000000}
  * {"type":"ok","id":2,"client":"c3","f":"read","key":"r0-0","value":"c1-1","time":8000000,"revision":12,"node":"n1"}
  * {"type":"info","id":3,"client":"c1","f":"write","key":"r0-0","value":"c1-2","time":1508000000,"error":"timeout"}
@@ -30,8 +30,9 @@
  * - `time`: monotonic nanoseconds since the harness started (`process.hrtime.bigint()`), as an
  *   integer. An invocation is stamped before the request is sent and a completion after the
  *   reply arrived, so the real operation lies inside [invoke, completion].
- * - Optional on completions: `revision` (the key's mod revision after a write, or seen by a
- *   read), `node` (who answered), `error` (the error code), `message`.
+ * - Optional on completions: `revision` (the key's mod revision after a write, seen by a read,
+ *   or reported by a cas refused with `conflict`), `node` (who answered), `error` (the error
+ *   code), `message`.
  * - The jobs workload (`jobs.ts`) adds operations `enqueue` (`value`: the payload ids sent,
  *   `ids` on `ok`: the job ids) and `list` (final state pages), and two non-operation lines:
  *   `worker` (an outcome printed by an `archio worker` process) and `job-event` (a job

@@ -5,6 +5,7 @@ import { InvariantViolation } from "../../../actors/raft/invariant.ts"
 import { EntryKind, type Entry } from "../../../protocol/raft.ts"
 import * as Storage from "../../../bootstrap/storage.ts"
 import { tempDir } from "../../support/tmp.ts"
+import { sleep, until } from "../../support/wait.ts"
 
 const put = (index: number, key: string, value: string): Entry => ({
   index,
@@ -13,8 +14,6 @@ const put = (index: number, key: string, value: string): Entry => ({
   time: 1_000 + index,
   data: encodeCommand({ op: "put", key, value })
 })
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** A real classic-level database in a temp folder, closed by the returned `close`. */
 const openStorage = async (dir: string) => {
@@ -53,7 +52,7 @@ t.test("the Applier answers at once, writes its state lazily, and writes what is
   t.match(outcomes, [{ ok: true, revision: 1 }], "the waiting write is answered before any disk write")
   t.same(await onDisk(stores), { applied: undefined, luffy: undefined }, "nothing written yet")
 
-  await sleep(flushEveryMs * 3)
+  await until("the timer's write", async () => (await onDisk(stores)).applied !== undefined)
   const first = await onDisk(stores)
   t.ok(first.applied !== undefined && first.luffy !== undefined, "the timer wrote the state and the applied index")
 
@@ -99,7 +98,7 @@ t.test("the Applier writes its state only once the local log holds what it appli
 
   // Committed entries arrive before this node's own log write has landed.
   applier.offer([put(1, "luffy", "straw hat")])
-  await sleep(flushEveryMs * 2)
+  await until("the timer's write to ask", () => asked.length > 0)
   t.same(
     asked.map((a) => a.index),
     [1],
@@ -107,10 +106,10 @@ t.test("the Applier writes its state only once the local log holds what it appli
   )
   t.same(await onDisk(stores), { applied: undefined, luffy: undefined }, "nothing written while the log lacks it")
   applier.offer([put(2, "luffy", "gum-gum")])
-  await sleep(flushEveryMs * 2)
+  await sleep(flushEveryMs * 2) // two timer periods: room for a second write to (wrongly) start
   t.equal(asked.length, 1, "one write at a time")
   asked[0]!.done(true)
-  await sleep(flushEveryMs * 2)
+  await until("the next write to ask", () => asked.length > 1)
   t.equal(new TextDecoder().decode(await stores.meta.get("applied")), "1", "written with the applied index it was built with")
   t.match(new TextDecoder().decode(await stores.kv.get("luffy")), /straw hat/, "and the changes up to it, not later ones")
   t.same(

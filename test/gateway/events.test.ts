@@ -11,6 +11,7 @@ import { runNode } from "../../bootstrap/node.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { config, quiet, send, singleNode, type Body } from "../support/node.ts"
 import { tempDir } from "../support/tmp.ts"
+import { sleep, until } from "../support/wait.ts"
 
 type Event = Record<string, unknown> & { type: string; key: string; revision: number }
 
@@ -20,14 +21,6 @@ const collect = async (nc: NatsConnection, subject: string): Promise<Array<{ sub
   nc.subscribe(subject, { callback: (_e, m) => void got.push({ subject: m.subject, event: m.json<Event>() }) })
   await nc.flush()
   return got
-}
-
-const until = async (what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
 }
 
 const write = async (nc: NatsConnection, op: string, payload: unknown): Promise<Body> => {
@@ -58,7 +51,7 @@ t.test("a single node publishes every change on its key's subject, with the revi
   const ttl = await write(nc, "put", { key: "users/tmp", value: "soon gone", ttl: 200 })
   // With no other write, the leader proposes an entry when the TTL is due, so the key expires
   // (and its event goes out) on time, not at the next write.
-  await until("the expiry event", () => all.some((e) => e.event.type === "expire"), 3_000)
+  await until("the expiry event", () => all.some((e) => e.event.type === "expire"), { timeoutMs: 3_000 })
   t.equal((await send(nc, "get", '{"key":"users/tmp"}')).code, "404", "gone for readers too")
   await write(nc, "put", { key: "tick", value: "1" })
   await until("the last put", () => all.some((e) => e.event.key === "tick"))
@@ -98,17 +91,11 @@ t.test("three nodes: each change is published once (by the leader)", async (t) =
     t.teardown(() => Effect.runPromise(Fiber.interrupt(fiber)))
   }
   const events = await collect(nc, "archio.c.events.kv.>")
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const r = await send(nc, "put", '{"key":"boot","value":"1"}').catch(() => undefined)
-    if (r?.body.ok === true) break
-    if (Date.now() > deadline) throw new Error("no leader")
-    await new Promise((r) => setTimeout(r, 100))
-  }
+  await until("a leader to take a write", async () => (await send(nc, "put", '{"key":"boot","value":"1"}')).body.ok, { timeoutMs: 15_000, everyMs: 100 })
   const revisions: number[] = []
   for (let i = 0; i < 20; i++) revisions.push((await write(nc, "put", { key: `k/${i}`, value: String(i) }))["revision"] as number)
   await until("twenty events", () => events.filter((e) => e.event.key.startsWith("k/")).length >= 20)
-  await new Promise((r) => setTimeout(r, 300)) // room for duplicates to show up, if any were sent
+  await sleep(300) // room for duplicates to show up, if any were sent
   t.same(
     events.filter((e) => e.event.key.startsWith("k/")).map((e) => e.event.revision),
     revisions,

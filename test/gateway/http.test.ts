@@ -14,6 +14,7 @@ import { runNode } from "../../bootstrap/node.ts"
 import { config, quiet, send, singleNode } from "../support/node.ts"
 import { natsServer } from "../support/nats.ts"
 import { tempDir } from "../support/tmp.ts"
+import { until } from "../support/wait.ts"
 
 /** A port nobody listens on right now. */
 const freePort = (): Promise<number> =>
@@ -345,17 +346,12 @@ t.test("a node without a leader, then a write through a follower", async (t) => 
     const fiber = Effect.runFork(runNode(c).pipe(Effect.provide(quiet)))
     t.teardown(() => Effect.runPromise(Fiber.interrupt(fiber)))
   }
-  const until = async (what: string, check: () => Promise<boolean>) => {
-    const deadline = Date.now() + 15_000
-    while (!(await check().catch(() => false))) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
+  // Each check is an HTTP round trip to a node still starting: every 50 ms, for up to 15 s.
+  const booting = { timeoutMs: 15_000, everyMs: 50 }
 
   // One of three members alone cannot elect anyone.
   start("n1")
-  await until("n1 to answer HTTP", async () => (await request(ports.n1, "GET", "/health")).json !== undefined)
+  await until("n1 to answer HTTP", async () => (await request(ports.n1, "GET", "/health")).json !== undefined, booting)
   const lonely = await request(ports.n1, "GET", "/health")
   t.equal(lonely.status, 503, "no leader: not ready")
   t.match(lonely.json, { ok: false, id: "n1", leader: null, message: /no leader/ })
@@ -369,7 +365,7 @@ t.test("a node without a leader, then a write through a follower", async (t) => 
   t.equal(value(noLeaderMetrics, "archio_raft_is_leader"), 0)
 
   start("n2")
-  await until("a leader", async () => (await request(ports.n1, "GET", "/health")).status === 200 && (await request(ports.n2, "GET", "/health")).status === 200)
+  await until("a leader", async () => (await request(ports.n1, "GET", "/health")).status === 200 && (await request(ports.n2, "GET", "/health")).status === 200, booting)
   const leader = (await request(ports.n1, "GET", "/health")).json!["leader"] as "n1" | "n2"
   const follower = leader === "n1" ? "n2" : "n1"
   t.match((await request(ports[follower], "GET", "/health")).json, { ok: true, role: "follower", leader })
@@ -411,13 +407,7 @@ t.test("a node whose HTTP port is taken does not start, and says why", async (t)
   const again = { ...c, httpPort: await freePort() }
   const fiber = Effect.runFork(runNode(again).pipe(Effect.provide(quiet)))
   t.teardown(() => Effect.runPromise(Fiber.interrupt(fiber)))
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const r = await request(again.httpPort, "GET", "/health").catch(() => undefined)
-    if (r?.status === 200) break
-    if (Date.now() > deadline) throw new Error("the restarted node did not become healthy")
-    await new Promise((r) => setTimeout(r, 50))
-  }
+  await until("the restarted node to be healthy", async () => (await request(again.httpPort, "GET", "/health")).status === 200, { timeoutMs: 15_000, everyMs: 50 })
   t.pass("restarted on the same data dir")
 })
 
@@ -555,7 +545,7 @@ t.test("a shutdown waits for a request in flight, up to the grace period", async
   const port = exit.value.port
   t.equal((await request(port, "GET", "/health")).status, 503, "no leader: 503 (and a keep-alive connection left open)")
   const inFlight = request(port, "GET", "/get?key=a")
-  while (pending === undefined) await new Promise((r) => setTimeout(r, 5))
+  await until("the request to reach the backend", () => pending !== undefined, { everyMs: 5 })
   const began = performance.now()
   const closing = close()
   setTimeout(() => pending!({ ok: true, value: "late" }), 50)

@@ -6,6 +6,7 @@
 import t from "tap"
 import type { NatsConnection } from "@nats-io/transport-node"
 import { singleNode, type Body, type Reply } from "../support/node.ts"
+import { sleep, until } from "../support/wait.ts"
 
 const jobs = async (nc: NatsConnection, op: string, payload: unknown, timeout = 5000): Promise<Reply> => {
   const msg = await nc.request(`archio.c.jobs.${op}`, typeof payload === "string" ? payload : JSON.stringify(payload), { timeout })
@@ -43,7 +44,7 @@ t.test("jobs over NATS on one node", async (t) => {
   t.test("a parked lease is answered as soon as a job is enqueued", async (t) => {
     const started = Date.now()
     const pending = ok(nc, "lease", { queues: ["park"], workerId: "w2", waitMs: 5000 }, 10_000)
-    await new Promise((r) => setTimeout(r, 200))
+    await sleep(200) // a parked lease shows nowhere: give the request time to park
     const e = await ok(nc, "enqueue", { queue: "park", payload: 1 })
     const r = await pending
     t.same(leased(r).map((j) => j.id), [e["id"]])
@@ -85,7 +86,7 @@ t.test("jobs over NATS on one node", async (t) => {
     const e = await ok(nc, "enqueue", { queue: "lease", payload: 1, leaseMs: 300 })
     const [j] = leased(await ok(nc, "lease", { queues: ["lease"], workerId: "w" }))
     t.match(await ok(nc, "extend", { id: j!.id, token: j!.token, leaseMs: 600, progress: { step: 1 } }), { leaseUntil: Number })
-    await new Promise((r) => setTimeout(r, 400))
+    await sleep(400) // past the first lease's end (300 ms)
     t.match((await ok(nc, "get", { id: e["id"] }))["job"], { state: "leased", progress: { step: 1 } }, "the extension holds past the first end")
     const [j2] = leased(await ok(nc, "lease", { queues: ["lease"], workerId: "w2", waitMs: 3000 }, 8000))
     t.equal(j2!.id, e["id"], "re-leased after the lease ran out")
@@ -147,8 +148,7 @@ t.test("jobs over NATS on one node", async (t) => {
     const e = await ok(nc, "enqueue", { queue: "ev", payload: 1 })
     const [j] = leased(await ok(nc, "lease", { queues: ["ev"], workerId: "w" }))
     await ok(nc, "ack", { id: j!.id, token: j!.token, result: 1 })
-    const deadline = Date.now() + 3000
-    while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await until("three events", () => seen.length >= 3, { timeoutMs: 3_000 })
     t.same(seen, ["ready", "leased", "completed"].map((state) => ({ subject: `archio.c.events.jobs.ev.${e["id"]}.${state}`, state })))
   })
 

@@ -17,13 +17,13 @@ import {
 import { archioError } from "../../protocol/errors.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { tempDir } from "../support/tmp.ts"
+import { sleep, until } from "../support/wait.ts"
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 const bytes = (s: string): Uint8Array => enc.encode(s)
 const text = (m: Pick<Msg, "data">): string => dec.decode(m.data)
 const json = (m: Pick<Msg, "data">): Record<string, unknown> => JSON.parse(text(m)) as Record<string, unknown>
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A server, a client connection and `n` service connections, all torn down with the test. */
 const setup = async (t: Test, n = 1): Promise<{ client: NatsConnection; conns: NatsConnection[] }> => {
@@ -285,7 +285,7 @@ t.test("messages without a reply subject are ignored and counted; a second answe
   const got: string[] = []
   const sub = client.subscribe(inbox, { callback: (_e, m) => void got.push(text(m)) })
   client.publish("t.twice", bytes("x"), { reply: inbox })
-  await sleep(300)
+  await sleep(300) // room for a second reply, if one were sent
   sub.unsubscribe()
   t.same(got, ["one"], "exactly one reply")
   t.equal(calls, 1, "the handler never saw the messages without reply")
@@ -308,7 +308,7 @@ t.test("stop() removes interest, lets in-flight requests finish, and resolves st
   })
   t.equal(text(await client.request("t.echo", bytes("hi"), { timeout: 2000 })), "n1:hi")
   const inFlight = client.request("t.slow", undefined, { timeout: 2000 })
-  await sleep(30)
+  await until("the slow request to arrive", () => service.stats().endpoints.find((e) => e.name === "slow")?.num_requests === 1)
   await service.stop()
   t.ok(service.isStopped)
   t.equal(await service.stopped, null, "stopped resolves null after stop()")

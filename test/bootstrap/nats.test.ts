@@ -8,6 +8,7 @@ import * as Nats from "../../bootstrap/nats.ts"
 import { freePort, startNatsServer } from "../../ops/natsServer.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { tempDir } from "../support/tmp.ts"
+import { until } from "../support/wait.ts"
 
 const settings = (servers: string, extra: Partial<NatsSettings> = {}): NatsSettings => ({
   servers: [servers],
@@ -29,14 +30,6 @@ const capture = () => {
     })
   )
   return { lines, layer }
-}
-
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 const quiet = Logger.minimumLogLevel(LogLevel.None)
@@ -131,13 +124,8 @@ t.test("reconnects after the server restarts on the same port, and says so", asy
       await until("the reconnect to be logged", () => log.lines.some((l) => l.startsWith("NATS reconnected")))
       const peer = await natsClient(t, server.url)
       // The subscription is re-sent on reconnect; give the server a moment to register it.
-      await until("the echo to answer again", async () => {
-        try {
-          return (await peer.request("test.echo", "again", { timeout: 500 })).string() === "again"
-        } catch {
-          return false
-        }
-      })
+      // A request that fails (no responders yet, or its timeout) counts as not yet.
+      await until("the echo to answer again", async () => (await peer.request("test.echo", "again", { timeout: 500 })).string() === "again", { everyMs: 50 })
       t.pass("request answered after the restart")
     },
     log.layer

@@ -6,14 +6,7 @@ import * as Storage from "../../bootstrap/storage.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { config, quiet } from "../support/node.ts"
 import { tempDir } from "../support/tmp.ts"
-
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+import { sleep, until } from "../support/wait.ts"
 
 t.test("runNode answers admin.status in the queue group and on its own subject, and releases everything when interrupted", async (t) => {
   const server = await natsServer(t)
@@ -30,7 +23,8 @@ t.test("runNode answers admin.status in the queue group and on its own subject, 
       return undefined
     }
   }
-  await until("both nodes", async () => (await ask("archio.c.node.n1.admin.status")) !== undefined && (await ask("archio.c.node.n2.admin.status")) !== undefined)
+  // Each check is two NATS requests to nodes still starting: every 50 ms.
+  await until("both nodes", async () => (await ask("archio.c.node.n1.admin.status")) !== undefined && (await ask("archio.c.node.n2.admin.status")) !== undefined, { everyMs: 50 })
   const one = await ask("archio.c.node.n1.admin.status")
   t.match(one, { ok: true, id: "n1", cluster: "c", members: ["n1", "n2"] })
   t.ok(["follower", "precandidate", "candidate", "leader"].includes(String(one?.["role"])), "a Raft role")
@@ -43,8 +37,8 @@ t.test("runNode answers admin.status in the queue group and on its own subject, 
   nc.subscribe(inbox, { callback: (_e, m) => void replies.push(m.json<{ id: string }>().id) })
   for (let i = 0; i < 10; i++) nc.publish("archio.c.admin.status", "", { reply: inbox })
   await nc.flush()
-  await until("ten replies", async () => replies.length >= 10)
-  await new Promise((r) => setTimeout(r, 200))
+  await until("ten replies", () => replies.length >= 10)
+  await sleep(200) // room for an eleventh reply, if a request were answered twice
   t.equal(replies.length, 10, "one answer per request")
   t.ok(replies.every((id) => id === "n1" || id === "n2"))
 

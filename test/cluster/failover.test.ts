@@ -6,6 +6,7 @@ import t, { type Test } from "tap"
 import { ArchioClient } from "../../protocol/archioClient.ts"
 import { ArchioError } from "../../protocol/errors.ts"
 import { testCluster } from "../support/cluster.ts"
+import { sleep, until } from "../support/wait.ts"
 
 /** Every acknowledged write reads back with its value, linearizably. */
 const checkAll = async (t: Test, client: ArchioClient, acked: Map<string, string>) => {
@@ -98,11 +99,11 @@ t.test("a paused leader (SIGSTOP past the election timeout) loses no write and a
       }
     }
   })
-  await new Promise((r) => setTimeout(r, 300))
+  await until("writes under way", () => acked.size > 0)
   await cluster.pause(leader)
-  await new Promise((r) => setTimeout(r, 1_500))
+  await sleep(1_500) // past the election timeout: the others elect a new leader meanwhile
   await cluster.resume(leader)
-  await new Promise((r) => setTimeout(r, 500))
+  await sleep(500) // the old leader back among writers, with its stale term, for a while
   stop = true
   await Promise.all(writers)
   t.ok(acked.size > 10, `writes went on (${acked.size} acknowledged)`)

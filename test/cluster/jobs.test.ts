@@ -7,17 +7,11 @@ import t from "tap"
 import { JobsClient } from "../../protocol/jobsClient.ts"
 import type { JobView } from "../../protocol/client.ts"
 import { testCluster } from "../support/cluster.ts"
+import { until } from "../support/wait.ts"
 import { startWorker, writeHandler, type WorkerProcess } from "../support/workers.ts"
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
+/** Three node processes and their workers share two cores: look every 50 ms, allow 30 s. */
+const patiently = { timeoutMs: 30_000, everyMs: 50 }
 
 /** Every job of `queue`, following list cursors. */
 const allJobs = async (jobs: JobsClient, queue: string): Promise<JobView[]> => {
@@ -42,7 +36,7 @@ t.test("priorities, delays, retries and a killed worker, across processes", asyn
     const low = await jobs.enqueueBatch([0, 1, 2].map((n) => ({ queue: "prio", payload: { n } })))
     const high = await jobs.enqueueBatch([3, 4].map((n) => ({ queue: "prio", payload: { n }, priority: 5 })))
     const w = startWorker(t, { id: "prio-1", natsUrl: nats.url, handler, queues: ["prio"] })
-    await until("five acks", () => acked([w]).length === 5)
+    await until("five acks", () => acked([w]).length === 5, patiently)
     t.same(acked([w]).map((o) => o.id), [...high.ids, ...low.ids])
     t.equal(await w.kill("SIGTERM"), 0, "SIGTERM: a clean exit")
   })
@@ -52,9 +46,9 @@ t.test("priorities, delays, retries and a killed worker, across processes", asyn
     const enqueuedAt = Date.now()
     const delayed = await jobs.enqueue({ queue: "delay", payload: { n: 1 }, delay: 1500 })
     const failing = await jobs.enqueue({ queue: "delay", payload: { fail: true }, maxAttempts: 3, backoff: { type: "fixed", delay: 400 } })
-    await until("the delayed job", () => acked([w]).some((o) => o.id === delayed.id))
+    await until("the delayed job", () => acked([w]).some((o) => o.id === delayed.id), patiently)
     t.ok(Date.now() - enqueuedAt >= 1500, `not early (${Date.now() - enqueuedAt} ms)`)
-    await until("the failing job to die", async () => (await jobs.get(failing.id)).state === "dead")
+    await until("the failing job to die", async () => (await jobs.get(failing.id)).state === "dead", patiently)
     const dead = await jobs.get(failing.id)
     t.match(dead, { attempts: 3, error: "asked to fail" })
     t.ok(dead.updatedAt - dead.createdAt >= 800, "two backoff waits of 400 ms between three attempts")
@@ -65,7 +59,7 @@ t.test("priorities, delays, retries and a killed worker, across processes", asyn
   t.test("a worker killed with SIGKILL has its job leased again once the lease ends", async (t) => {
     const { id } = await jobs.enqueue({ queue: "crash", payload: { sleep: 60_000 } })
     const doomed = startWorker(t, { id: "crash-1", natsUrl: nats.url, handler, queues: ["crash"], args: ["--lease-ms", "1500"] })
-    await until("the lease", async () => (await jobs.get(id)).state === "leased")
+    await until("the lease", async () => (await jobs.get(id)).state === "leased", patiently)
     await doomed.kill("SIGKILL")
     const killedAt = Date.now()
     const again = await jobs.get(id)
@@ -74,7 +68,7 @@ t.test("priorities, delays, retries and a killed worker, across processes", asyn
     await until("the job back with another worker", async () => {
       const j = await jobs.get(id)
       return j.state === "leased" && j.workerId === "crash-2"
-    })
+    }, patiently)
     t.ok(Date.now() - killedAt >= 500, "not before the first lease ran out")
     const j = await jobs.get(id)
     t.equal(j.attempts, 2, "the lost lease counted as an attempt")
@@ -105,17 +99,17 @@ t.test("SIGKILL of the leader during heavy processing loses no job and completes
       for (const id of batch.ids) enqueued.add(id)
     }
   })()
-  await until("work under way", () => acked(workers).length >= 100)
+  await until("work under way", () => acked(workers).length >= 100, patiently)
   const leader = await cluster.waitForLeader(5_000)
   await cluster.kill(leader)
-  await until("work after the kill", () => acked(workers).length >= 300, 60_000)
+  await until("work after the kill", () => acked(workers).length >= 300, { ...patiently, timeoutMs: 60_000 })
   cluster.startNode(leader)
   stop = true
   await producer
   await until(
     "every job completed",
     async () => (await jobs.stats("heavy"))[0]?.completed === enqueued.size,
-    90_000
+    { ...patiently, timeoutMs: 90_000 }
   )
   const all = await allJobs(jobs, "heavy")
   const byId = new Map(all.map((j) => [j.id, j]))

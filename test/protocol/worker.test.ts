@@ -8,16 +8,7 @@ import { ArchioClient } from "../../protocol/archioClient.ts"
 import { JobsClient } from "../../protocol/jobsClient.ts"
 import { NonRetryableError, Worker, type WorkerEvent } from "../../protocol/worker.ts"
 import { singleNode } from "../support/node.ts"
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
+import { sleep, until } from "../support/wait.ts"
 
 t.test("worker runtime on one node", async (t) => {
   const nc = await singleNode(t)

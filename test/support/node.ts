@@ -10,6 +10,7 @@ import { parseConfig, type Config, type Env } from "../../bootstrap/config.ts"
 import { runNode } from "../../bootstrap/node.ts"
 import { natsClient, natsServer } from "./nats.ts"
 import { tempDir } from "./tmp.ts"
+import { until } from "./wait.ts"
 
 interface Teardown {
   teardown(fn: () => unknown): void
@@ -48,16 +49,7 @@ export const singleNode = async (t: Teardown, env: Env = {}): Promise<NatsConnec
   const c = config({ NODE_ID: "n1", PEERS: "n1", NATS_URL: server.url, DATA_DIR: join(dir, "n1"), CLUSTER: "c", ...env })
   const fiber = Effect.runFork(runNode(c).pipe(Effect.provide(quiet)))
   t.teardown(() => Effect.runPromise(Fiber.interrupt(fiber)))
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    try {
-      const r = await send(nc, "put", '{"key":"boot","value":"1"}')
-      if (r.body.ok) break
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error("the node did not become writable")
-    await new Promise((r) => setTimeout(r, 100))
-  }
+  // A put that fails or times out means the node is not up yet.
+  await until("the node to become writable", async () => (await send(nc, "put", '{"key":"boot","value":"1"}')).body.ok, { timeoutMs: 15_000, everyMs: 100 })
   return nc
 }

@@ -30,7 +30,8 @@ export interface WorkerProcess {
 
 /**
  * A handler module: sleeps `payload.sleep` ms when given, fails when `payload.fail` is set,
- * and returns `payload.n`.
+ * and returns `payload.n`. It is plain JavaScript loaded by the worker process, so it keeps its
+ * own one-line sleep (the simulated work) rather than importing test/support/wait.ts.
  */
 export const writeHandler = async (dir: string): Promise<string> => {
   const file = join(dir, "handler.mjs")

@@ -2,6 +2,7 @@
 import t, { type Test } from "tap"
 import * as net from "node:net"
 import { FaultProxy } from "../../../ops/chaos/proxy.ts"
+import { until } from "../../support/wait.ts"
 
 /** An echo server on a free port, closed when the test ends. */
 const echoServer = async (t: Test): Promise<number> => {
@@ -39,21 +40,18 @@ const client = (port: number) => {
   return { socket, connected, ended, received: () => received }
 }
 
-const until = async (cond: () => boolean, ms = 2000): Promise<boolean> => {
-  const deadline = performance.now() + ms
-  while (performance.now() < deadline) {
-    if (cond()) return true
-    await new Promise((r) => setTimeout(r, 5))
-  }
-  return cond()
-}
+/** Local sockets answer at once; look every 5 ms, as one check times the proxy to within 100 ms. */
+const soon = { timeoutMs: 2_000, everyMs: 5 }
+/** With delays and jitter on the way there and back. */
+const slowly = { timeoutMs: 3_000, everyMs: 5 }
 
 t.test("forwards both ways", async (t) => {
   const proxy = await proxyTo(t, await echoServer(t))
   const c = client(proxy.port)
   await c.connected
   c.socket.write("hello")
-  t.ok(await until(() => c.received() === "hello"), "echo came back through the proxy")
+  await until("the echo through the proxy", () => c.received() === "hello", soon)
+  t.equal(c.received(), "hello", "echo came back through the proxy")
   t.equal(proxy.stats.accepted, 1)
   t.equal(proxy.stats.open, 1)
   c.socket.destroy()
@@ -64,7 +62,7 @@ t.test("cut resets open connections and refuses new ones until heal", async (t) 
   const c = client(proxy.port)
   await c.connected
   c.socket.write("a")
-  t.ok(await until(() => c.received() === "a"))
+  await until("the first echo", () => c.received() === "a", soon)
   proxy.cut()
   t.match(await c.ended, /ECONNRESET|closed/, "the open connection is dropped")
   t.equal(proxy.stats.reset, 1)
@@ -80,7 +78,8 @@ t.test("cut resets open connections and refuses new ones until heal", async (t) 
   const again = client(proxy.port)
   await again.connected
   again.socket.write("back")
-  t.ok(await until(() => again.received() === "back"), "after heal it forwards again")
+  await until("the echo after heal", () => again.received() === "back", soon)
+  t.equal(again.received(), "back", "after heal it forwards again")
   again.socket.destroy()
 })
 
@@ -92,20 +91,22 @@ t.test("delay holds every chunk, keeps the order, and heal removes it", async (t
   const sent = performance.now()
   for (let i = 0; i < 20; i++) c.socket.write(`${i},`)
   const expected = Array.from({ length: 20 }, (_, i) => `${i},`).join("")
-  t.ok(await until(() => c.received() === expected, 3000), "everything arrives, in order")
+  await until("all twenty chunks", () => c.received().length >= expected.length, slowly)
+  t.equal(c.received(), expected, "everything arrives, in order")
   const took = performance.now() - sent
   t.ok(took >= 280, `the round trip crossed the proxy twice with 150 ms each (${took.toFixed(0)} ms)`)
 
   proxy.delay(100, 100)
   c.socket.write("x")
   c.socket.write("y")
-  t.ok(await until(() => c.received().endsWith("xy"), 3000), "jitter never reorders")
+  await until("x and y", () => c.received().length >= expected.length + 2, slowly)
+  t.equal(c.received(), `${expected}xy`, "jitter never reorders")
 
   proxy.heal()
   const before = c.received().length
   const start = performance.now()
   c.socket.write("z")
-  t.ok(await until(() => c.received().length === before + 1))
+  await until("z", () => c.received().length === before + 1, soon)
   t.ok(performance.now() - start < 100, "no delay after heal")
   c.socket.destroy()
 })
@@ -114,7 +115,8 @@ t.test("closing either side closes the other", async (t) => {
   const proxy = await proxyTo(t, await echoServer(t))
   const c = client(proxy.port)
   await c.connected
-  t.ok(await until(() => proxy.stats.open === 1))
+  await until("the pair to open", () => proxy.stats.open === 1, soon)
   c.socket.end()
-  t.ok(await until(() => proxy.stats.open === 0), "the pair is gone")
+  await until("the pair to close", () => proxy.stats.open === 0, soon)
+  t.equal(proxy.stats.open, 0, "the pair is gone")
 })

@@ -1,6 +1,23 @@
-// Flat config: typescript-eslint's recommended rules over our sources.
+// Flat config: typescript-eslint's recommended rules over our sources, plus the layering rules.
 import js from "@eslint/js"
 import tseslint from "typescript-eslint"
+
+/**
+ * Forbids a folder's files to import from `folders` (top-level folders of the repository),
+ * statically or with `import()`. Sources are relative paths, so "one or more ../ then the
+ * folder" is how such an import reads from anywhere inside the folder.
+ */
+const mayNotImport = (folders, message) => {
+  const source = `^(\\.\\./)+(${folders.join("|")})(/|$)`
+  return {
+    "no-restricted-imports": ["error", { patterns: [{ regex: source, message }] }],
+    // no-restricted-imports sees only static imports; esquery cannot hold a "/" in a regex, hence \x2F.
+    "no-restricted-syntax": [
+      "error",
+      { selector: `ImportExpression > Literal[value=/${source.replaceAll("/", "\\x2F")}/]`, message }
+    ]
+  }
+}
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", ".archio/", "coverage/", ".tap/"] },
@@ -15,5 +32,21 @@ export default tseslint.config(
       "@typescript-eslint/no-explicit-any": "error",
       "no-constant-condition": ["error", { checkLoops: false }]
     }
+  },
+  // Layering (DESIGN.md): protocol/ is the wire contract any client embeds, so it stands alone;
+  // actors/ are wired by bootstrap/ and run by ops/, never the other way round.
+  {
+    files: ["protocol/**"],
+    rules: mayNotImport(["actors", "bootstrap", "ops", "test"], "protocol/ is the wire contract: it imports nothing from actors/, bootstrap/, ops/ or test/.")
+  },
+  {
+    files: ["actors/**"],
+    rules: mayNotImport(["bootstrap", "ops"], "actors/ may not import bootstrap/ or ops/: wiring and operations depend on actors, not the other way round.")
   }
+  // bootstrap/ never imports ops/. Off until ops/dev.ts and ops/natsServer.ts move into bootstrap/
+  // (bootstrap/cli.ts imports ops/dev.ts today); then uncomment it and add its probe to test/ops/lintRules.test.ts.
+  // {
+  //   files: ["bootstrap/**"],
+  //   rules: mayNotImport(["ops"], "bootstrap/ may not import ops/: ops/ runs and proves what bootstrap/ wires.")
+  // }
 )

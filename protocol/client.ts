@@ -227,6 +227,19 @@ export type KvTxnRequest = Schema.Schema.Type<typeof KvTxnRequest>
 
 const Ok = Schema.Literal(true)
 
+/**
+ * The Gateway adds the id of the node that answered to every success reply (for a write, the
+ * leader that committed it), so a client can send its next request straight there.
+ */
+const AnsweredBy = { node: Schema.String }
+
+/** What a kv write reply says about the key it wrote. */
+const WrittenKey = {
+  key: Schema.String,
+  /** The key's `modRevision` before this write; absent when there was no such key. */
+  prevRevision: opt(NonNegativeInt)
+}
+
 const KeyMeta = {
   /** Revision that created the key (since its last deletion). */
   createRevision: NonNegativeInt,
@@ -236,18 +249,20 @@ const KeyMeta = {
   version: NonNegativeInt
 }
 
-export const KvPutResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt }).annotations({ identifier: "KvPutResponse" })
+export const KvPutResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt, ...WrittenKey, ...AnsweredBy }).annotations({ identifier: "KvPutResponse" })
 export type KvPutResponse = Schema.Schema.Type<typeof KvPutResponse>
 
 export const KvDelResponse = Schema.Struct({
   ok: Ok,
   revision: NonNegativeInt,
   /** False when the key did not exist (the delete is still a success). */
-  deleted: Schema.Boolean
+  deleted: Schema.Boolean,
+  ...WrittenKey,
+  ...AnsweredBy
 }).annotations({ identifier: "KvDelResponse" })
 export type KvDelResponse = Schema.Schema.Type<typeof KvDelResponse>
 
-export const KvCasResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt }).annotations({ identifier: "KvCasResponse" })
+export const KvCasResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt, ...WrittenKey, ...AnsweredBy }).annotations({ identifier: "KvCasResponse" })
 export type KvCasResponse = Schema.Schema.Type<typeof KvCasResponse>
 
 /** A missing key is a `not_found` error, not a reply. */
@@ -256,7 +271,10 @@ export const KvGetResponse = Schema.Struct({
   key: Schema.String,
   value: Schema.String,
   ...KeyMeta,
-  consistency: Consistency
+  /** The store's revision when the key was read. */
+  revision: NonNegativeInt,
+  consistency: Consistency,
+  ...AnsweredBy
 }).annotations({ identifier: "KvGetResponse" })
 export type KvGetResponse = Schema.Schema.Type<typeof KvGetResponse>
 
@@ -275,14 +293,16 @@ export const KvScanResponse = Schema.Struct({
   cursor: opt(Schema.String),
   /** The store's revision when this page was read: watch events after it follow the page. */
   revision: NonNegativeInt,
-  consistency: Consistency
+  consistency: Consistency,
+  ...AnsweredBy
 }).annotations({ identifier: "KvScanResponse" })
 export type KvScanResponse = Schema.Schema.Type<typeof KvScanResponse>
 
 export const KvTxnResponse = Schema.Struct({
   ok: Ok,
   succeeded: Schema.Boolean,
-  revision: NonNegativeInt
+  revision: NonNegativeInt,
+  ...AnsweredBy
 }).annotations({ identifier: "KvTxnResponse" })
 export type KvTxnResponse = Schema.Schema.Type<typeof KvTxnResponse>
 
@@ -491,7 +511,8 @@ export const EnqueueResponse = Schema.Struct({
   id: Schema.String,
   revision: NonNegativeInt,
   /** True when `uniqueKey` matched a live job: `id` is that job, nothing was enqueued. */
-  existing: Schema.Boolean
+  existing: Schema.Boolean,
+  ...AnsweredBy
 }).annotations({ identifier: "EnqueueResponse" })
 export type EnqueueResponse = Schema.Schema.Type<typeof EnqueueResponse>
 
@@ -500,7 +521,8 @@ export const EnqueueBatchResponse = Schema.Struct({
   ids: Schema.Array(Schema.String),
   /** Per job, as `existing` in `EnqueueResponse`. */
   existing: Schema.Array(Schema.Boolean),
-  revision: NonNegativeInt
+  revision: NonNegativeInt,
+  ...AnsweredBy
 }).annotations({ identifier: "EnqueueBatchResponse" })
 export type EnqueueBatchResponse = Schema.Schema.Type<typeof EnqueueBatchResponse>
 
@@ -518,23 +540,29 @@ export const LeasedJob = Schema.Struct({
 }).annotations({ identifier: "LeasedJob" })
 export type LeasedJob = Schema.Schema.Type<typeof LeasedJob>
 
-export const LeaseResponse = Schema.Struct({ ok: Ok, jobs: Schema.Array(LeasedJob) }).annotations({ identifier: "LeaseResponse" })
+export const LeaseResponse = Schema.Struct({ ok: Ok, jobs: Schema.Array(LeasedJob), ...AnsweredBy }).annotations({ identifier: "LeaseResponse" })
 export type LeaseResponse = Schema.Schema.Type<typeof LeaseResponse>
 
 /** Reply of ack, release, cancel and retry. */
-export const JobWriteResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt }).annotations({ identifier: "JobWriteResponse" })
+export const JobWriteResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt, ...AnsweredBy }).annotations({ identifier: "JobWriteResponse" })
 export type JobWriteResponse = Schema.Schema.Type<typeof JobWriteResponse>
 
-/** One result per ack, in order: `{"ok":true,"revision"}` or `{"ok":false,"code","message"}`. */
+/** One result per ack, in order: `{"ok":true,"revision"}` or `{"ok":false,"code","message"}` (and `detail` when there is some). */
 export const AckBatchResponse = Schema.Struct({
   ok: Ok,
   revision: NonNegativeInt,
   results: Schema.Array(
     Schema.Union(
       Schema.Struct({ ok: Ok, revision: NonNegativeInt }),
-      Schema.Struct({ ok: Schema.Literal(false), code: Schema.Literal(...(Object.keys(errorCodes) as [ErrorCode, ...Array<ErrorCode>])), message: Schema.String })
+      Schema.Struct({
+        ok: Schema.Literal(false),
+        code: Schema.Literal(...(Object.keys(errorCodes) as [ErrorCode, ...Array<ErrorCode>])),
+        message: Schema.String,
+        detail: opt(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+      })
     )
-  )
+  ),
+  ...AnsweredBy
 }).annotations({ identifier: "AckBatchResponse" })
 export type AckBatchResponse = Schema.Schema.Type<typeof AckBatchResponse>
 
@@ -543,24 +571,28 @@ export const FailResponse = Schema.Struct({
   revision: NonNegativeInt,
   /** True when the job will run again; `runAt` says when. */
   willRetry: Schema.Boolean,
-  runAt: opt(NonNegativeInt)
+  runAt: opt(NonNegativeInt),
+  ...AnsweredBy
 }).annotations({ identifier: "FailResponse" })
 export type FailResponse = Schema.Schema.Type<typeof FailResponse>
 
 export const ExtendResponse = Schema.Struct({
   ok: Ok,
   revision: NonNegativeInt,
-  leaseUntil: NonNegativeInt
+  leaseUntil: NonNegativeInt,
+  ...AnsweredBy
 }).annotations({ identifier: "ExtendResponse" })
 export type ExtendResponse = Schema.Schema.Type<typeof ExtendResponse>
 
-export const JobGetResponse = Schema.Struct({ ok: Ok, job: JobView }).annotations({ identifier: "JobGetResponse" })
+export const JobGetResponse = Schema.Struct({ ok: Ok, job: JobView, consistency: Consistency, ...AnsweredBy }).annotations({ identifier: "JobGetResponse" })
 export type JobGetResponse = Schema.Schema.Type<typeof JobGetResponse>
 
 export const ListResponse = Schema.Struct({
   ok: Ok,
   jobs: Schema.Array(JobView),
-  cursor: opt(Schema.String)
+  cursor: opt(Schema.String),
+  consistency: Consistency,
+  ...AnsweredBy
 }).annotations({ identifier: "ListResponse" })
 export type ListResponse = Schema.Schema.Type<typeof ListResponse>
 
@@ -581,10 +613,17 @@ export const QueueStats = Schema.Struct({
 }).annotations({ identifier: "QueueStats" })
 export type QueueStats = Schema.Schema.Type<typeof QueueStats>
 
-export const StatsResponse = Schema.Struct({ ok: Ok, queues: Schema.Array(QueueStats) }).annotations({ identifier: "StatsResponse" })
+export const StatsResponse = Schema.Struct({
+  ok: Ok,
+  queues: Schema.Array(QueueStats),
+  /** Leader time of the last applied entry, ms since the epoch: what `oldestReadyMs` and the last minute count from. */
+  time: NonNegativeInt,
+  consistency: Consistency,
+  ...AnsweredBy
+}).annotations({ identifier: "StatsResponse" })
 export type StatsResponse = Schema.Schema.Type<typeof StatsResponse>
 
-export const PurgeResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt, purged: NonNegativeInt }).annotations({ identifier: "PurgeResponse" })
+export const PurgeResponse = Schema.Struct({ ok: Ok, revision: NonNegativeInt, purged: NonNegativeInt, ...AnsweredBy }).annotations({ identifier: "PurgeResponse" })
 export type PurgeResponse = Schema.Schema.Type<typeof PurgeResponse>
 
 /**
@@ -632,7 +671,9 @@ export type Role = Schema.Schema.Type<typeof Role>
 export const PeerProgress = Schema.Struct({
   id: Schema.String,
   nextIndex: NonNegativeInt,
-  matchIndex: NonNegativeInt
+  matchIndex: NonNegativeInt,
+  /** `probe` while the leader looks for where the follower's log matches, then `replicate`. */
+  state: oneOf("probe", "replicate")
 }).annotations({ identifier: "PeerProgress" })
 export type PeerProgress = Schema.Schema.Type<typeof PeerProgress>
 
@@ -641,6 +682,8 @@ export const StatusResponse = Schema.Struct({
   /** This node's id. */
   id: Schema.String,
   cluster: Schema.String,
+  /** The members this node was started with (`--peers`). */
+  members: Schema.Array(Schema.String),
   role: Role,
   term: NonNegativeInt,
   /** The leader this node knows of in `term`, or null. */
@@ -650,6 +693,10 @@ export const StatusResponse = Schema.Struct({
   firstIndex: NonNegativeInt,
   lastIndex: NonNegativeInt,
   lastTerm: NonNegativeInt,
+  /** Changes of leader this node has seen since it started. */
+  leaderChanges: NonNegativeInt,
+  /** Milliseconds since this node's Gateway started. */
+  uptimeMs: NonNegativeInt,
   /** Replication progress of each follower; only on the leader. */
   peers: opt(Schema.Array(PeerProgress))
 }).annotations({ identifier: "StatusResponse" })

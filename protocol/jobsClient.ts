@@ -79,7 +79,7 @@ export class JobsClient implements WorkerApi {
         batch.forEach((p, i) => {
           const r = reply.results[i]
           if (r === undefined) p.reject(archioError("internal", "the ack batch reply is missing a result"))
-          else if (r.ok) p.resolve({ ok: true, revision: r.revision })
+          else if (r.ok) p.resolve({ ok: true, revision: r.revision, node: reply.node })
           else p.reject(archioError(r.code, r.message))
         })
       } catch (e) {

@@ -278,33 +278,33 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
   }
   const samples: { readonly [G in keyof typeof C.endpoints]: { readonly [O in keyof (typeof C.endpoints)[G]]: unknown } } = {
     kv: {
-      put: { ok: true, revision: 5 },
-      get: { ok: true, key: "k", value: "v", createRevision: 2, modRevision: 5, version: 3, consistency: "linearizable" },
-      del: { ok: true, revision: 6, deleted: false },
-      cas: { ok: true, revision: 7 },
-      scan: { ok: true, items: [{ key: "a", value: "1", createRevision: 1, modRevision: 1, version: 1 }, { key: "b", createRevision: 2, modRevision: 3, version: 2 }], cursor: "next", revision: 8, consistency: "stale" },
-      txn: { ok: true, succeeded: true, revision: 8 }
+      put: { ok: true, revision: 5, key: "k", prevRevision: 4, node: "n1" },
+      get: { ok: true, key: "k", value: "v", createRevision: 2, modRevision: 5, version: 3, revision: 5, consistency: "linearizable", node: "n1" },
+      del: { ok: true, revision: 6, deleted: false, key: "k", node: "n1" },
+      cas: { ok: true, revision: 7, key: "k", node: "n1" },
+      scan: { ok: true, items: [{ key: "a", value: "1", createRevision: 1, modRevision: 1, version: 1 }, { key: "b", createRevision: 2, modRevision: 3, version: 2 }], cursor: "next", revision: 8, consistency: "stale", node: "n2" },
+      txn: { ok: true, succeeded: true, revision: 8, node: "n1" }
     },
     jobs: {
-      enqueue: { ok: true, id: "j1", revision: 9, existing: false },
-      enqueueBatch: { ok: true, ids: ["j2", "j3"], existing: [false, true], revision: 10 },
-      lease: { ok: true, jobs: [{ id: "j1", queue: "q", payload: 1, attempt: 1, token: 11, leaseUntil: 1_700_000_030_000 }] },
-      ack: { ok: true, revision: 12 },
-      fail: { ok: true, revision: 13, willRetry: true, runAt: 1_700_000_001_000 },
-      extend: { ok: true, revision: 14, leaseUntil: 1_700_000_060_000 },
-      release: { ok: true, revision: 14 },
-      ackBatch: { ok: true, revision: 15, results: [{ ok: true, revision: 15 }, { ok: false, code: "lease_lost", message: "gone" }] },
-      get: { ok: true, job },
-      cancel: { ok: true, revision: 15 },
-      retry: { ok: true, revision: 16 },
-      list: { ok: true, jobs: [job], cursor: "c2" },
-      stats: { ok: true, queues: [{ queue: "q", scheduled: 0, ready: 1, leased: 2, completed: 10, failed: 1, dead: 0, cancelled: 0, oldestReadyMs: 5, completedLastMinute: 10, failedLastMinute: 1 }] },
-      purge: { ok: true, revision: 17, purged: 3 }
+      enqueue: { ok: true, id: "j1", revision: 9, existing: false, node: "n1" },
+      enqueueBatch: { ok: true, ids: ["j2", "j3"], existing: [false, true], revision: 10, node: "n1" },
+      lease: { ok: true, jobs: [{ id: "j1", queue: "q", payload: 1, attempt: 1, token: 11, leaseUntil: 1_700_000_030_000 }], node: "n1" },
+      ack: { ok: true, revision: 12, node: "n1" },
+      fail: { ok: true, revision: 13, willRetry: true, runAt: 1_700_000_001_000, node: "n1" },
+      extend: { ok: true, revision: 14, leaseUntil: 1_700_000_060_000, node: "n1" },
+      release: { ok: true, revision: 14, node: "n1" },
+      ackBatch: { ok: true, revision: 15, results: [{ ok: true, revision: 15 }, { ok: false, code: "lease_lost", message: "gone", detail: { state: "leased" } }], node: "n1" },
+      get: { ok: true, job, consistency: "linearizable", node: "n2" },
+      cancel: { ok: true, revision: 15, node: "n1" },
+      retry: { ok: true, revision: 16, node: "n1" },
+      list: { ok: true, jobs: [job], cursor: "c2", consistency: "linearizable", node: "n2" },
+      stats: { ok: true, queues: [{ queue: "q", scheduled: 0, ready: 1, leased: 2, completed: 10, failed: 1, dead: 0, cancelled: 0, oldestReadyMs: 5, completedLastMinute: 10, failedLastMinute: 1 }], time: 1_700_000_000_000, consistency: "linearizable", node: "n2" },
+      purge: { ok: true, revision: 17, purged: 3, node: "n1" }
     },
     admin: {
       status: {
-        ok: true, id: "n1", cluster: "dev", role: "leader", term: 4, leader: "n1", commitIndex: 100, appliedIndex: 100,
-        firstIndex: 1, lastIndex: 101, lastTerm: 4, peers: [{ id: "n2", nextIndex: 102, matchIndex: 101 }]
+        ok: true, id: "n1", cluster: "dev", members: ["n1", "n2"], role: "leader", term: 4, leader: "n1", commitIndex: 100, appliedIndex: 100,
+        firstIndex: 1, lastIndex: 101, lastTerm: 4, leaderChanges: 1, uptimeMs: 5_000, peers: [{ id: "n2", nextIndex: 102, matchIndex: 101, state: "replicate" }]
       }
     }
   }
@@ -315,9 +315,10 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
     }
   }
   replyRoundTrip(t, C.StatusResponse, {
-    ok: true, id: "n2", cluster: "dev", role: "follower", term: 4, leader: null, commitIndex: 0, appliedIndex: 0, firstIndex: 0, lastIndex: 0, lastTerm: 0
+    ok: true, id: "n2", cluster: "dev", members: ["n1", "n2"], role: "follower", term: 4, leader: null, commitIndex: 0, appliedIndex: 0, firstIndex: 0, lastIndex: 0, lastTerm: 0,
+    leaderChanges: 0, uptimeMs: 10
   }, "follower status without peers")
-  const lenient = Schema.decodeUnknownEither(C.KvPutResponse)({ ok: true, revision: 1, addedLater: "x" })
+  const lenient = Schema.decodeUnknownEither(C.KvPutResponse)({ ok: true, revision: 1, key: "k", node: "n1", addedLater: "x" })
   t.ok(Either.isRight(lenient), "replies ignore fields they do not know")
 })
 

@@ -1,0 +1,195 @@
+/**
+ * The wire contract against a real node: every endpoint of the NATS service gets real
+ * requests, and every reply body is decoded with its reply Schema from protocol/client.ts in
+ * strict mode (a field the Schema does not describe is an error), error replies with
+ * `ErrorBody` and a `Nats-Service-Error-Code` header that matches the code's status. A reply
+ * the Gateway changes without its Schema, or an endpoint added without one, fails here.
+ */
+import t, { type Test } from "tap"
+import { Effect, Fiber, Schema } from "effect"
+import type { NatsConnection } from "@nats-io/transport-node"
+import { join } from "node:path"
+import { runNode } from "../../bootstrap/node.ts"
+import * as Client from "../../protocol/client.ts"
+import { statusOf, type ErrorCode } from "../../protocol/errors.ts"
+import { maxValueBytes } from "../../protocol/limits.ts"
+import { errorCodeHeader, errorHeader } from "../../protocol/reply.ts"
+import { natsClient, natsServer } from "../support/nats.ts"
+import { config, quiet, singleNode } from "../support/node.ts"
+import { tempDir } from "../support/tmp.ts"
+import { until } from "../support/wait.ts"
+
+type Table = typeof Client.endpoints
+type Group = keyof Table
+type Op<G extends Group> = keyof Table[G] & string
+/** What an endpoint's reply Schema decodes to. */
+type ReplyOf<G extends Group, O extends Op<G>> = Table[G][O] extends { readonly response: Schema.Schema<infer A, infer _I, never> } ? A : never
+
+/** Strict: a field the Schema does not describe is an error; and every mismatch is listed, not just the first. */
+const strictly = { onExcessProperty: "error", errors: "all" } as const
+
+/** Every endpoint that answered, by `<group>.<op>`: with a success, and with an error. */
+const answered = { ok: new Set<string>(), error: new Set<string>() }
+
+interface RawReply {
+  readonly body: unknown
+  readonly status: string | undefined
+  readonly errorText: string | undefined
+}
+
+const request = async (nc: NatsConnection, endpoint: string, payload: unknown): Promise<RawReply> => {
+  const msg = await nc.request(`archio.c.${endpoint}`, typeof payload === "string" ? payload : JSON.stringify(payload), { timeout: 5_000 })
+  return { body: msg.json<unknown>(), status: msg.headers?.get(errorCodeHeader) || undefined, errorText: msg.headers?.get(errorHeader) || undefined }
+}
+
+/** Decodes `body` with `schema`, strictly; a mismatch fails with what did not match. */
+const decodeStrictly = <A, I>(t: Test, label: string, schema: Schema.Schema<A, I, never>, body: unknown): A => {
+  try {
+    const decoded = Schema.decodeUnknownSync(schema, strictly)(body)
+    t.pass(label)
+    return decoded
+  } catch (e) {
+    throw new Error(`${label}: ${e instanceof Error ? e.message : String(e)}\nbody: ${JSON.stringify(body)}`)
+  }
+}
+
+/** A request that must succeed: no error headers, and the body is exactly the endpoint's reply Schema. */
+const ok = async <G extends Group, O extends Op<G>>(t: Test, nc: NatsConnection, group: G, op: O, payload: unknown, why: string): Promise<ReplyOf<G, O>> => {
+  const endpoint = `${group}.${op}`
+  const reply = await request(nc, endpoint, payload)
+  if (reply.status !== undefined) throw new Error(`${endpoint} (${why}) failed with ${reply.status}: ${JSON.stringify(reply.body)}`)
+  // The table's entry for this endpoint, typed by what it decodes to.
+  const { response } = Client.endpoints[group][op] as unknown as { readonly response: Schema.Schema<ReplyOf<G, O>, unknown, never> }
+  answered.ok.add(endpoint)
+  return decodeStrictly(t, `${endpoint} ${why}: the reply is exactly its Schema`, response, reply.body)
+}
+
+/** A request that must fail with `code`: the envelope is exactly `ErrorBody`, and the headers agree with its code. */
+const fails = async (t: Test, nc: NatsConnection, endpoint: string, payload: unknown, code: ErrorCode, why: string): Promise<Client.ErrorBody> => {
+  const reply = await request(nc, endpoint, payload)
+  const body = decodeStrictly(t, `${endpoint} ${why}: the error is exactly ErrorBody`, Client.ErrorBody, reply.body)
+  t.equal(body.error.code, code, `${endpoint} ${why}: ${code}`)
+  t.equal(reply.status, String(statusOf(body.error.code)), `${endpoint} ${why}: ${errorCodeHeader} is the status of ${body.error.code}`)
+  t.ok(reply.errorText !== undefined && reply.errorText.length > 0, `${endpoint} ${why}: ${errorHeader} says why`)
+  answered.error.add(endpoint)
+  return body
+}
+
+t.test("every endpoint's replies match protocol/client.ts, strictly", async (t) => {
+  const nc = await singleNode(t)
+
+  t.test("kv", async (t) => {
+    const created = await ok(t, nc, "kv", "put", { key: "c/a", value: "1" }, "of a new key")
+    const replaced = await ok(t, nc, "kv", "put", { key: "c/a", value: "2", ttl: 60_000, token: { client: "contract", seq: 1 } }, "over an existing key, with ttl and token")
+    t.ok(replaced.revision > created.revision)
+    await ok(t, nc, "kv", "put", { key: "c/a", value: "2", ttl: 60_000, token: { client: "contract", seq: 1 } }, "repeated with its token")
+    await ok(t, nc, "kv", "get", { key: "c/a" }, "linearizable")
+    await ok(t, nc, "kv", "get", { key: "c/a", consistency: "stale" }, "stale")
+    await ok(t, nc, "kv", "cas", { key: "c/a", value: "3", expectedRevision: replaced.revision }, "with the current revision")
+    await ok(t, nc, "kv", "cas", { key: "c/b", value: "1", expectedRevision: 0 }, "creating a key")
+    await ok(t, nc, "kv", "cas", { key: "c/c", value: "1" }, "without expectedRevision (a put)")
+    const page = await ok(t, nc, "kv", "scan", { prefix: "c/", limit: 2 }, "a first page")
+    t.type(page.cursor, "string", "a first page has a cursor")
+    await ok(t, nc, "kv", "scan", { prefix: "c/", cursor: page.cursor, keysOnly: true, consistency: "stale" }, "the last page, keys only")
+    await ok(t, nc, "kv", "scan", { start: "c/a", end: "c/b" }, "a range")
+    await ok(t, nc, "kv", "txn", { compare: [{ key: "c/b", target: "version", op: "==", value: 1 }], success: [{ op: "put", key: "c/d", value: "x" }, { op: "del", key: "c/c" }], failure: [] }, "that succeeds")
+    await ok(t, nc, "kv", "txn", { compare: [{ key: "c/b", target: "value", op: "==", value: "no" }], success: [], failure: [] }, "that fails, writing nothing")
+    await ok(t, nc, "kv", "del", { key: "c/d" }, "of a key")
+    await ok(t, nc, "kv", "del", { key: "c/never" }, "of a missing key")
+
+    for (const op of ["put", "get", "del", "cas", "scan", "txn"]) await fails(t, nc, `kv.${op}`, { key: "k", misspelt: 1 }, "bad_request", "with an unknown field")
+    await fails(t, nc, "kv.put", "{not json", "bad_request", "not JSON")
+    const missing = await fails(t, nc, "kv.get", { key: "c/never" }, "not_found", "of a missing key")
+    t.type(missing.error.detail?.["revision"], "number", "not_found says at which revision")
+    await fails(t, nc, "kv.cas", { key: "c/a", value: "4", expectedRevision: 1 }, "conflict", "with a stale revision")
+    await fails(t, nc, "kv.put", { key: "k", value: "x".repeat(maxValueBytes + 1) }, "too_large", "with a value over the limit")
+    await fails(t, nc, "kv.scan", { prefix: "c/", cursor: "not-a-cursor!" }, "bad_request", "with a forged cursor")
+    await fails(t, nc, "kv.txn", { compare: [], success: [{ op: "put", key: "k", value: "1" }, { op: "del", key: "k" }], failure: [] }, "bad_request", "naming a key twice")
+  })
+
+  t.test("jobs", async (t) => {
+    const one = await ok(t, nc, "jobs", "enqueue", { queue: "contract", payload: { n: 1 }, priority: 5, uniqueKey: "u1", backoff: { type: "fixed", delay: 10 } }, "a job")
+    await ok(t, nc, "jobs", "enqueue", { queue: "contract", payload: { n: 2 }, uniqueKey: "u1" }, "matching a live unique key")
+    const later = await ok(t, nc, "jobs", "enqueue", { queue: "contract", payload: null, delay: 60_000, token: { client: "contract", seq: 2 } }, "delayed, with a token")
+    const batch = await ok(t, nc, "jobs", "enqueueBatch", { jobs: [{ queue: "contract", payload: 3 }, { queue: "contract", payload: 4, maxAttempts: 1 }] }, "two jobs")
+
+    const leased = await ok(t, nc, "jobs", "lease", { queues: ["contract"], workerId: "w1", max: 3, leaseMs: 30_000 }, "three ready jobs")
+    t.equal(leased.jobs.length, 3, "the three ready jobs")
+    t.equal(leased.jobs[0]!.id, one.id, "the priority one first")
+    await ok(t, nc, "jobs", "lease", { queues: ["contract-empty"], workerId: "w1" }, "with nothing ready")
+    await ok(t, nc, "jobs", "lease", { queues: ["contract-empty"], workerId: "w1", waitMs: 50 }, "waiting in vain")
+    const [first, second, third] = leased.jobs
+    await ok(t, nc, "jobs", "get", { id: first!.id }, "of a leased job")
+    await ok(t, nc, "jobs", "extend", { id: first!.id, token: first!.token, leaseMs: 40_000, progress: { step: 1 } }, "with progress")
+    await ok(t, nc, "jobs", "ack", { id: first!.id, token: first!.token, result: { done: true } }, "of a leased job")
+    await ok(t, nc, "jobs", "get", { id: first!.id }, "of a completed job")
+    const retrying = await ok(t, nc, "jobs", "fail", { id: second!.id, token: second!.token, error: "flaky" }, "with attempts left")
+    t.equal(retrying.willRetry, true)
+    await ok(t, nc, "jobs", "get", { id: second!.id }, "of a failed job")
+    const dead = await ok(t, nc, "jobs", "fail", { id: third!.id, token: third!.token, error: "fatal", retryable: false }, "not retryable")
+    t.equal(dead.willRetry, false)
+    await ok(t, nc, "jobs", "retry", { id: third!.id }, "of a dead job")
+    const again = await ok(t, nc, "jobs", "lease", { queues: ["contract"], workerId: "w2", max: 2 }, "after a retry")
+    const [x, y] = again.jobs
+    await ok(t, nc, "jobs", "release", { id: x!.id, token: x!.token }, "of a leased job")
+    const [z] = (await ok(t, nc, "jobs", "lease", { queues: ["contract"], workerId: "w3" }, "of the released job")).jobs
+    const acks = await ok(t, nc, "jobs", "ackBatch", { acks: [{ id: y!.id, token: y!.token, result: 1 }, { id: z!.id, token: z!.token + 1 }, { id: "999999", token: 1 }] }, "one good, one stale, one unknown")
+    t.match(acks.results, [{ ok: true }, { ok: false, code: "lease_lost" }, { ok: false, code: "not_found" }])
+    t.same(batch.existing, [false, false], "a batch of new jobs")
+    await ok(t, nc, "jobs", "cancel", { id: later.id }, "of a scheduled job")
+    const page = await ok(t, nc, "jobs", "list", { queue: "contract", limit: 2 }, "a first page")
+    t.type(page.cursor, "string", "a first page has a cursor")
+    await ok(t, nc, "jobs", "list", { queue: "contract", cursor: page.cursor, state: "completed" }, "by state, from a cursor")
+    await ok(t, nc, "jobs", "stats", {}, "of every queue")
+    await ok(t, nc, "jobs", "stats", { queue: "contract" }, "of one queue")
+    for (const op of Object.keys(Client.endpoints.jobs)) await fails(t, nc, `jobs.${op}`, { misspelt: 1 }, "bad_request", "with an unknown field")
+    await fails(t, nc, "jobs.get", { id: "999999" }, "not_found", "of an unknown job")
+    await fails(t, nc, "jobs.ack", { id: z!.id, token: z!.token + 1 }, "lease_lost", "with a stale token")
+    await fails(t, nc, "jobs.cancel", { id: first!.id }, "conflict", "of a finished job")
+    await fails(t, nc, "jobs.enqueue", { queue: "q", payload: "x".repeat(600 * 1024) }, "too_large", "over the request limit")
+    await ok(t, nc, "jobs", "purge", { queue: "contract", states: ["completed", "cancelled"], olderThanMs: 0 }, "of finished jobs")
+  })
+
+  t.test("admin", async (t) => {
+    const status = await ok(t, nc, "admin", "status", "", "of the leader")
+    t.match(status, { id: "n1", cluster: "c", role: "leader", leader: "n1" })
+    await ok(t, nc, "admin", "status", {}, "asked with {}")
+  })
+
+  t.test("no endpoint was left out", async (t) => {
+    const info = (await nc.request("$SRV.INFO.archio", "", { timeout: 5_000 })).json<{ endpoints: Array<{ subject: string }> }>()
+    const served = info.endpoints.map((e) => e.subject.replace(/^archio\.c\./, "")).sort()
+    const described = Object.entries(Client.endpoints).flatMap(([group, ops]) => Object.keys(ops).map((op) => `${group}.${op}`)).sort()
+    t.same(served, described, "the service serves exactly the endpoints protocol/client.ts describes")
+    t.same([...answered.ok].sort(), described, "each answered a success here")
+    // admin.status reads no payload, so it has no error reply to check.
+    t.same([...answered.error].sort(), described.filter((e) => e !== "admin.status"), "each that can fail answered an error here")
+  })
+})
+
+t.test("admin.status with a follower: the leader's peers and the follower's view match StatusResponse", async (t) => {
+  const server = await natsServer(t)
+  const dir = await tempDir(t)
+  const nc = await natsClient(t, server.url)
+  for (const id of ["n1", "n2"]) {
+    const fiber = Effect.runFork(runNode(config({ NODE_ID: id, PEERS: "n1,n2", NATS_URL: server.url, DATA_DIR: join(dir, id), CLUSTER: "c" })).pipe(Effect.provide(quiet)))
+    t.teardown(() => Effect.runPromise(Fiber.interrupt(fiber)))
+  }
+  const status = async (id: string): Promise<{ role?: string; peers?: Array<{ state?: string }> }> =>
+    (await nc.request(`archio.c.node.${id}.admin.status`, "", { timeout: 2_000 })).json()
+  let leaderId = ""
+  await until("a leader replicating to its follower", async () => {
+    for (const id of ["n1", "n2"]) {
+      const s = await status(id)
+      if (s.role === "leader" && s.peers?.[0]?.state === "replicate") leaderId = id
+    }
+    return leaderId !== ""
+  }, { timeoutMs: 15_000, everyMs: 100 })
+  const followerId = leaderId === "n1" ? "n2" : "n1"
+
+  const leader = decodeStrictly(t, "the leader's admin.status: the reply is exactly its Schema", Client.StatusResponse, await status(leaderId))
+  t.match(leader, { role: "leader", members: ["n1", "n2"], peers: [{ id: followerId, state: "replicate" }] })
+  const follower = decodeStrictly(t, "the follower's admin.status: the reply is exactly its Schema", Client.StatusResponse, await status(followerId))
+  t.match(follower, { role: "follower", leader: leaderId })
+  t.notOk("peers" in follower, "a follower reports no peers")
+})

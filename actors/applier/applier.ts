@@ -19,7 +19,7 @@ import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type Entry } from "../../protocol/raft.ts"
 import { decodeJsonValue, encodeJsonValue, metaKeys, writeBatch, type AnyLevel, type BatchOp, type Sublevel } from "../raft/storage.ts"
 import { invariant } from "../raft/invariant.ts"
-import { JobState, newJobChanges, type JobChanges, type JobCommand, type JobCounters, type JobEvent, type JobRecord } from "./jobState.ts"
+import { JobQueue, newJobChanges, type JobChanges, type JobCommand, type JobCounters, type JobEvent, type JobRecord } from "./jobQueue.ts"
 import { KvState, newChanges, type KeyRecord, type KvChanges, type KvCommand, type KvEvent, type SessionRecord, type Token, type WriteResult } from "./kvState.ts"
 
 export interface ApplierStores {
@@ -60,7 +60,7 @@ export const encodeCommand = (cmd: Command): Uint8Array => encodeJsonValue(cmd)
 
 export class Applier {
   readonly state = new KvState()
-  readonly jobs = new JobState(this.state)
+  readonly jobs = new JobQueue(this.state)
   applied = 0
   private readonly waiters = new Map<number, Waiter>()
   private readReady: ReadWaiter[] = []

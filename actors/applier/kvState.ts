@@ -9,7 +9,7 @@
  */
 import BTreeModule from "sorted-btree"
 import type { ErrorCode } from "../../protocol/errors.ts"
-import type { JobResult } from "./jobState.ts"
+import type { JobResult } from "./jobQueue.ts"
 import { MinHeap } from "./minHeap.ts"
 
 // A CommonJS package: under Node's ESM interop its default import is `module.exports`.

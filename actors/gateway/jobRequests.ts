@@ -9,7 +9,7 @@ import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import { makeDecoder } from "../../protocol/json.ts"
 import { defaultPageLimit } from "../../protocol/limits.ts"
 import type { LoggedJobCommand } from "../applier/applier.ts"
-import type { JobRecord, JobSpec } from "../applier/jobState.ts"
+import type { JobRecord, JobSpec } from "../applier/jobQueue.ts"
 import { opt } from "./optional.ts"
 
 const decodeEnqueue = makeDecoder(Client.EnqueueRequest)

@@ -5,7 +5,7 @@
  * a run exactly: all time is simulated and every random choice comes from the seed.
  *
  * Each node applies two state machines: a register map (client writes `key id id`) and the
- * real job queue (`JobState`, JSON commands): simulated producers enqueue, simulated workers
+ * real job queue (`JobQueue`, JSON commands): simulated producers enqueue, simulated workers
  * lease, ack and fail, and the leader proposes ticks when a job timer is due, as the JobWorker
  * does, so leases expire and retries fire across crashes and leader changes.
  */
@@ -15,7 +15,7 @@ import { InvariantViolation } from "../../actors/raft/invariant.ts"
 import { nextRandom } from "../../actors/raft/random.ts"
 import { defaultTuning } from "../../actors/raft/state.ts"
 import { decodeJsonValue, encodeJsonValue, loadRestored, metaKeys, needsWrite, persistReadies, writeBatch, type BatchOp, type RaftStores, type Sublevel } from "../../actors/raft/storage.ts"
-import { JobState, newJobChanges, type JobCommand, type JobCounters, type JobRecord, type JobResult } from "../../actors/applier/jobState.ts"
+import { JobQueue, newJobChanges, type JobCommand, type JobCounters, type JobRecord, type JobResult } from "../../actors/applier/jobQueue.ts"
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
 import { EntryKind, type Entry, type NodeId } from "../../protocol/raft.ts"
 import { SafetyChecker, SafetyViolation } from "./checker.ts"
@@ -117,7 +117,7 @@ interface SimNode {
   /** Writes proposed through this node in this life: index -> write id and who waits. */
   pending: Map<number, { id: string; term: number; done?: (r: JobResult) => void }>
   /** The job queue state machine and the revision counter it bumps. */
-  jobs: JobState
+  jobs: JobQueue
   jobRev: { revision: number }
   readonly jobStore: Sublevel<string, Uint8Array>
 }
@@ -204,7 +204,7 @@ export class Simulation {
     const { revision, time, counters } =
       jobMeta === undefined ? { revision: 0, time: 0, counters: undefined } : decodeJsonValue<{ revision: number; time: number; counters: JobCounters }>(jobMeta)
     node.jobRev = { revision }
-    node.jobs = new JobState(node.jobRev)
+    node.jobs = new JobQueue(node.jobRev)
     const records: JobRecord[] = []
     for await (const v of node.jobStore.values()) records.push(decodeJsonValue<JobRecord>(v))
     node.jobs.restore(records, counters, time)
@@ -477,7 +477,7 @@ export class Simulation {
         written: 0,
         stateWrites: [],
         jobRev,
-        jobs: new JobState(jobRev),
+        jobs: new JobQueue(jobRev),
         jobStore: db.sublevel<string, Uint8Array>("jobs", { valueEncoding: "view" })
       })
     }

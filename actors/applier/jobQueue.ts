@@ -276,7 +276,7 @@ export interface ListPage {
   readonly next?: number
 }
 
-export class JobState {
+export class JobQueue {
   readonly jobs = new Map<string, JobRecord>()
   private readonly queues = new Map<string, QueueIndex>()
   private readonly timers = new MinHeap<Timer>(timerBefore)

@@ -2,19 +2,19 @@ import t from "tap"
 import {
   backoffDelay,
   defaultMaxAttempts,
-  JobState,
+  JobQueue,
   newJobChanges,
   type JobChanges,
   type JobCommand,
   type JobRecord,
   type JobResult,
   type JobSpec
-} from "../../../actors/applier/jobState.ts"
+} from "../../../actors/applier/jobQueue.ts"
 
 /** A job state machine over its own revision counter, stepped like the Applier does. */
 const machine = () => {
   const rev = { revision: 0 }
-  const jobs = new JobState(rev)
+  const jobs = new JobQueue(rev)
   const step = (time: number, cmd: JobCommand, changes: JobChanges = newJobChanges()) => {
     jobs.advanceTime(time, changes)
     return { r: jobs.apply(cmd, changes) as JobResult & Record<string, unknown>, changes }
@@ -265,7 +265,7 @@ t.test("events: one per transition with the revision and leader time", async (t)
 })
 
 /** Everything a replica would persist, in a form to compare. */
-const dump = (jobs: JobState): JobRecord[] => [...jobs.jobs.values()].sort((a, b) => a.seq - b.seq)
+const dump = (jobs: JobQueue): JobRecord[] => [...jobs.jobs.values()].sort((a, b) => a.seq - b.seq)
 
 t.test("a replica restored from its records and counters behaves exactly like one that never restarted", async (t) => {
   const live = machine()

@@ -178,6 +178,7 @@ export const KvScanRequest = request({
 export type KvScanRequest = Schema.Schema.Type<typeof KvScanRequest>
 
 export const CompareOp = oneOf("==", "!=", ">", "<")
+export type CompareOp = Schema.Schema.Type<typeof CompareOp>
 
 /**
  * One txn guard. `target: "value"` compares the value (a string, `==`/`!=`/`>`/`<` in
@@ -469,6 +470,7 @@ export const StatsRequest = request({ queue: opt(QueueName) }).annotations({ ide
 export type StatsRequest = Schema.Schema.Type<typeof StatsRequest>
 
 export const FinishedState = oneOf("completed", "dead", "cancelled")
+export type FinishedState = Schema.Schema.Type<typeof FinishedState>
 
 /** Deletes finished jobs of `queue` now: those in `states` (default all three) finished at least `olderThanMs` ago. */
 export const PurgeRequest = request({

@@ -12,6 +12,7 @@
  * order jobs became ready), a timer heap ordered by (due time, job seq), unique keys of live
  * jobs, state counts, and the job ids in enqueue order for paging.
  */
+import type { Backoff, FinishedState, JobEvent, JobSpec, JobState, LeasedJob, QueueStats } from "../../protocol/client.ts"
 import type { ErrorCode } from "../../protocol/errors.ts"
 import { invariant } from "../raft/invariant.ts"
 import { MinHeap } from "./minHeap.ts"
@@ -20,29 +21,6 @@ import { MinHeap } from "./minHeap.ts"
 type Timer = readonly [number, number, string]
 const timerBefore = (x: Timer, y: Timer): boolean => x[0] < y[0] || (x[0] === y[0] && x[1] < y[1])
 
-export type JobStateName = "scheduled" | "ready" | "leased" | "completed" | "failed" | "dead" | "cancelled"
-export type FinishedState = "completed" | "dead" | "cancelled"
-
-export interface Backoff {
-  readonly type: "fixed" | "exponential"
-  readonly delay: number
-  readonly max?: number
-  readonly jitter?: number
-}
-
-export interface JobSpec {
-  readonly queue: string
-  readonly payload: unknown
-  readonly priority?: number
-  readonly delay?: number
-  readonly runAt?: number
-  readonly maxAttempts?: number
-  readonly backoff?: Backoff
-  readonly leaseMs?: number
-  readonly uniqueKey?: string
-  readonly retainMs?: number
-}
-
 export interface JobRecord {
   readonly id: string
   /** Enqueue order; the id is its decimal form. */
@@ -50,7 +28,7 @@ export interface JobRecord {
   readonly queue: string
   readonly payload: unknown
   readonly priority: number
-  readonly state: JobStateName
+  readonly state: JobState
   readonly attempts: number
   readonly maxAttempts: number
   readonly backoff?: Backoff
@@ -90,30 +68,9 @@ export type JobCommand =
   /** Carries only its leader time: lets due timers fire when no other entry would. */
   | { readonly op: "jobs.tick" }
 
-export interface LeasedJob {
-  readonly id: string
-  readonly queue: string
-  readonly payload: unknown
-  readonly attempt: number
-  readonly token: number
-  readonly leaseUntil: number
-  readonly progress?: unknown
-}
-
 export type JobResult =
   | { readonly ok: true; readonly revision: number; readonly [field: string]: unknown }
   | { readonly ok: false; readonly code: ErrorCode; readonly message: string; readonly detail?: Readonly<Record<string, unknown>> }
-
-export interface JobEvent {
-  readonly id: string
-  readonly queue: string
-  readonly state: JobStateName
-  readonly attempts: number
-  readonly revision: number
-  readonly time: number
-  readonly result?: unknown
-  readonly error?: string
-}
 
 /** What applied job commands changed, for the Applier to persist and publish. */
 export interface JobChanges {
@@ -139,12 +96,12 @@ export const defaultLeaseMs = 30_000
 export const defaultRetainMs = 7 * 24 * 60 * 60 * 1000
 const minuteMs = 60_000
 
-const isLive = (s: JobStateName): boolean => s === "scheduled" || s === "ready" || s === "leased" || s === "failed"
-const isFinished = (s: JobStateName): s is FinishedState => s === "completed" || s === "dead" || s === "cancelled"
+const isLive = (s: JobState): boolean => s === "scheduled" || s === "ready" || s === "leased" || s === "failed"
+const isFinished = (s: JobState): s is FinishedState => s === "completed" || s === "dead" || s === "cancelled"
 
-const allStates: ReadonlyArray<JobStateName> = ["scheduled", "ready", "leased", "completed", "failed", "dead", "cancelled"]
+const allStates: ReadonlyArray<JobState> = ["scheduled", "ready", "leased", "completed", "failed", "dead", "cancelled"]
 
-type Counts = Record<JobStateName, number>
+type Counts = Record<JobState, number>
 const zeroCounts = (): Counts => ({ scheduled: 0, ready: 0, leased: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 })
 
 /** A 32-bit FNV-1a hash as a fraction in [0, 1): jitter every replica computes the same. */
@@ -254,20 +211,6 @@ interface QueueIndex {
   deletedSeqs: number
   readonly completed: MinuteCounter
   readonly failed: MinuteCounter
-}
-
-export interface QueueStats {
-  readonly queue: string
-  readonly scheduled: number
-  readonly ready: number
-  readonly leased: number
-  readonly completed: number
-  readonly failed: number
-  readonly dead: number
-  readonly cancelled: number
-  readonly oldestReadyMs: number
-  readonly completedLastMinute: number
-  readonly failedLastMinute: number
 }
 
 export interface ListPage {
@@ -410,7 +353,7 @@ export class JobQueue {
   }
 
   /** One page of `queue`'s jobs in enqueue order, optionally in one state, after seq `after`. */
-  list(queue: string, state: JobStateName | undefined, after: number, limit: number): ListPage {
+  list(queue: string, state: JobState | undefined, after: number, limit: number): ListPage {
     const q = this.queues.get(queue)
     if (q === undefined) return { jobs: [] }
     let lo = 0

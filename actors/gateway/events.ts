@@ -6,9 +6,8 @@
  * each scan page carries the revision).
  */
 import type { NatsConnection } from "@nats-io/transport-node"
-import type { KvWatchEvent } from "../../protocol/client.ts"
+import type { JobEvent, KvWatchEvent } from "../../protocol/client.ts"
 import * as Subjects from "../../protocol/subjects.ts"
-import type { JobEvent } from "../applier/jobQueue.ts"
 import type { KvEvent } from "../applier/kvState.ts"
 
 const text = new TextEncoder()

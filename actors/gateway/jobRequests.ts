@@ -9,7 +9,7 @@ import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import { makeDecoder } from "../../protocol/json.ts"
 import { defaultPageLimit } from "../../protocol/limits.ts"
 import type { LoggedJobCommand } from "../applier/applier.ts"
-import type { JobRecord, JobSpec } from "../applier/jobQueue.ts"
+import type { JobRecord } from "../applier/jobQueue.ts"
 import { opt } from "./optional.ts"
 
 const decodeEnqueue = makeDecoder(Client.EnqueueRequest)
@@ -27,7 +27,8 @@ export const decodeJobGet = makeDecoder(Client.JobGetRequest)
 export const decodeList = makeDecoder(Client.ListRequest)
 export const decodeStats = makeDecoder(Client.StatsRequest)
 
-const toSpec = (s: Client.JobSpec): JobSpec => ({
+/** A job as logged: its fields always in this order, whatever order the request had them in. */
+const toSpec = (s: Client.JobSpec): Client.JobSpec => ({
   queue: s.queue,
   payload: s.payload,
   ...opt("priority", s.priority),

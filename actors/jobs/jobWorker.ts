@@ -21,7 +21,7 @@ import type { LeaseRequest } from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
 import { encodeCommand, type Applier, type ApplyOutcome, type LoggedJobCommand } from "../applier/applier.ts"
-import type { JobEvent } from "../applier/jobQueue.ts"
+import type { JobEvent } from "../../protocol/client.ts"
 import type { Responder } from "../gateway/responder.ts"
 import type { Consensus } from "../raft/shell.ts"
 

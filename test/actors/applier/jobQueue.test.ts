@@ -7,9 +7,9 @@ import {
   type JobChanges,
   type JobCommand,
   type JobRecord,
-  type JobResult,
-  type JobSpec
+  type JobResult
 } from "../../../actors/applier/jobQueue.ts"
+import type { JobSpec } from "../../../protocol/client.ts"
 
 /** A job state machine over its own revision counter, stepped like the Applier does. */
 const machine = () => {

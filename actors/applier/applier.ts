@@ -15,13 +15,13 @@
  * wrote, never from beyond its log.
  */
 import { Deferred, Effect } from "effect"
-import type { JobEvent } from "../../protocol/client.ts"
+import type { JobEvent, Token } from "../../protocol/client.ts"
 import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type Entry } from "../../protocol/raft.ts"
 import { decodeJsonValue, encodeJsonValue, metaKeys, writeBatch, type AnyLevel, type BatchOp, type Sublevel } from "../raft/storage.ts"
 import { invariant } from "../raft/invariant.ts"
 import { JobQueue, newJobChanges, type JobChanges, type JobCommand, type JobCounters, type JobRecord } from "./jobQueue.ts"
-import { KvState, newChanges, type KeyRecord, type KvChanges, type KvCommand, type KvEvent, type SessionRecord, type Token, type WriteResult } from "./kvState.ts"
+import { KvState, newChanges, type KeyRecord, type KvChanges, type KvCommand, type KvEvent, type SessionRecord, type WriteResult } from "./kvState.ts"
 
 export interface ApplierStores {
   readonly db: AnyLevel

@@ -8,6 +8,7 @@
  * serves `scan` in key order (see `KvState.scan`).
  */
 import BTreeModule from "sorted-btree"
+import type { Compare, CompareOp, Token, TxnOp } from "../../protocol/client.ts"
 import type { ErrorCode } from "../../protocol/errors.ts"
 import type { JobResult } from "./jobQueue.ts"
 import { MinHeap } from "./minHeap.ts"
@@ -24,27 +25,6 @@ export interface KeyRecord {
   readonly expiresAt?: number
 }
 
-/** Idempotency token: a client id and a sequence number that grows with each new write. */
-export interface Token {
-  readonly client: string
-  readonly seq: number
-}
-
-/**
- * One txn guard, evaluated against the state before the txn. A missing (or expired) key
- * compares as value "" with mod, create and version 0. Values compare in key order
- * (`compareKeys`: UTF-8 byte order, as etcd compares bytes), as `protocol/client.ts` documents.
- */
-export type TxnCompare =
-  | { readonly key: string; readonly target: "value"; readonly op: CompareOp; readonly value: string }
-  | { readonly key: string; readonly target: "mod" | "create" | "version"; readonly op: CompareOp; readonly value: number }
-
-export type CompareOp = "==" | "!=" | ">" | "<"
-
-export type TxnOp =
-  | { readonly op: "put"; readonly key: string; readonly value: string; readonly ttl?: number }
-  | { readonly op: "del"; readonly key: string }
-
 export type KvCommand =
   | { readonly op: "put"; readonly key: string; readonly value: string; readonly ttl?: number; readonly token?: Token }
   | { readonly op: "del"; readonly key: string; readonly token?: Token }
@@ -60,7 +40,7 @@ export type KvCommand =
   | {
       /** etcd-style transaction: one log entry, one revision for everything it writes. */
       readonly op: "txn"
-      readonly compare: ReadonlyArray<TxnCompare>
+      readonly compare: ReadonlyArray<Compare>
       readonly success: ReadonlyArray<TxnOp>
       readonly failure: ReadonlyArray<TxnOp>
       readonly token?: Token
@@ -318,7 +298,7 @@ export class KvState {
    * the revision. The gateway refuses a branch naming one key twice; it is refused here too so
    * that the state machine never depends on that check.
    */
-  private txn(compare: ReadonlyArray<TxnCompare>, success: ReadonlyArray<TxnOp>, failure: ReadonlyArray<TxnOp>, changes: KvChanges): KvResult {
+  private txn(compare: ReadonlyArray<Compare>, success: ReadonlyArray<TxnOp>, failure: ReadonlyArray<TxnOp>, changes: KvChanges): KvResult {
     const succeeded = compare.every((c) => this.holds(c))
     const ops = succeeded ? success : failure
     const duplicate = duplicateKey(ops)
@@ -343,7 +323,12 @@ export class KvState {
     return { ok: true, succeeded, revision: this.revision }
   }
 
-  private holds(c: TxnCompare): boolean {
+  /**
+   * Evaluated against the state before the txn: a missing (or expired) key compares as value ""
+   * with mod, create and version 0; values compare in key order (`compareKeys`, as etcd compares
+   * bytes).
+   */
+  private holds(c: Compare): boolean {
     const r = this.get(c.key)
     switch (c.target) {
       case "value":

@@ -13,10 +13,9 @@ import {
   type KvCommand,
   type KvEvent,
   type KvResult,
-  type SessionRecord,
-  type TxnCompare,
-  type TxnOp
+  type SessionRecord
 } from "../../../actors/applier/kvState.ts"
+import type { Compare, TxnOp } from "../../../protocol/client.ts"
 
 /** One applied entry: leader time first (as the Applier does), then the command. */
 const step = (kv: KvState, time: number, cmd: KvCommand, changes: KvChanges = newChanges()): { r: KvResult; changes: KvChanges } => {
@@ -407,7 +406,7 @@ t.test("idempotency tokens", async (t) => {
 // txn
 
 const txn = (
-  compare: ReadonlyArray<TxnCompare>,
+  compare: ReadonlyArray<Compare>,
   success: ReadonlyArray<TxnOp>,
   failure: ReadonlyArray<TxnOp> = [],
   token?: { client: string; seq: number }
@@ -419,13 +418,13 @@ t.test("txn: compare targets and operators against the state before the txn", as
   step(kv, 2, { op: "put", key: "b", value: "x" }) // rev 2
   step(kv, 3, { op: "put", key: "a", value: "n" }) // rev 3: a create 1, mod 3, version 2
   step(kv, 4, { op: "put", key: "c", value: "\u{1F600}" }) // rev 4
-  const holds = (c: TxnCompare): boolean => {
+  const holds = (c: Compare): boolean => {
     const probe = new KvState()
     probe.restore([...kv.records], [], kv.revision, kv.time)
     const r = probe.apply(txn([c], []), newChanges())
     return r.ok && "succeeded" in r && r.succeeded
   }
-  const cases: Array<[TxnCompare, boolean]> = [
+  const cases: Array<[Compare, boolean]> = [
     [{ key: "a", target: "value", op: "==", value: "n" }, true],
     [{ key: "a", target: "value", op: "!=", value: "n" }, false],
     [{ key: "a", target: "value", op: ">", value: "m" }, true],

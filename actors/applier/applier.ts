@@ -21,7 +21,7 @@ import { EntryKind, type Entry } from "../../protocol/raft.ts"
 import { decodeJsonValue, encodeJsonValue, metaKeys, writeBatch, type AnyLevel, type BatchOp, type Sublevel } from "../raft/storage.ts"
 import { invariant } from "../raft/invariant.ts"
 import { JobQueue, newJobChanges, type JobChanges, type JobCommand, type JobCounters, type JobRecord } from "./jobQueue.ts"
-import { KvState, newChanges, type KeyRecord, type KvChanges, type KvCommand, type KvEvent, type SessionRecord, type WriteResult } from "./kvState.ts"
+import { KvState, newChanges, type KeyRecord, type KvChanges, type KvCommand, type KvEvent, type SessionRecord, type CommandResult } from "./kvState.ts"
 
 export interface ApplierStores {
   readonly db: AnyLevel
@@ -46,7 +46,7 @@ export const flushEntries = 10_000
 const isJobCommand = (cmd: Command): cmd is LoggedJobCommand => cmd.op.startsWith("jobs.")
 
 /** The answer to one applied command, or why the waiting write did not take effect. */
-export type ApplyOutcome = WriteResult | ArchioError
+export type ApplyOutcome = CommandResult | ArchioError
 
 type Waiter = { readonly term: number; readonly done: (outcome: ApplyOutcome) => void }
 type ReadWaiter = { readonly index: number; readonly done: () => void }
@@ -222,7 +222,7 @@ export class Applier {
     // Leader time drives expiry identically on every node, whatever the batching.
     this.state.advanceTime(e.time, changes)
     this.jobs.advanceTime(e.time, changes)
-    let result: WriteResult | undefined
+    let result: CommandResult | undefined
     if (e.kind === EntryKind.Command) {
       const cmd = decodeCommand(e.data)
       result = isJobCommand(cmd) ? this.state.withSession(cmd.token, changes, () => this.jobs.apply(cmd, changes)) : this.state.apply(cmd, changes)

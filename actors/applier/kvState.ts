@@ -63,12 +63,12 @@ export interface KvChanges {
   readonly events: KvEvent[]
 }
 
-/** The answer to any write a session may record: a key-value or a job command. */
-export type WriteResult = KvResult | JobResult
+/** The answer to one applied command, key-value or job: what a session records and a waiting write gets. */
+export type CommandResult = KvResult | JobResult
 
 export interface SessionRecord {
   readonly seq: number
-  readonly result: WriteResult
+  readonly result: CommandResult
   readonly lastSeen: number
 }
 
@@ -235,7 +235,7 @@ export class KvState {
    * Runs a write at most once per idempotency token: a repeat of the client's last sequence
    * number gets the recorded answer, an older one is refused, a newer one runs and is recorded.
    */
-  withSession<R extends WriteResult>(token: Token | undefined, changes: KvChanges, run: () => R): R {
+  withSession<R extends CommandResult>(token: Token | undefined, changes: KvChanges, run: () => R): R {
     if (token !== undefined) {
       const seen = this.sessions.get(token.client)
       // A repeated (client, seq) is a retry of the same request, so the recorded answer has

@@ -667,8 +667,9 @@ const emptyRequest = () =>
 export const StatusRequest = emptyRequest().annotations({ identifier: "StatusRequest" })
 export type StatusRequest = Schema.Schema.Type<typeof StatusRequest>
 
-export const Role = Schema.Literal("follower", "candidate", "precandidate", "leader")
-export type Role = Schema.Schema.Type<typeof Role>
+/** A node's Raft role; the consensus core (`actors/raft/state.ts`) uses this type too. */
+export const RaftRole = Schema.Literal("follower", "candidate", "precandidate", "leader")
+export type RaftRole = Schema.Schema.Type<typeof RaftRole>
 
 export const PeerProgress = Schema.Struct({
   id: Schema.String,
@@ -686,7 +687,7 @@ export const StatusResponse = Schema.Struct({
   cluster: Schema.String,
   /** The members this node was started with (`--peers`). */
   members: Schema.Array(Schema.String),
-  role: Role,
+  role: RaftRole,
   term: NonNegativeInt,
   /** The leader this node knows of in `term`, or null. */
   leader: Schema.NullOr(Schema.String),

@@ -12,6 +12,7 @@
  *   5. apply `committed`, serve `readStates`, fail `droppedReads`
  *      (committed entries already durable before step 2 may be applied before it)
  */
+import type { RaftRole } from "../../protocol/client.ts"
 import { EntryKind, type Entry, type NodeId, type RaftMessage } from "../../protocol/raft.ts"
 import { becomeFollower, campaign, handleVoteReply, handleVoteRequest, tickElection } from "./election.ts"
 import { invariant } from "./invariant.ts"
@@ -26,7 +27,7 @@ import {
   sendAppend,
   type Proposal
 } from "./replicator.ts"
-import { makeState, type HardState, type RaftConfig, type RaftState, type ReadState, type Restored, type Role } from "./state.ts"
+import { makeState, type HardState, type RaftConfig, type RaftState, type ReadState, type Restored } from "./state.ts"
 
 export interface Ready {
   readonly hardState: HardState | null
@@ -45,7 +46,7 @@ export type ProposeResult =
 
 export interface Status {
   readonly id: NodeId
-  readonly role: Role
+  readonly role: RaftRole
   readonly term: number
   readonly vote: NodeId | null
   readonly leader: NodeId | null

@@ -6,11 +6,10 @@
  * (A node that voted in term T+1 and then appended a term-T leader's entries could acknowledge an
  * entry the new leader lacks, and a committed write would be lost.)
  */
+import type { RaftRole } from "../../protocol/client.ts"
 import type { Entry, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import { RaftLog } from "./log.ts"
 import { randomInt } from "./random.ts"
-
-export type Role = "follower" | "precandidate" | "candidate" | "leader"
 
 export interface HardState {
   readonly term: number
@@ -89,7 +88,7 @@ export interface RaftState {
   readonly quorum: number
   term: number
   vote: NodeId | null
-  role: Role
+  role: RaftRole
   leader: NodeId | null
   readonly log: RaftLog
   electionElapsed: number

@@ -92,14 +92,12 @@ export interface JobCounters {
 }
 
 export const defaultMaxAttempts = 3
-export const defaultLeaseMs = 30_000
-export const defaultRetainMs = 7 * 24 * 60 * 60 * 1000
+const defaultLeaseMs = 30_000
+const defaultRetainMs = 7 * 24 * 60 * 60 * 1000
 const minuteMs = 60_000
 
 const isLive = (s: JobState): boolean => s === "scheduled" || s === "ready" || s === "leased" || s === "failed"
 const isFinished = (s: JobState): s is FinishedState => s === "completed" || s === "dead" || s === "cancelled"
-
-const allStates: ReadonlyArray<JobState> = ["scheduled", "ready", "leased", "completed", "failed", "dead", "cancelled"]
 
 type Counts = Record<JobState, number>
 const zeroCounts = (): Counts => ({ scheduled: 0, ready: 0, leased: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 })
@@ -642,5 +640,3 @@ export class JobQueue {
 }
 
 export const newJobChanges = (): JobChanges => ({ jobs: new Map(), jobEvents: [] })
-
-export { allStates as jobStates }

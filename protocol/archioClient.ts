@@ -10,7 +10,7 @@
  * a time, each lane counting its own `seq`.
  */
 import { connect, type ConnectionOptions, type Msg, type NatsConnection } from "@nats-io/transport-node"
-import type { Compare, Consistency, TxnOp } from "./client.ts"
+import type { Compare, Consistency, KvScanResponse, KvTxnResponse, TxnOp } from "./client.ts"
 import { archioError, ArchioError } from "./errors.ts"
 import { readError } from "./reply.ts"
 import * as Subjects from "./subjects.ts"
@@ -62,24 +62,10 @@ export interface ScanQuery {
   readonly consistency?: Consistency
 }
 
-export interface ScanItem {
-  readonly key: string
-  /** Absent when the query had `keysOnly`. */
-  readonly value?: string
-  readonly createRevision: number
-  readonly modRevision: number
-  readonly version: number
-}
+export type { ScanItem } from "./client.ts"
 
-export interface ScanPage {
-  readonly ok: true
-  readonly items: ReadonlyArray<ScanItem>
-  /** Present when more items may follow: pass it back as `cursor` (same range) for the next page. */
-  readonly cursor?: string
-  /** The store's revision when this page was read. */
-  readonly revision: number
-  readonly consistency: Consistency
-}
+/** One page of keys; pass its `cursor`, when present, back (same range) for the next page. */
+export type ScanPage = KvScanResponse
 
 /** A `kv.txn`: if every `compare` holds, apply `success`, else `failure`, at one revision. */
 export interface Txn {
@@ -88,12 +74,7 @@ export interface Txn {
   readonly failure?: ReadonlyArray<TxnOp>
 }
 
-export interface TxnResult {
-  readonly ok: true
-  /** True when every compare held (the `success` branch ran). */
-  readonly succeeded: boolean
-  readonly revision: number
-}
+export type TxnResult = KvTxnResponse
 
 /** Codes worth retrying: the cluster is electing, or the reply was lost. */
 const retryable = new Set(["unavailable", "timeout"])

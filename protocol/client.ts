@@ -301,6 +301,7 @@ export type KvScanResponse = Schema.Schema.Type<typeof KvScanResponse>
 
 export const KvTxnResponse = Schema.Struct({
   ok: Ok,
+  /** True when every compare held (the `success` branch ran). */
   succeeded: Schema.Boolean,
   revision: NonNegativeInt,
   ...AnsweredBy

@@ -1,7 +1,7 @@
 /**
  * Raft wire messages. These plain types are what the consensus core consumes and produces;
- * `protocol/raftCodec.ts` turns them into compact bytes for NATS and back, and
- * `protocol/raftSchema.ts` describes them as Effect Schemas (validation, docs, debugging).
+ * `protocol/raftCodec.ts` turns them into compact bytes for NATS and back, refusing any field
+ * it cannot represent.
  *
  * Every message carries `from`, `to` and `term`: the core checks the term in one place.
  */

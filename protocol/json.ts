@@ -1,6 +1,6 @@
 /**
  * JSON payloads of the client service: bytes in, a typed request or an `ArchioError` out, and
- * values or error envelopes back to bytes.
+ * values back to bytes.
  *
  * `makeDecoder(schema)` compiles the schema's decoder once; the returned function runs per
  * request and never throws:
@@ -13,7 +13,7 @@
  *                                 `key: expected a non-empty string, got 42; unknown field "vaule"`
  */
 import { Either, ParseResult, Schema } from "effect"
-import { archioError, toEnvelope, type ArchioError } from "./errors.ts"
+import { archioError, type ArchioError } from "./errors.ts"
 import { maxRequestBytes } from "./limits.ts"
 import { compileGuard } from "./schemaGuard.ts"
 
@@ -207,6 +207,3 @@ export const makeDecoder = <A, I>(schema: Schema.Schema<A, I, never>): ((bytes: 
 
 /** JSON bytes of `value` (`undefined` encodes as `null`). */
 export const encodeJson = (value: unknown): Uint8Array => utf8.encode(JSON.stringify(value) ?? "null")
-
-/** The error reply body: `{"ok":false,"error":{"code":...,"message":...,"detail"?:...}}`. */
-export const encodeErrorBody = (err: ArchioError): Uint8Array => encodeJson(toEnvelope(err))

@@ -2,8 +2,8 @@ import { Either, Schema } from "effect"
 import t from "tap"
 import * as C from "../../protocol/client.ts"
 import type { ArchioError, ErrorCode } from "../../protocol/errors.ts"
-import { archioError } from "../../protocol/errors.ts"
-import { encodeErrorBody, encodeJson, makeDecoder } from "../../protocol/json.ts"
+import { archioError, toEnvelope } from "../../protocol/errors.ts"
+import { encodeJson, makeDecoder } from "../../protocol/json.ts"
 import { maxKeyBytes, maxRequestBytes, maxValueBytes } from "../../protocol/limits.ts"
 
 const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value))
@@ -324,7 +324,7 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
 
 t.test("error bodies match the ErrorBody schema", async (t) => {
   const decode = Schema.decodeUnknownEither(C.ErrorBody, { onExcessProperty: "error" })
-  const parse = (e: ArchioError) => decode(JSON.parse(new TextDecoder().decode(encodeErrorBody(e))))
+  const parse = (e: ArchioError) => decode(JSON.parse(new TextDecoder().decode(encodeJson(toEnvelope(e)))))
   t.ok(Either.isRight(parse(archioError("conflict", "revision is 7", { revision: 7 }))), "with detail")
   t.ok(Either.isRight(parse(archioError("timeout", "no reply in 5 s"))), "without detail")
   const fromDecoder = put(json({ key: 1 }))

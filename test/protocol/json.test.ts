@@ -1,10 +1,9 @@
 import { Either, Schema } from "effect"
 import t from "tap"
-import { archioError, isErrorCode, statusOf } from "../../protocol/errors.ts"
+import { archioError, isErrorCode, statusOf, toEnvelope } from "../../protocol/errors.ts"
 import {
   describeIssues,
   describeValue,
-  encodeErrorBody,
   encodeJson,
   formatPath,
   makeDecoder,
@@ -157,9 +156,9 @@ t.test("encoding replies and errors", async (t) => {
   t.equal(text(encodeJson({ ok: true, revision: 3 })), "{\"ok\":true,\"revision\":3}")
   t.equal(text(encodeJson(undefined)), "null")
   t.equal(text(encodeJson("é")), "\"é\"")
-  const body = JSON.parse(text(encodeErrorBody(archioError("not_found", "key \"a\" not found"))))
+  const body = JSON.parse(text(encodeJson(toEnvelope(archioError("not_found", "key \"a\" not found")))))
   t.same(body, { ok: false, error: { code: "not_found", message: "key \"a\" not found" } })
-  const withDetail = JSON.parse(text(encodeErrorBody(archioError("unavailable", "no leader", { leader: "n2" }))))
+  const withDetail = JSON.parse(text(encodeJson(toEnvelope(archioError("unavailable", "no leader", { leader: "n2" })))))
   t.same(withDetail, { ok: false, error: { code: "unavailable", message: "no leader", detail: { leader: "n2" } } })
   t.equal(statusOf("too_large"), 413)
   t.ok(isErrorCode("bad_request"))

@@ -222,7 +222,8 @@ const entriesSize = (m: AppendEntries): number => {
     checkU64(`entries[${i}].term`, e.term)
     checkKind(`entries[${i}].kind`, e.kind)
     checkU64(`entries[${i}].time`, e.time)
-    n += entryFixedBytes + blobLength(`entries[${i}].data`, e.data)
+    blobLength(`entries[${i}].data`, e.data)
+    n += encodedEntrySize(e)
     expected++
   }
   return n

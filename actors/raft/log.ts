@@ -4,6 +4,7 @@
  * the Snapshotter will move `base` forward and drop the prefix.
  */
 import type { Entry } from "../../protocol/raft.ts"
+import { encodedEntrySize } from "../../protocol/raftCodec.ts"
 import { invariant } from "./invariant.ts"
 
 export class RaftLog {
@@ -64,7 +65,7 @@ export class RaftLog {
     return this.term(index) === term
   }
 
-  /** Entries in [from, to] (inclusive), capped by count and encoded size. */
+  /** Entries in [from, to] (inclusive), capped by count and by their size in an encoded AppendEntries. */
   slice(from: number, to: number, maxCount = Infinity, maxBytes = Infinity): Entry[] {
     invariant(from > this.baseIndex, "slice starts after the compaction base")
     const last = Math.min(to, this.lastIndex)
@@ -72,7 +73,7 @@ export class RaftLog {
     let bytes = 0
     for (let i = from; i <= last && out.length < maxCount; i++) {
       const e = this.entries[i - this.baseIndex - 1]!
-      bytes += e.data.byteLength + entryOverhead
+      bytes += encodedEntrySize(e)
       // Always send at least one entry, even a large one, or replication would stall.
       if (out.length > 0 && bytes > maxBytes) break
       out.push(e)
@@ -145,6 +146,3 @@ export class RaftLog {
     if (index > this.committed) this.committed = index
   }
 }
-
-/** Rough per-entry framing cost used for batch caps (index, term, kind, time, length). */
-export const entryOverhead = 32

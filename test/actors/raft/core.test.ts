@@ -6,6 +6,7 @@ import t from "tap"
 import { RaftLog } from "../../../actors/raft/log.ts"
 import { nextRandom, randomInt } from "../../../actors/raft/random.ts"
 import { EntryKind } from "../../../protocol/raft.ts"
+import { encodedEntrySize } from "../../../protocol/raftCodec.ts"
 import { command, drain, entriesOf, lone, msg } from "./harness.ts"
 
 t.test("Ready: a follower acknowledges entries only after they are persisted", async (t) => {
@@ -159,7 +160,9 @@ t.test("RaftLog helpers", async (t) => {
   t.equal(log.slice(2, 7, 3).length, 3, "capped by count")
   const big = new RaftLog(0, 0, [1, 2, 3].map((i) => ({ index: i, term: 1, kind: EntryKind.Command, time: 0, data: new Uint8Array(100) })), 0)
   t.equal(big.slice(1, 3, Infinity, 10).length, 1, "an entry bigger than the byte cap still goes, alone")
-  t.equal(big.slice(1, 3, Infinity, 300).length, 2, "capped by bytes (with per-entry overhead)")
+  const two = 2 * encodedEntrySize(big.entry(1)!)
+  t.equal(big.slice(1, 3, Infinity, two).length, 2, "two entries fit in exactly their encoded size")
+  t.equal(big.slice(1, 3, Infinity, two - 1).length, 1, "one byte less and the second waits")
 
   t.equal(log.appendFromLeader(2, entriesOf([4, 4], 3)), 4, "entries we already hold are skipped")
   t.equal(log.lastIndex, 7, "and nothing after them is cut")

@@ -13,14 +13,12 @@ export const maxValueBytes = 256 * 1024
 /** A whole client request payload; above is `too_large` before any parsing. */
 export const maxRequestBytes = 512 * 1024
 
-/** The nats-server default `max_payload`: no single NATS message may be larger. */
-export const natsMaxPayload = 1024 * 1024
-
 /**
- * Cap on one encoded AppendEntries message (`protocol/raftCodec.ts`): the replicator stops
- * adding entries to a batch before this. A quarter below `natsMaxPayload` leaves room for
- * headers and the subject; a single entry is always below it because requests are capped
- * at `maxRequestBytes`.
+ * Cap on the entries of one AppendEntries, as `protocol/raftCodec.ts` encodes them: the
+ * replicator stops adding entries to a batch before this (`defaultTuning` in
+ * `actors/raft/state.ts`). A quarter below nats-server's default `max_payload` (1 MiB) leaves
+ * room for the message's header and the subject; a single entry is always below it because
+ * requests are capped at `maxRequestBytes`.
  */
 export const maxAppendBytes = 768 * 1024
 

@@ -7,6 +7,7 @@
  * entry the new leader lacks, and a committed write would be lost.)
  */
 import type { RaftRole } from "../../protocol/client.ts"
+import { maxAppendBytes } from "../../protocol/limits.ts"
 import type { Entry, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import { RaftLog } from "./log.ts"
 import { randomInt } from "./random.ts"
@@ -35,7 +36,7 @@ export const defaultTuning = {
   electionTicks: 15,
   heartbeatTicks: 3,
   maxInflight: 64,
-  maxAppendBytes: 768 * 1024,
+  maxAppendBytes,
   maxAppendEntries: 4096
 } as const
 

@@ -23,12 +23,12 @@ import { errorCodeHeader, errorHeader } from "../../protocol/reply.ts"
 // Wire constants (ADR-32)
 
 /** Root of the discovery and monitoring subjects. */
-export const apiPrefix = "$SRV"
-/** The queue group endpoints join unless told otherwise. */
-export const defaultQueueGroup = "q"
-export { errorCodeHeader, errorHeader, readError } from "../../protocol/reply.ts"
+const apiPrefix = "$SRV"
+/** The queue group every endpoint joins (ADR-32's default), so instances share the requests. */
+const queueGroup = "q"
+export { readError } from "../../protocol/reply.ts"
 
-export const responseTypes = {
+const responseTypes = {
   ping: "io.nats.micro.v1.ping_response",
   info: "io.nats.micro.v1.info_response",
   stats: "io.nats.micro.v1.stats_response"
@@ -80,9 +80,6 @@ export interface EndpointSpec {
   readonly name: string
   /** Subject the endpoint listens on; wildcards allowed, `>` only last, never under `$SRV`. */
   readonly subject: string
-  /** Queue group; defaults to the service's, which defaults to `q`. */
-  readonly queueGroup?: string
-  readonly metadata?: Readonly<Record<string, string>>
   readonly handler: Handler
 }
 
@@ -98,8 +95,6 @@ export interface ServiceSpec {
    */
   readonly id: string
   readonly metadata?: Readonly<Record<string, string>>
-  /** Default queue group for this service's endpoints; `q` when absent. */
-  readonly queueGroup?: string
   readonly endpoints?: ReadonlyArray<EndpointSpec>
 }
 
@@ -162,13 +157,9 @@ export interface Service {
    * failed (for example a permissions violation) or the connection closed. Never rejects.
    */
   readonly stopped: Promise<Error | null>
-  /** Adds and subscribes one more endpoint; it shows up in INFO and STATS at once. */
-  addEndpoint(spec: EndpointSpec): void
   ping(): PingResponse
   info(): InfoResponse
   stats(): StatsResponse
-  /** Zeroes every endpoint's counters and sets `started` to now. */
-  reset(): void
   /**
    * Drains every subscription (endpoints and `$SRV`); resolves once the server has dropped the
    * interest. Requests already delivered can still be answered afterwards. Safe to call twice.
@@ -176,7 +167,7 @@ export interface Service {
   stop(): Promise<void>
 }
 
-/** A service or endpoint specification that cannot work; thrown by `start` and `addEndpoint`. */
+/** A service or endpoint specification that cannot work; thrown by `start`. */
 export class ServiceConfigError extends Data.TaggedError("ServiceConfigError")<{ readonly message: string }> {}
 
 // ---------------------------------------------------------------------------------------------
@@ -207,21 +198,6 @@ const checkSubject = (subject: string): void => {
   if (tokens[0] === apiPrefix) throw bad(`"${apiPrefix}" is reserved for discovery and monitoring`)
 }
 
-const checkQueueGroup = (queue: string): void => {
-  if (queue === "" || whitespace.test(queue))
-    throw configError(`queue group ${JSON.stringify(queue)} is invalid: it must be non-empty and contain no whitespace`)
-}
-
-const checkMetadata = (what: string, metadata: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> => {
-  if (metadata === undefined) return emptyMetadata
-  const copy: Record<string, string> = {}
-  for (const [k, v] of Object.entries(metadata)) {
-    if (typeof v !== "string") throw configError(`${what} metadata ${JSON.stringify(k)} must be a string`)
-    copy[k] = v
-  }
-  return Object.freeze(copy)
-}
-
 const emptyMetadata: Readonly<Record<string, string>> = Object.freeze({})
 
 // ---------------------------------------------------------------------------------------------
@@ -232,7 +208,7 @@ const emptyMetadata: Readonly<Record<string, string>> = Object.freeze({})
 const headerSafe = (text: string): string => text.replace(/[\r\n]+/g, " ")
 
 /** The ADR-32 error headers for `err`: numeric code and message. */
-export const errorHeaders = (err: ArchioError): MsgHdrs => {
+const errorHeaders = (err: ArchioError): MsgHdrs => {
   const h = headers()
   h.set(errorCodeHeader, String(statusOf(err.code)))
   h.set(errorHeader, headerSafe(err.message))
@@ -240,7 +216,7 @@ export const errorHeaders = (err: ArchioError): MsgHdrs => {
 }
 
 /** The JSON body of an error reply: `{"ok":false,"error":{code,message,detail?}}`. */
-export const encodeError = (err: ArchioError): Uint8Array => encodeJson(toEnvelope(err))
+const encodeError = (err: ArchioError): Uint8Array => encodeJson(toEnvelope(err))
 
 const describe = (err: ArchioError): string => `${err.code}: ${err.message}`
 
@@ -331,8 +307,6 @@ class Endpoint {
   readonly service: ServiceImpl
   readonly name: string
   readonly subject: string
-  readonly queueGroup: string
-  readonly metadata: Readonly<Record<string, string>>
   readonly handler: Handler
   sub: Subscription | undefined = undefined
   numRequests = 0
@@ -340,12 +314,10 @@ class Endpoint {
   lastError = ""
   processingNs = 0n
 
-  constructor(service: ServiceImpl, spec: EndpointSpec, queueGroup: string, metadata: Readonly<Record<string, string>>) {
+  constructor(service: ServiceImpl, spec: EndpointSpec) {
     this.service = service
     this.name = spec.name
     this.subject = spec.subject
-    this.queueGroup = queueGroup
-    this.metadata = metadata
     this.handler = spec.handler
   }
 
@@ -391,15 +363,8 @@ class Endpoint {
     }
   }
 
-  reset(): void {
-    this.numRequests = 0
-    this.numErrors = 0
-    this.lastError = ""
-    this.processingNs = 0n
-  }
-
   info(): EndpointInfo {
-    return { name: this.name, subject: this.subject, queue_group: this.queueGroup, metadata: this.metadata }
+    return { name: this.name, subject: this.subject, queue_group: queueGroup, metadata: emptyMetadata }
   }
 
   stats(): EndpointStats {
@@ -407,7 +372,7 @@ class Endpoint {
     return {
       name: this.name,
       subject: this.subject,
-      queue_group: this.queueGroup,
+      queue_group: queueGroup,
       num_requests: this.numRequests,
       num_errors: this.numErrors,
       last_error: this.lastError,
@@ -424,13 +389,12 @@ class ServiceImpl implements Service {
   readonly version: string
   readonly description: string
   readonly metadata: Readonly<Record<string, string>>
-  readonly queueGroup: string
   readonly stopped: Promise<Error | null>
   readonly #endpoints: Array<Endpoint> = []
   readonly #control: Array<Subscription> = []
   readonly #pingBytes: Uint8Array
   #infoBytes: Uint8Array | undefined = undefined
-  #started = new Date().toISOString()
+  readonly #started = new Date().toISOString()
   #stopping = false
   #stopDone: Promise<void> | undefined = undefined
   #resolveStopped: (value: Error | null) => void = () => {}
@@ -440,15 +404,12 @@ class ServiceImpl implements Service {
     checkName("service id", spec.id)
     if (!semverPattern.test(spec.version))
       throw configError(`service version ${JSON.stringify(spec.version)} is not a SemVer version such as 1.0.0`)
-    const queueGroup = spec.queueGroup ?? defaultQueueGroup
-    checkQueueGroup(queueGroup)
     this.nc = nc
     this.name = spec.name
     this.id = spec.id
     this.version = spec.version
     this.description = spec.description ?? ""
-    this.metadata = checkMetadata("service", spec.metadata)
-    this.queueGroup = queueGroup
+    this.metadata = spec.metadata ?? emptyMetadata
     this.stopped = new Promise((resolve) => {
       this.#resolveStopped = resolve
     })
@@ -478,24 +439,15 @@ class ServiceImpl implements Service {
     }
   }
 
-  addEndpoint(spec: EndpointSpec): void {
-    if (this.#stopping) throw configError(`service ${this.name} (${this.id}) is stopped: cannot add endpoint ${spec.name}`)
-    this.#subscribe(this.#makeEndpoint(spec))
-  }
-
   #makeEndpoint(spec: EndpointSpec): Endpoint {
     checkName("endpoint name", spec.name)
     checkSubject(spec.subject)
-    const queueGroup = spec.queueGroup ?? this.queueGroup
-    checkQueueGroup(queueGroup)
-    if (typeof spec.handler !== "function") throw configError(`endpoint ${spec.name} needs a handler function`)
-    return new Endpoint(this, spec, queueGroup, checkMetadata(`endpoint ${spec.name}`, spec.metadata))
+    return new Endpoint(this, spec)
   }
 
   #subscribe(e: Endpoint): void {
-    e.sub = this.#watch(this.nc.subscribe(e.subject, { queue: e.queueGroup, callback: e.onMessage }), e.subject)
+    e.sub = this.#watch(this.nc.subscribe(e.subject, { queue: queueGroup, callback: e.onMessage }), e.subject)
     this.#endpoints.push(e)
-    this.#infoBytes = undefined
   }
 
   /** A required subscription that ends while we are not stopping stops the whole service. */
@@ -548,11 +500,6 @@ class ServiceImpl implements Service {
     }
   }
 
-  reset(): void {
-    for (const e of this.#endpoints) e.reset()
-    this.#started = new Date().toISOString()
-  }
-
   stop(): Promise<void> {
     return this.#halt(null)
   }
@@ -575,7 +522,7 @@ class ServiceImpl implements Service {
 /**
  * Starts a service on `nc`: subscribes its endpoints (in their queue groups) and the nine
  * `$SRV.{PING,INFO,STATS}[.<name>[.<id>]]` subjects (not queued). Throws `ServiceConfigError`
- * for a bad name, id, version, subject or queue group. Interest reaches the server with the
+ * for a bad name, id, version or subject. Interest reaches the server with the
  * connection's next flush; call `nc.flush()` once if you need it there before going on.
  */
 export const start = (nc: NatsConnection, spec: ServiceSpec): Service => {

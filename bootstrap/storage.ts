@@ -1,19 +1,20 @@
 /**
- * One LevelDB database per node (classic-level), split into the sublevels of DESIGN.md.
+ * One LevelDB database per node (classic-level), split into five sublevels (README, "Storage").
  * Tests and the simulator use `memoryLayer`: memory-level behind the same abstract-level
  * interface, with the same sublevels and encodings.
  *
  * Encodings (the stored bytes are the contract; the encodings only say what JS type you get):
- * - `log`: keys are 8-byte big-endian indexes (`encodeUint64Key` in protocol/raftCodec.ts), so LevelDB's bytewise order is index
- *   order and range scans and `clear({ lt })` compaction work; values are encoded entries.
- *   Both `view` (Uint8Array) so no copies through Buffer and no text decoding.
- * - `meta`: utf8 keys (`hardState`, `snapshot`, `applied`, ...) a person can read in a dump;
- *   `view` values so each owner picks its own codec.
- * - `kv`, `jobs`, `sessions`: utf8 keys (user keys, job ids, index keys built from strings) and
- *   `view` values. Index keys that must sort by number should embed `encodeUint64Key`-style fixed-width
- *   big-endian numbers or zero-padded digits.
+ * - `log`: keys are 8-byte big-endian indexes (`encodeUint64Key` in protocol/raftCodec.ts), so
+ *   LevelDB's bytewise order is index order and range scans and `clear({ lt })` compaction
+ *   work; values are encoded entries. Both `view` (Uint8Array) so no copies through Buffer and
+ *   no text decoding.
+ * - `meta`: utf8 keys (`raft.hardState`, `raft.base`, `applied`, `kv.revision`, ...) a person
+ *   can read in a dump; `view` values so each owner picks its own codec.
+ * - `kv`, `jobs`, `sessions`: utf8 keys (user keys, job ids, client ids) and `view` values
+ *   (JSON records).
  *
- * A write that must be atomic across sublevels goes through `db.batch([...{ sublevel }])`.
+ * A write that must be atomic across sublevels goes through one batch naming each op's
+ * sublevel (`writeBatch` in actors/raft/storage.ts).
  */
 import { Context, Data, Effect, Layer } from "effect"
 import type { Scope } from "effect"
@@ -34,11 +35,11 @@ export interface StorageShape {
   readonly db: Db
   /** Raft log: `encodeUint64Key(index)` -> encoded entry. */
   readonly log: Sublevel<Uint8Array, Uint8Array>
-  /** Hard state (term, vote), membership, snapshot metadata, applied index. */
+  /** Hard state (term, vote), compaction base, applied index, revision, leader time, job counters. */
   readonly meta: Sublevel<string, Uint8Array>
   /** The key-value state machine. */
   readonly kv: Sublevel<string, Uint8Array>
-  /** Job records plus their ordering indexes. */
+  /** Job records by id; their ordering indexes are rebuilt in memory on load. */
   readonly jobs: Sublevel<string, Uint8Array>
   /** Client sessions for request deduplication. */
   readonly sessions: Sublevel<string, Uint8Array>
@@ -52,7 +53,7 @@ export class StorageError extends Data.TaggedError("StorageError")<{
   readonly cause?: unknown
 }> {}
 
-/** Names of the sublevels, as DESIGN.md lists them. */
+/** Names of the sublevels. */
 export const sublevelNames = ["log", "meta", "kv", "jobs", "sessions"] as const
 
 /** Builds the sublevels over an open (or opening) root database. */

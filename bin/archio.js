@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// The `archio` command. Our sources are TypeScript. Loading them through tsx costs about 1.4 s of
-// CPU per process start (2.2 s in all), which on a busy machine turns a node restart into many
-// seconds; so we run one esbuild bundle of them instead (0.8 s), rebuilt here whenever a source
-// it was built from changed (esbuild takes ~0.1 s). The bundle lives in dist/, one level below
-// the root like every source file, so their `../package.json`-style paths still resolve.
+// The `archio` command. Our sources are TypeScript. Loading them through tsx costs seconds of CPU
+// per process start, which on a busy machine turns a node restart into many seconds; so we run
+// one esbuild bundle of them instead (a fraction of that; BENCHMARKS.md, "Process start"),
+// rebuilt here whenever a source it was built from changed. The bundle lives in dist/, one level
+// below the root like every source file, so their `../package.json`-style paths still resolve.
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"

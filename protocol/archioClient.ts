@@ -91,8 +91,8 @@ type Outcome = { readonly msg: Msg } | { readonly failed: "no_responders" | "tim
 /**
  * Request/reply over one wildcard inbox subscription: a map of waiting attempts and one coarse
  * timer for all their deadlines. nats.js's `request` builds a timer, an object graph and (with
- * traces) an Error per call; this costs about a quarter of the client CPU (npm run bench --
- * transport).
+ * traces) an Error per call, several times the client CPU of this mux (BENCHMARKS.md, "Earlier
+ * runs": client CPU per `nats.request`).
  */
 class RequestMux {
   private readonly prefix: string

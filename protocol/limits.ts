@@ -51,7 +51,7 @@ export const maxCursorBytes = 4096
 export const maxErrorTextBytes = 16 * 1024
 
 // ES2024 `String.prototype.isWellFormed` (Node >= 20; our lib setting is ES2023). A /\p{Cs}/u
-// regex does the same but is ~10× slower on long non-Latin-1 strings (500 µs per 100k chars).
+// regex does the same, many times slower on long non-Latin-1 strings (BENCHMARKS.md).
 const nativeIsWellFormed = (String.prototype as unknown as { isWellFormed: (this: string) => boolean }).isWellFormed
 
 /** True when `s` is well-formed UTF-16 (no lone surrogate), i.e. encodes to UTF-8 losslessly. */
@@ -59,7 +59,7 @@ export const isWellFormed = (s: string): boolean => nativeIsWellFormed.call(s)
 
 /**
  * UTF-8 length of `s` without encoding it (a lone surrogate counts 3 bytes, as the U+FFFD it
- * would become). Node's native count: 25× faster than a JS loop on a 100 KB string.
+ * would become). Node's native count: far faster than a JS loop on long strings (BENCHMARKS.md).
  */
 export const utf8Length = (s: string): number => Buffer.byteLength(s, "utf8")
 

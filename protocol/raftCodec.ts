@@ -33,14 +33,10 @@
  * the input, not copies. The caller must not modify or reuse the input buffer while any
  * decoded message is alive. NATS hands each message a view into a socket frame that it never
  * writes again (nats-core parser), and classic-level returns a fresh Buffer per value, so both
- * real callers are safe. Measured with the script at `decodeAppend` (Node 20 on 2 shared, busy
- * cores, so ranges over runs): AppendEntries of 1000 × 100 B entries decodes in 70–180 µs with
- * views against 860–1720 µs with a copy per entry (`slice`: one ArrayBuffer each); 64 × 8 KiB
- * entries in 5–19 µs against 200–750 µs. Encoding costs what allocating and copying the bytes
- * costs (64 × 8 KiB: 260–1000 µs, the same as a bare `new Uint8Array` + `set` loop). For
- * scale: an AppendEntriesReply encodes in ~1 µs and decodes in ~0.4 µs, against ~2–3.5 µs
- * for a JSON.stringify + JSON.parse round trip of the same object (and JSON would need base64
- * for entry data).
+ * real callers are safe. A copy per entry (one ArrayBuffer each) costs several times the whole
+ * decode; binary, because JSON is slower even for small messages and would need base64 for
+ * entry data (BENCHMARKS.md, "Wire codec and runtime costs"; the script at `decodeAppend`
+ * re-measures).
  * Views keep the whole received frame alive while any entry is referenced; the replicator
  * should not hold decoded entries beyond persisting and applying them.
  */

@@ -4,13 +4,12 @@
  *
  * Effect's parser walks the AST and builds a fresh output, issue objects and Eithers for every
  * field of every request; on a node that shares two cores with nats-server and its peers, that
- * cost ~100 µs of a put's critical path (CPU profile of the leader at one client, 2026-12-02),
- * against ~2 µs in a hot loop: the walk touches a lot of memory that other processes keep
- * evicting. The predicate reads each field once and calls the Schema's own refinement filters,
- * so the rules stay in one place (the Schema); whenever it says `false`, the decoder runs the
- * Schema anyway, which finds the problem and words the error. `test/protocol/schemaGuard.test.ts`
- * checks on random inputs that it never accepts what the Schema refuses, nor anything it would
- * decode differently.
+ * walk touches a lot of memory that other processes keep evicting, and it was a visible share
+ * of a put's critical path (BENCHMARKS.md, "Side by side, warm"). The predicate reads each
+ * field once and calls the Schema's own refinement filters, so the rules stay in one place
+ * (the Schema); whenever it says `false`, the decoder runs the Schema anyway, which finds the
+ * problem and words the error. `test/protocol/schemaGuard.test.ts` checks on random inputs that
+ * it never accepts what the Schema refuses, nor anything it would decode differently.
  *
  * Only what transformation-free request schemas use is compiled: strings, numbers, booleans,
  * literals, unions, refinements, structs without index signatures (excess fields make it

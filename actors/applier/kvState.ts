@@ -145,8 +145,9 @@ export class KvState {
   /**
    * Every key in `records`, in `compareKeys` order, so a scan is a search plus a walk of the
    * page instead of a sort of the whole map per request. A B+ tree: creating or removing a key
-   * is O(log n). (A sorted array's splice was O(n): at 64 clients writing new keys it took a
-   * quarter of every node's CPU by 30,000 keys.) Overwriting an existing key costs nothing here.
+   * is O(log n), where a sorted array's splice is O(n) per new key, which many clients writing
+   * new keys felt (BENCHMARKS.md, "Side by side, warm"). Overwriting an existing key costs
+   * nothing here.
    */
   private readonly index = new BTree<string, undefined>(undefined, compareKeys)
 

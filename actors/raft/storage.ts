@@ -24,9 +24,8 @@ export type BatchOp = AbstractBatchOperation<AnyLevel, any, any>
  * resolves); memory-level ignores it.
  *
  * A chained batch, not `db.batch(array)`: classic-level reads an array's operations back in
- * C++ through N-API property lookups, about 9 µs an operation on this machine (a 77-operation
- * batch of applied state blocked the event loop ~870 µs), where a chained batch hands each
- * key and value over as plain arguments (~210 µs for the same batch, encoding included).
+ * C++ through N-API property lookups, where a chained batch hands each key and value over as
+ * plain arguments, several times cheaper (BENCHMARKS.md, "Chained batches").
  */
 export const writeBatch = (db: AnyLevel, ops: ReadonlyArray<BatchOp>, sync: boolean): Promise<void> => {
   const batch = db.batch()

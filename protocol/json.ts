@@ -156,7 +156,7 @@ const failedSizeCap = (issue: ParseResult.ParseIssue): boolean => {
 }
 
 /** The client-facing error for a schema failure. */
-export const parseErrorToArchio = (error: ParseResult.ParseError): ArchioError => {
+const parseErrorToArchio = (error: ParseResult.ParseError): ArchioError => {
   const problems = describeIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
   const code = failedSizeCap(error.issue) ? "too_large" : "bad_request"
   return archioError(code, joinProblems(problems), { problems })

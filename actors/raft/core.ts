@@ -13,7 +13,7 @@
  *      (committed entries already durable before step 2 may be applied before it)
  */
 import type { RaftRole } from "../../protocol/client.ts"
-import { EntryKind, type Entry, type NodeId, type RaftMessage } from "../../protocol/raft.ts"
+import type { Entry, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import { becomeFollower, campaign, handleVoteReply, handleVoteRequest, tickElection } from "./election.ts"
 import { invariant } from "./invariant.ts"
 import {
@@ -248,5 +248,4 @@ export class RaftCore {
   }
 }
 
-export { EntryKind }
 export type { Proposal }

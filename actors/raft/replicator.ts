@@ -108,7 +108,7 @@ export const heartbeat = (s: RaftState): void => {
 }
 
 /** A heartbeat round to every follower (ReadIndex). */
-export const broadcastHeartbeat = (s: RaftState): void => {
+const broadcastHeartbeat = (s: RaftState): void => {
   s.round++
   for (const p of s.peers) beat(s, p, s.progress.get(p)!)
 }
@@ -265,7 +265,7 @@ export const handleAppendReply = (s: RaftState, m: AppendEntriesReply, onCaughtU
 }
 
 /** Confirmed reads: those whose heartbeat round a majority (us included) acknowledged. */
-export const releaseReads = (s: RaftState): void => {
+const releaseReads = (s: RaftState): void => {
   if (s.pendingReads.length === 0) return
   const confirmed = quorumValue(s, s.round, ackedRoundOf)
   let kept = 0

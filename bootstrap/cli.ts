@@ -246,7 +246,7 @@ export const main = async (argv: ReadonlyArray<string>, io: Io = processIo): Pro
     case "node":
       return nodeCommand(rest, io)
     case "dev": {
-      const { runDev } = await import("../ops/dev.ts")
+      const { runDev } = await import("./dev.ts")
       return runDev(rest, io === processIo ? {} : { env: io.env, write: io.out, writeErr: io.err })
     }
     case "status":

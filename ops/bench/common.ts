@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { LocalCluster } from "../cluster.ts"
-import { startNatsServer } from "../natsServer.ts"
+import { startNatsServer } from "../../bootstrap/natsServer.ts"
 import { ArchioClient } from "../../protocol/archioClient.ts"
 import { perSecond, type LoopResult } from "./results.ts"
 

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Etcd3 } from "etcd3"
-import { freePort } from "../natsServer.ts"
+import { freePort } from "../../bootstrap/natsServer.ts"
 import { closedLoop, levelLine, loadNote, sleep, type BenchOptions, type Level } from "./common.ts"
 
 export const etcdInstallHint = "sudo apt-get install -y etcd-server   (Debian/Ubuntu: etcd 3.4)"

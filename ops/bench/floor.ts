@@ -17,7 +17,7 @@ import { join } from "node:path"
 import { connect } from "@nats-io/transport-node"
 import { ClassicLevel } from "classic-level"
 import { encodeUint64Key } from "../../protocol/raftCodec.ts"
-import { startNatsServer } from "../natsServer.ts"
+import { startNatsServer } from "../../bootstrap/natsServer.ts"
 import { closedLoop, levelLine, loadNote, sleep, type Level } from "./common.ts"
 
 const us = (ms: number) => `${(ms * 1000).toFixed(0)} µs`

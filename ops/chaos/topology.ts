@@ -24,7 +24,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { mkdir } from "node:fs/promises"
 import { join } from "node:path"
 import { LocalCluster, type NodeStatus } from "../cluster.ts"
-import { freePort, startNatsServer, type NatsServerHandle } from "../natsServer.ts"
+import { freePort, startNatsServer, type NatsServerHandle } from "../../bootstrap/natsServer.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { FaultProxy, type ProxyStats } from "./proxy.ts"
 

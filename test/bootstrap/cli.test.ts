@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url"
 import { loggerLayer, main, runNodeProcess, usage, type Io } from "../../bootstrap/cli.ts"
 import { helpText, parseConfig, statusHelpText, type Env } from "../../bootstrap/config.ts"
 import * as Storage from "../../bootstrap/storage.ts"
-import { freePort } from "../../ops/natsServer.ts"
+import { freePort } from "../../bootstrap/natsServer.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { tempDir } from "../support/tmp.ts"
 

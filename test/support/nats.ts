@@ -3,7 +3,7 @@
  * pass or fail.
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node"
-import { startNatsServer, type NatsServerHandle, type StartOptions } from "../../ops/natsServer.ts"
+import { startNatsServer, type NatsServerHandle, type StartOptions } from "../../bootstrap/natsServer.ts"
 
 interface Teardown {
   teardown(fn: () => unknown): void

@@ -1,5 +1,5 @@
 import t from "tap"
-import { canConnect } from "../../ops/natsServer.ts"
+import { canConnect } from "../../bootstrap/natsServer.ts"
 import { natsClient, natsServer } from "./nats.ts"
 
 t.test("a private nats-server starts on a free port, answers, and stops", async (t) => {

@@ -24,8 +24,8 @@ import * as net from "node:net"
 import { join, relative, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { parseClientConfig, redactUrl, type ClientConfig } from "../bootstrap/config.ts"
-import { clientOptions } from "../bootstrap/nats.ts"
+import { parseClientConfig, redactUrl, type ClientConfig } from "./config.ts"
+import { clientOptions } from "./nats.ts"
 import * as subjects from "../protocol/subjects.ts"
 import {
   canConnect,

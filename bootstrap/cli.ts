@@ -22,29 +22,12 @@ import {
   type ClientConfig,
   type Config,
   type ConfigError,
-  type Env,
   type LogLevelName
 } from "./config.ts"
 import { kvCommand } from "./kvCli.ts"
 import { clientOptions } from "./nats.ts"
 import { runNode } from "./node.ts"
-
-/** Where a command reads its environment and writes its output (swapped in tests). */
-export interface Io {
-  readonly out: (text: string) => void
-  readonly err: (text: string) => void
-  readonly env: Env
-  /** All of standard input (`archio kv put k -`, `archio kv txn`); default: the process's. */
-  readonly stdin?: () => Promise<string>
-  /** Stops a long-running command (`archio kv watch`) when aborted; default: SIGINT or SIGTERM. */
-  readonly signal?: AbortSignal
-}
-
-export const processIo: Io = {
-  out: (text) => void process.stdout.write(text),
-  err: (text) => void process.stderr.write(text),
-  env: process.env
-}
+import { processTerminal, type Terminal } from "./terminal.ts"
 
 /** How long a node may take to shut down before it gives up and exits 1. */
 export const shutdownGraceMs = 15_000
@@ -99,9 +82,9 @@ export const lineLogger = Logger.make(({ logLevel, message, annotations, cause, 
 export const loggerLayer = (level: LogLevelName): Layer.Layer<never> =>
   Layer.merge(Logger.replace(Logger.defaultLogger, lineLogger), Logger.minimumLogLevel(LogLevel.fromLiteral(levelLiterals[level])))
 
-const printProblems = (io: Io, command: string, error: ConfigError): void => {
-  for (const problem of error.problems) io.err(`archio ${command}: ${problem}\n`)
-  io.err(`Run "archio ${command} --help" for the flags and variables.\n`)
+const printProblems = (terminal: Terminal, command: string, error: ConfigError): void => {
+  for (const problem of error.problems) terminal.err(`archio ${command}: ${problem}\n`)
+  terminal.err(`Run "archio ${command} --help" for the flags and variables.\n`)
 }
 
 const wantsHelp = (argv: ReadonlyArray<string>): boolean => argv.includes("--help") || argv.includes("-h")
@@ -120,7 +103,7 @@ const errorText = (cause: Cause.Cause<unknown>): string => {
 }
 
 /** Runs one node until SIGINT/SIGTERM; resolves to the exit code. */
-export const runNodeProcess = async (config: Config, io: Io = processIo): Promise<number> => {
+export const runNodeProcess = async (config: Config, terminal: Terminal = processTerminal): Promise<number> => {
   const logging = loggerLayer(config.logLevel)
   const log = (effect: Effect.Effect<void>): void => {
     Effect.runFork(effect.pipe(Effect.annotateLogs("node", config.id), Effect.provide(logging)))
@@ -137,7 +120,7 @@ export const runNodeProcess = async (config: Config, io: Io = processIo): Promis
     stopping = true
     log(Effect.logInfo(`${why}: shutting down (draining NATS, closing the database)`))
     deadline = setTimeout(() => {
-      io.err(`archio node ${config.id}: shutdown took longer than ${shutdownGraceMs} ms; exiting\n`)
+      terminal.err(`archio node ${config.id}: shutdown took longer than ${shutdownGraceMs} ms; exiting\n`)
       process.exit(1)
     }, shutdownGraceMs)
     deadline.unref()
@@ -149,7 +132,7 @@ export const runNodeProcess = async (config: Config, io: Io = processIo): Promis
   process.on("SIGTERM", onSigterm)
   // Under `archio dev` the launcher keeps our stdin open; when it goes away (even by SIGKILL)
   // stdin ends and we stop instead of living on as an orphan holding the data dir.
-  if (io.env["ARCHIO_SUPERVISED"] === "1") {
+  if (terminal.env["ARCHIO_SUPERVISED"] === "1") {
     process.stdin.on("end", () => stop("launcher exited"))
     process.stdin.on("error", () => stop("launcher exited"))
     process.stdin.resume()
@@ -159,7 +142,7 @@ export const runNodeProcess = async (config: Config, io: Io = processIo): Promis
   process.off("SIGINT", onSigint)
   process.off("SIGTERM", onSigterm)
   if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-    io.err(`archio node ${config.id}: ${errorText(exit.cause)}\n`)
+    terminal.err(`archio node ${config.id}: ${errorText(exit.cause)}\n`)
     return 1
   }
   await Effect.runPromise(Effect.logInfo("stopped cleanly").pipe(Effect.annotateLogs("node", config.id), Effect.provide(logging)))
@@ -198,14 +181,14 @@ export const requestStatus = async (config: ClientConfig): Promise<string> => {
   }
 }
 
-const statusCommand = async (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
+const statusCommand = async (argv: ReadonlyArray<string>, terminal: Terminal): Promise<number> => {
   if (wantsHelp(argv)) {
-    io.out(statusHelpText)
+    terminal.out(statusHelpText)
     return 0
   }
-  const parsed = parseClientConfig(argv, io.env)
+  const parsed = parseClientConfig(argv, terminal.env)
   if (Either.isLeft(parsed)) {
-    printProblems(io, "status", parsed.left)
+    printProblems(terminal, "status", parsed.left)
     return 2
   }
   try {
@@ -216,61 +199,61 @@ const statusCommand = async (argv: ReadonlyArray<string>, io: Io): Promise<numbe
     } catch {
       // not JSON: print as it came
     }
-    io.out(`${shown}\n`)
+    terminal.out(`${shown}\n`)
     return 0
   } catch (e) {
-    io.err(`archio status: ${e instanceof Error ? e.message : String(e)}\n`)
+    terminal.err(`archio status: ${e instanceof Error ? e.message : String(e)}\n`)
     return 1
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-const nodeCommand = async (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
+const nodeCommand = async (argv: ReadonlyArray<string>, terminal: Terminal): Promise<number> => {
   if (wantsHelp(argv)) {
-    io.out(helpText)
+    terminal.out(helpText)
     return 0
   }
-  const parsed = parseConfig(argv, io.env)
+  const parsed = parseConfig(argv, terminal.env)
   if (Either.isLeft(parsed)) {
-    printProblems(io, "node", parsed.left)
+    printProblems(terminal, "node", parsed.left)
     return 2
   }
-  return runNodeProcess(parsed.right, io)
+  return runNodeProcess(parsed.right, terminal)
 }
 
 /** Runs the command line `argv` (without `node` and the script); resolves to the exit code. */
-export const main = async (argv: ReadonlyArray<string>, io: Io = processIo): Promise<number> => {
+export const main = async (argv: ReadonlyArray<string>, terminal: Terminal = processTerminal): Promise<number> => {
   const [command, ...rest] = argv
   switch (command) {
     case "node":
-      return nodeCommand(rest, io)
+      return nodeCommand(rest, terminal)
     case "dev": {
       const { runDev } = await import("./dev.ts")
-      return runDev(rest, io === processIo ? {} : { env: io.env, write: io.out, writeErr: io.err })
+      return runDev(rest, terminal)
     }
     case "status":
-      return statusCommand(rest, io)
+      return statusCommand(rest, terminal)
     case "kv":
-      return kvCommand(rest, io)
+      return kvCommand(rest, terminal)
     case "worker": {
       const { workerCommand } = await import("./workerCli.ts")
-      return workerCommand(rest, io)
+      return workerCommand(rest, terminal)
     }
     case "help":
     case "--help":
     case "-h":
-      io.out(usage)
+      terminal.out(usage)
       return 0
     case "--version":
     case "-v":
-      io.out(`${version()}\n`)
+      terminal.out(`${version()}\n`)
       return 0
     case undefined:
-      io.err(usage)
+      terminal.err(usage)
       return 2
     default:
-      io.err(`archio: unknown command ${JSON.stringify(command)}\n\n${usage}`)
+      terminal.err(`archio: unknown command ${JSON.stringify(command)}\n\n${usage}`)
       return 2
   }
 }

@@ -24,7 +24,7 @@ import * as net from "node:net"
 import { join, relative, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { parseClientConfig, redactUrl, type ClientConfig } from "./config.ts"
+import { parseClientConfig, redactUrl, type ClientConfig, type Env } from "./config.ts"
 import { clientOptions } from "./nats.ts"
 import * as subjects from "../protocol/subjects.ts"
 import {
@@ -37,6 +37,7 @@ import {
   startNatsServer,
   type NatsServerHandle
 } from "./natsServer.ts"
+import { processTerminal, type Terminal } from "./terminal.ts"
 
 export const nodeIds = ["n1", "n2", "n3"] as const
 export const firstHttpPort = 8081
@@ -66,8 +67,6 @@ Environment:
 
 // ---------------------------------------------------------------------------------------------
 // Output
-
-type Env = Readonly<Record<string, string | undefined>>
 
 const useColor = (env: Env, tty: boolean): boolean =>
   (env["FORCE_COLOR"] !== undefined && env["FORCE_COLOR"] !== "0") || (tty && env["NO_COLOR"] === undefined)
@@ -163,29 +162,18 @@ const resolveNats = async (
   return { url: server.url, server }
 }
 
-export interface DevOptions {
-  /** Folder that holds `.archio/`; the current directory by default. */
-  readonly cwd?: string
-  /** Environment read for settings and passed to the nodes; `process.env` by default. */
-  readonly env?: Env
-  /** Where output goes; stdout by default. */
-  readonly write?: (text: string) => void
-  /** Where usage errors go; stderr by default. */
-  readonly writeErr?: (text: string) => void
-  /** Stops the cluster like SIGINT does (for embedding and tests). */
-  readonly stop?: AbortSignal
-}
-
-/** Runs the dev cluster until SIGINT/SIGTERM (or `options.stop`); resolves to the exit code. */
-export const runDev = async (argv: ReadonlyArray<string>, options: DevOptions = {}): Promise<number> => {
-  const env = options.env ?? process.env
-  const cwd = options.cwd ?? process.cwd()
-  const write = options.write ?? ((text: string) => void process.stdout.write(text))
-  const color = useColor(env, options.write === undefined && process.stdout.isTTY === true)
+/**
+ * Runs the dev cluster until SIGINT/SIGTERM or the terminal's signal, which stops it like SIGINT
+ * does; resolves to the exit code. `.archio/` goes in the terminal's working folder.
+ */
+export const runDev = async (argv: ReadonlyArray<string>, terminal: Terminal = processTerminal): Promise<number> => {
+  const env = terminal.env
+  const cwd = terminal.cwd ?? process.cwd()
+  const write = terminal.out
+  const color = useColor(env, terminal === processTerminal && process.stdout.isTTY === true)
   const devPrefix = color ? "\x1b[1m[dev]\x1b[0m " : "[dev] "
   const say = (line: string): void => write(`${devPrefix}${line}\n`)
-  const writeErr = options.writeErr ?? ((text: string) => void process.stderr.write(text))
-  const fail = (line: string): void => writeErr(`archio dev: ${line}\n`)
+  const fail = (line: string): void => terminal.err(`archio dev: ${line}\n`)
 
   if (argv.includes("--help") || argv.includes("-h")) {
     write(devHelpText)
@@ -262,8 +250,8 @@ export const runDev = async (argv: ReadonlyArray<string>, options: DevOptions = 
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
   const onAbort = (): void => onSignal("SIGINT")
-  if (options.stop?.aborted === true) stopping = true
-  else options.stop?.addEventListener("abort", onAbort)
+  if (terminal.signal?.aborted === true) stopping = true
+  else terminal.signal?.addEventListener("abort", onAbort)
   const onCrash = (error: unknown): void => {
     process.stderr.write(`archio dev: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
     for (const child of children) if (alive(child.process)) child.process.kill("SIGKILL")
@@ -369,7 +357,7 @@ export const runDev = async (argv: ReadonlyArray<string>, options: DevOptions = 
       code = await finished
     } else code = 1
   }
-  options.stop?.removeEventListener("abort", onAbort)
+  terminal.signal?.removeEventListener("abort", onAbort)
   process.off("SIGINT", onSignal)
   process.off("SIGTERM", onSignal)
   process.off("uncaughtException", onCrash)

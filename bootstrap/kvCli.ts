@@ -20,9 +20,9 @@ import { ArchioError, toEnvelope } from "../protocol/errors.ts"
 import { makeDecoder } from "../protocol/json.ts"
 import { fitsUtf8, keyProblem, maxKeyBytes, maxPageLimit, maxValueBytes, utf8Length } from "../protocol/limits.ts"
 import * as Subjects from "../protocol/subjects.ts"
-import type { Io } from "./cli.ts"
 import { kvConnectionHelp, kvOptions, parseKvConfig, redactUrl, type KvClientConfig } from "./config.ts"
 import { clientOptions } from "./nats.ts"
+import { readStdin, stopRequest, type Terminal } from "./terminal.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Arguments
@@ -49,7 +49,7 @@ const valueOf = (a: Args, flag: string): string | undefined => {
 /** What a run needs once connected. */
 interface Session {
   readonly client: ArchioClient
-  readonly io: Io
+  readonly terminal: Terminal
   readonly json: boolean
   readonly cluster: string
   readonly name: string
@@ -197,15 +197,6 @@ const integerFlag = (a: Args, flag: string, min: number, max: number, problems: 
   return undefined
 }
 
-/** Standard input, whole: the Io's when it has one (tests), else the process's. */
-const readStdin = async (io: Io): Promise<string> => {
-  if (io.stdin !== undefined) return io.stdin()
-  if (process.stdin.isTTY) io.err("(reading from standard input; end with Ctrl-D)\n")
-  const chunks: Array<Buffer> = []
-  for await (const chunk of process.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer))
-  return Buffer.concat(chunks).toString("utf8")
-}
-
 /**
  * A value argument, or standard input for `-`; undefined when stdin may not be read (see
  * `Command.prepare`).
@@ -234,11 +225,11 @@ const errorText = (e: ArchioError, cluster: string): string => {
 /** Reports a failed request; a malformed or oversized request is bad usage (2), the rest 1. */
 const failed = (s: Session, e: unknown): number => {
   if (e instanceof ArchioError) {
-    if (s.json) s.io.out(line(toEnvelope(e)))
-    s.io.err(`archio kv ${s.name}: ${errorText(e, s.cluster)}\n`)
+    if (s.json) s.terminal.out(line(toEnvelope(e)))
+    s.terminal.err(`archio kv ${s.name}: ${errorText(e, s.cluster)}\n`)
     return e.code === "bad_request" || e.code === "too_large" ? 2 : 1
   }
-  s.io.err(`archio kv ${s.name}: ${e instanceof Error ? e.message : String(e)}\n`)
+  s.terminal.err(`archio kv ${s.name}: ${e instanceof Error ? e.message : String(e)}\n`)
   return 1
 }
 
@@ -265,11 +256,11 @@ that does not exist prints "not found" on stderr and exits 1.`,
         const rec = await s.client.get(key, isSet(a, "--stale") ? { consistency: "stale" } : {})
         if (rec === undefined) {
           const message = `key ${JSON.stringify(key)} not found`
-          if (s.json) s.io.out(line({ ok: false, error: { code: "not_found", message } }))
-          s.io.err(`archio kv get: ${message}\n`)
+          if (s.json) s.terminal.out(line({ ok: false, error: { code: "not_found", message } }))
+          s.terminal.err(`archio kv get: ${message}\n`)
           return 1
         }
-        s.io.out(s.json ? line(rec) : withNewline(rec.value))
+        s.terminal.out(s.json ? line(rec) : withNewline(rec.value))
         return 0
       }
     }
@@ -296,7 +287,7 @@ standard input, byte for byte (a trailing newline is kept).`,
     return {
       run: async (s) => {
         const r = await s.client.put(key, value, ttl === undefined ? {} : { ttl })
-        s.io.out(s.json ? line(r) : `revision ${r.revision}\n`)
+        s.terminal.out(s.json ? line(r) : `revision ${r.revision}\n`)
         return 0
       }
     }
@@ -318,9 +309,9 @@ changes nothing.`,
     return {
       run: async (s) => {
         const r = await s.client.del(key)
-        if (s.json) s.io.out(line(r))
-        else if (r.deleted === false) s.io.out(`key ${JSON.stringify(key)} not found; nothing deleted (revision ${r.revision})\n`)
-        else s.io.out(`deleted ${JSON.stringify(key)} (revision ${r.revision})\n`)
+        if (s.json) s.terminal.out(line(r))
+        else if (r.deleted === false) s.terminal.out(`key ${JSON.stringify(key)} not found; nothing deleted (revision ${r.revision})\n`)
+        else s.terminal.out(`deleted ${JSON.stringify(key)} (revision ${r.revision})\n`)
         return 0
       }
     }
@@ -353,7 +344,7 @@ with the key's current revision and exits 1. "-" reads the value from standard i
     return {
       run: async (s) => {
         const r = await s.client.cas(key, value, expect, ttl === undefined ? {} : { ttl })
-        s.io.out(s.json ? line(r) : `revision ${r.revision}\n`)
+        s.terminal.out(s.json ? line(r) : `revision ${r.revision}\n`)
         return 0
       }
     }
@@ -412,12 +403,12 @@ that of the first page.`,
       run: async (s) => {
         if (!isSet(a, "--all")) {
           const page = await s.client.scan(query)
-          if (s.json) s.io.out(line(page))
+          if (s.json) s.terminal.out(line(page))
           else {
-            for (const item of page.items) s.io.out(scanLine(item))
-            if (page.items.length === 0) s.io.err("no keys match\n")
+            for (const item of page.items) s.terminal.out(scanLine(item))
+            if (page.items.length === 0) s.terminal.err("no keys match\n")
           }
-          if (!s.json && page.cursor !== undefined) s.io.err(`more keys follow: add --cursor ${page.cursor} for the next page, or --all\n`)
+          if (!s.json && page.cursor !== undefined) s.terminal.err(`more keys follow: add --cursor ${page.cursor} for the next page, or --all\n`)
           return 0
         }
         const items: Array<ScanItem> = []
@@ -427,10 +418,10 @@ that of the first page.`,
           first ??= page
           count += page.items.length
           if (s.json) items.push(...page.items)
-          else for (const item of page.items) s.io.out(scanLine(item))
+          else for (const item of page.items) s.terminal.out(scanLine(item))
         }
-        if (s.json) s.io.out(line({ ok: true, items, revision: first?.revision ?? 0, consistency: first?.consistency ?? "linearizable" }))
-        else if (count === 0) s.io.err("no keys match\n")
+        if (s.json) s.terminal.out(line({ ok: true, items, revision: first?.revision ?? 0, consistency: first?.consistency ?? "linearizable" }))
+        else if (count === 0) s.terminal.err("no keys match\n")
         return 0
       }
     }
@@ -479,9 +470,9 @@ and the revision; either way the txn was applied and the exit code is 0.`,
     return {
       run: async (s) => {
         const r = await s.client.txn(request)
-        if (s.json) s.io.out(line(r))
-        else if (r.succeeded) s.io.out(`succeeded: every compare held; ran the success branch (revision ${r.revision})\n`)
-        else s.io.out(`failed: a compare did not hold; ran the failure branch (revision ${r.revision})\n`)
+        if (s.json) s.terminal.out(line(r))
+        else if (r.succeeded) s.terminal.out(`succeeded: every compare held; ran the success branch (revision ${r.revision})\n`)
+        else s.terminal.out(`failed: a compare did not hold; ran the failure branch (revision ${r.revision})\n`)
         return 0
       }
     }
@@ -513,27 +504,6 @@ const readEvent = (data: Uint8Array): Received | undefined => {
 
 const eventLine = (e: Client.KvWatchEvent): string =>
   e.type === "put" && e.value !== undefined ? `put\t${e.revision}\t${show(e.key)}\t${show(e.value)}\n` : `${e.type}\t${e.revision}\t${show(e.key)}\n`
-
-/** Resolves when the command should stop: the Io's signal aborts, or SIGINT/SIGTERM arrive. */
-const stopWhen = (io: Io): { readonly stopped: Promise<void>; readonly dispose: () => void } => {
-  let done = (): void => {}
-  const stopped = new Promise<void>((resolve) => (done = resolve))
-  const signal = io.signal
-  if (signal !== undefined) {
-    if (signal.aborted) done()
-    signal.addEventListener("abort", done, { once: true })
-    return { stopped, dispose: () => signal.removeEventListener("abort", done) }
-  }
-  process.on("SIGINT", done)
-  process.on("SIGTERM", done)
-  return {
-    stopped,
-    dispose: () => {
-      process.off("SIGINT", done)
-      process.off("SIGTERM", done)
-    }
-  }
-}
 
 const watch: Command = {
   args: ["[KEY|PREFIX]"],
@@ -568,7 +538,7 @@ while leadership moves, may not be seen; stderr says when the connection drops.`
 }
 
 const runWatch = async (s: Session, target: string, prefix: boolean, initial: boolean): Promise<number> => {
-  const { client, io, cluster } = s
+  const { client, terminal, cluster } = s
   const nc = client.nc
   const subject = prefix ? Subjects.kvPrefixEvents(cluster, target) : Subjects.kvKeyEvent(cluster, target)
   // The subject can be wider than the prefix (`users/4` listens on `users.>`): filter by key.
@@ -579,7 +549,7 @@ const runWatch = async (s: Session, target: string, prefix: boolean, initial: bo
   let held: Array<Received> | undefined = initial ? [] : undefined
   const emit = (r: Received): void => {
     if (r.event.revision <= after) return
-    io.out(s.json ? line(r.raw) : eventLine(r.event))
+    terminal.out(s.json ? line(r.raw) : eventLine(r.event))
   }
   const sub = nc.subscribe(subject, {
     callback: (err, msg) => {
@@ -590,11 +560,11 @@ const runWatch = async (s: Session, target: string, prefix: boolean, initial: bo
       else emit(r)
     }
   })
-  const stop = stopWhen(io)
+  const stop = stopRequest(terminal)
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === "disconnect") io.err("archio kv watch: disconnected from NATS; reconnecting (changes meanwhile will not be seen)\n")
-      else if (status.type === "reconnect") io.err("archio kv watch: reconnected to NATS\n")
+      if (status.type === "disconnect") terminal.err("archio kv watch: disconnected from NATS; reconnecting (changes meanwhile will not be seen)\n")
+      else if (status.type === "reconnect") terminal.err("archio kv watch: reconnected to NATS\n")
     }
   })()
   try {
@@ -606,10 +576,10 @@ const runWatch = async (s: Session, target: string, prefix: boolean, initial: bo
       held = undefined
       for (const r of waiting) emit(r)
     }
-    io.err(`archio kv watch: watching ${prefix ? `keys starting with ${JSON.stringify(target)}` : JSON.stringify(target)} on ${subject} (Ctrl-C to stop)\n`)
+    terminal.err(`archio kv watch: watching ${prefix ? `keys starting with ${JSON.stringify(target)}` : JSON.stringify(target)} on ${subject} (Ctrl-C to stop)\n`)
     const why = await Promise.race([stop.stopped.then(() => "stopped" as const), nc.closed().then(() => "closed" as const)])
     if (why === "closed") {
-      io.err("archio kv watch: the NATS connection closed\n")
+      terminal.err("archio kv watch: the NATS connection closed\n")
       return 1
     }
     return 0
@@ -622,8 +592,8 @@ const runWatch = async (s: Session, target: string, prefix: boolean, initial: bo
 /** Prints the current keys; returns the revision they were read at (of the first page). */
 const printCurrent = async (s: Session, target: string, prefix: boolean): Promise<number> => {
   const print = (item: ScanItem, revision: number): void => {
-    if (s.json) s.io.out(line({ type: "current", ...item, revision }))
-    else s.io.out(`current\t${item.modRevision}\t${show(item.key)}\t${show(item.value ?? "")}\n`)
+    if (s.json) s.terminal.out(line({ type: "current", ...item, revision }))
+    else s.terminal.out(`current\t${item.modRevision}\t${show(item.key)}\t${show(item.value ?? "")}\n`)
   }
   if (!prefix) {
     // The key itself sorts first among the keys it prefixes.
@@ -704,45 +674,45 @@ const openClient = async (config: KvClientConfig, follow: boolean): Promise<Arch
 }
 
 /** `archio kv ...` (argv without `kv`); resolves to the exit code. */
-export const kvCommand = async (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
+export const kvCommand = async (argv: ReadonlyArray<string>, terminal: Terminal): Promise<number> => {
   const [name, ...rest] = argv
   if (name === undefined) {
-    io.err(kvUsage)
+    terminal.err(kvUsage)
     return 2
   }
   if (name === "help" || name === "--help" || name === "-h") {
-    io.out(kvUsage)
+    terminal.out(kvUsage)
     return 0
   }
   const command = Object.hasOwn(commands, name) ? commands[name] : undefined
   if (command === undefined) {
-    io.err(`archio kv: unknown command ${JSON.stringify(name)}\n\n${kvUsage}`)
+    terminal.err(`archio kv: unknown command ${JSON.stringify(name)}\n\n${kvUsage}`)
     return 2
   }
   if (wantsHelp(rest)) {
-    io.out(kvHelp(name))
+    terminal.out(kvHelp(name))
     return 0
   }
   const split = splitArgs(rest, name, command)
-  const config = parseKvConfig(split.connection, io.env, `kv ${name}`)
+  const config = parseKvConfig(split.connection, terminal.env, `kv ${name}`)
   const problems = [...split.problems, ...(Either.isLeft(config) ? config.left.problems : [])]
   // A positional count problem would make the command's own checks misread the arguments.
   const countOk = split.args.positional.length >= command.minArgs && split.args.positional.length <= command.args.length
-  const prepared = countOk ? await command.prepare(split.args, problems.length === 0 ? () => readStdin(io) : undefined) : { problems: [] }
+  const prepared = countOk ? await command.prepare(split.args, problems.length === 0 ? () => readStdin(terminal) : undefined) : { problems: [] }
   if ("problems" in prepared) problems.push(...prepared.problems)
   if (problems.length > 0 || Either.isLeft(config) || "problems" in prepared) {
-    for (const p of problems) io.err(`archio kv ${name}: ${p}\n`)
-    io.err(`Run "archio kv ${name} --help" for its arguments and flags.\n`)
+    for (const p of problems) terminal.err(`archio kv ${name}: ${p}\n`)
+    terminal.err(`Run "archio kv ${name} --help" for its arguments and flags.\n`)
     return 2
   }
   let client: ArchioClient
   try {
     client = await openClient(config.right, name === "watch")
   } catch (e) {
-    io.err(`archio kv ${name}: ${e instanceof Error ? e.message : String(e)}\n`)
+    terminal.err(`archio kv ${name}: ${e instanceof Error ? e.message : String(e)}\n`)
     return 1
   }
-  const session: Session = { client, io, json: isSet(split.args, "--json"), cluster: config.right.cluster, name }
+  const session: Session = { client, terminal, json: isSet(split.args, "--json"), cluster: config.right.cluster, name }
   try {
     return await prepared.run(session)
   } catch (e) {

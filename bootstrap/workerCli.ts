@@ -11,16 +11,9 @@ import { pathToFileURL } from "node:url"
 import { ArchioClient } from "../protocol/archioClient.ts"
 import { JobsClient } from "../protocol/jobsClient.ts"
 import { Worker, type Handler } from "../protocol/worker.ts"
-import { parseWorkerConfig, redactUrl, workerHelpText, type Env } from "./config.ts"
+import { parseWorkerConfig, redactUrl, workerHelpText } from "./config.ts"
 import { clientOptions } from "./nats.ts"
-
-export interface WorkerIo {
-  readonly out: (text: string) => void
-  readonly err: (text: string) => void
-  readonly env: Env
-  /** Stops the worker when aborted (tests); without it SIGTERM and SIGINT do. */
-  readonly signal?: AbortSignal
-}
+import { stopRequest, type Terminal } from "./terminal.ts"
 
 /** The handler: the module's default export, or its `handler` export. */
 const loadHandler = async (file: string): Promise<Handler> => {
@@ -31,15 +24,15 @@ const loadHandler = async (file: string): Promise<Handler> => {
 }
 
 /** `archio worker ...` (argv without `worker`); resolves to the exit code. */
-export const workerCommand = async (argv: ReadonlyArray<string>, io: WorkerIo): Promise<number> => {
+export const workerCommand = async (argv: ReadonlyArray<string>, terminal: Terminal): Promise<number> => {
   if (argv.includes("--help") || argv.includes("-h")) {
-    io.out(workerHelpText)
+    terminal.out(workerHelpText)
     return 0
   }
-  const parsed = parseWorkerConfig(argv, io.env, `${hostname()}-${process.pid}`)
+  const parsed = parseWorkerConfig(argv, terminal.env, `${hostname()}-${process.pid}`)
   if (Either.isLeft(parsed)) {
-    for (const problem of parsed.left.problems) io.err(`archio worker: ${problem}\n`)
-    io.err(`Run "archio worker --help" for the flags and variables.\n`)
+    for (const problem of parsed.left.problems) terminal.err(`archio worker: ${problem}\n`)
+    terminal.err(`Run "archio worker --help" for the flags and variables.\n`)
     return 2
   }
   const config = parsed.right
@@ -47,12 +40,12 @@ export const workerCommand = async (argv: ReadonlyArray<string>, io: WorkerIo): 
   try {
     handler = await loadHandler(config.handler)
   } catch (e) {
-    io.err(`archio worker: cannot load handler ${config.handler}: ${e instanceof Error ? e.message : String(e)}\n`)
+    terminal.err(`archio worker: cannot load handler ${config.handler}: ${e instanceof Error ? e.message : String(e)}\n`)
     return 2
   }
   const base = await Effect.runPromise(Effect.either(clientOptions(config.nats, `archio-worker-${config.workerId}`)))
   if (Either.isLeft(base)) {
-    io.err(`archio worker: ${base.left.message}\n`)
+    terminal.err(`archio worker: ${base.left.message}\n`)
     return 1
   }
   let client: ArchioClient
@@ -60,7 +53,7 @@ export const workerCommand = async (argv: ReadonlyArray<string>, io: WorkerIo): 
     const nc = await connect({ ...base.right, maxReconnectAttempts: -1, timeout: config.timeoutMs })
     client = new ArchioClient(nc, { cluster: config.cluster, deadlineMs: config.timeoutMs }, true)
   } catch (e) {
-    io.err(`archio worker: cannot connect to NATS at ${config.nats.servers.map(redactUrl).join(",")}: ${e instanceof Error ? e.message : String(e)}\n`)
+    terminal.err(`archio worker: cannot connect to NATS at ${config.nats.servers.map(redactUrl).join(",")}: ${e instanceof Error ? e.message : String(e)}\n`)
     return 1
   }
   const worker = new Worker(new JobsClient(client), {
@@ -72,30 +65,19 @@ export const workerCommand = async (argv: ReadonlyArray<string>, io: WorkerIo): 
     waitMs: config.waitMs,
     graceMs: config.graceMs,
     log: (e) => {
-      if (e.type === "error") io.err(`archio worker ${config.workerId}: ${e.message}\n`)
-      else io.out(`${JSON.stringify({ event: e.type, ...e, type: undefined })}\n`)
+      if (e.type === "error") terminal.err(`archio worker ${config.workerId}: ${e.message}\n`)
+      else terminal.out(`${JSON.stringify({ event: e.type, ...e, type: undefined })}\n`)
     }
   })
   worker.start()
-  io.err(`archio worker ${config.workerId}: taking jobs from ${config.queues.join(",")} with concurrency ${config.concurrency} (cluster ${config.cluster})\n`)
-  await new Promise<void>((done) => {
-    if (io.signal !== undefined) {
-      if (io.signal.aborted) return done()
-      io.signal.addEventListener("abort", () => done(), { once: true })
-      return
-    }
-    const stop = (): void => {
-      process.off("SIGINT", stop)
-      process.off("SIGTERM", stop)
-      done()
-    }
-    process.on("SIGINT", stop)
-    process.on("SIGTERM", stop)
-  })
-  io.err(`archio worker ${config.workerId}: stopping (running jobs get ${config.graceMs} ms)\n`)
+  terminal.err(`archio worker ${config.workerId}: taking jobs from ${config.queues.join(",")} with concurrency ${config.concurrency} (cluster ${config.cluster})\n`)
+  const stop = stopRequest(terminal)
+  await stop.stopped
+  stop.dispose()
+  terminal.err(`archio worker ${config.workerId}: stopping (running jobs get ${config.graceMs} ms)\n`)
   await worker.stop()
   await client.close()
   const c = worker.counts
-  io.err(`archio worker ${config.workerId}: stopped (${c.acked} acked, ${c.failed} failed, ${c.released} released, ${c.lost} lost)\n`)
+  terminal.err(`archio worker ${config.workerId}: stopped (${c.acked} acked, ${c.failed} failed, ${c.released} released, ${c.lost} lost)\n`)
   return 0
 }

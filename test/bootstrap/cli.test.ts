@@ -3,7 +3,8 @@ import { Cause, Effect } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { loggerLayer, main, runNodeProcess, usage, type Io } from "../../bootstrap/cli.ts"
+import { loggerLayer, main, runNodeProcess, usage } from "../../bootstrap/cli.ts"
+import type { Terminal } from "../../bootstrap/terminal.ts"
 import { helpText, parseConfig, statusHelpText, type Env } from "../../bootstrap/config.ts"
 import * as Storage from "../../bootstrap/storage.ts"
 import { freePort } from "../../bootstrap/natsServer.ts"
@@ -59,8 +60,8 @@ const until = async (what: string, check: () => boolean | Promise<boolean>, time
 const run = async (argv: ReadonlyArray<string>, env: Env = {}) => {
   let out = ""
   let err = ""
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s), env }
-  const code = await main(argv, io)
+  const terminal: Terminal = { out: (s) => void (out += s), err: (s) => void (err += s), env }
+  const code = await main(argv, terminal)
   return { code, out, err }
 }
 

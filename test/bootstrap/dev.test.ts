@@ -120,7 +120,7 @@ t.test("runDev, in process: uses a NATS server that answers, restarts a node tha
   const env = { ...process.env, NATS_URL: server.url, CLUSTER: "other", _TAPJS_PROCESSINFO_COVERAGE_: "0" }
   let out = ""
   const stop = new AbortController()
-  const done = runDev([], { cwd, env, write: (s) => void (out += s), stop: stop.signal })
+  const done = runDev([], { cwd, env, out: (s) => void (out += s), err: (s) => void (out += s), signal: stop.signal })
   const pids: Array<number> = []
   t.teardown(() => {
     stop.abort()

@@ -1,10 +1,11 @@
 /**
- * `archio kv`, in process through `main(argv, io)`: usage errors (exit 2, nothing sent), and
+ * `archio kv`, in process through `main(argv, terminal)`: usage errors (exit 2, nothing sent), and
  * every subcommand against a real one-node cluster in human and --json output, with the exit
  * codes for not found (get) and conflict (cas), stdin input, and watch stopped by an AbortSignal.
  */
 import t, { type Test } from "tap"
-import { main, usage, type Io } from "../../bootstrap/cli.ts"
+import { main, usage } from "../../bootstrap/cli.ts"
+import type { Terminal } from "../../bootstrap/terminal.ts"
 import { kvHelp, kvUsage } from "../../bootstrap/kvCli.ts"
 import type { Env } from "../../bootstrap/config.ts"
 import { freePort } from "../../bootstrap/natsServer.ts"
@@ -31,7 +32,7 @@ const start = (argv: ReadonlyArray<string>, options: Options = {}): Running => {
   let out = ""
   let err = ""
   let reads = 0
-  const io: Io = {
+  const terminal: Terminal = {
     out: (s) => void (out += s),
     err: (s) => void (err += s),
     env: options.env ?? {},
@@ -41,7 +42,7 @@ const start = (argv: ReadonlyArray<string>, options: Options = {}): Running => {
     },
     ...(options.signal === undefined ? {} : { signal: options.signal })
   }
-  return { out: () => out, err: () => err, code: main(argv, io), stdinReads: () => reads }
+  return { out: () => out, err: () => err, code: main(argv, terminal), stdinReads: () => reads }
 }
 
 const run = async (argv: ReadonlyArray<string>, options: Options = {}) => {

@@ -24,7 +24,8 @@ import * as net from "node:net"
 import { join, relative, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { parseClientConfig, redactUrl, type ClientConfig, type Env } from "./config.ts"
+import { defineCommand } from "./command.ts"
+import { clusterOption, natsOptions, readCluster, readNats, redactUrl, type NatsSettings } from "./config.ts"
 import { clientOptions } from "./nats.ts"
 import * as subjects from "../protocol/subjects.ts"
 import {
@@ -37,6 +38,7 @@ import {
   startNatsServer,
   type NatsServerHandle
 } from "./natsServer.ts"
+import { ConfigError, type CommandLine, type OptionSpec, type OptionTable } from "./options.ts"
 import { processTerminal, type Terminal } from "./terminal.ts"
 
 export const nodeIds = ["n1", "n2", "n3"] as const
@@ -50,26 +52,44 @@ const maxQuickFailures = 5
 
 const binPath = fileURLToPath(new URL("../bin/archio.js", import.meta.url))
 
-export const devHelpText = `Usage: archio dev
+/** The same settings without their flags: archio dev reads them from the environment only. */
+const fromEnvironment = <Table extends OptionTable>(table: Table): { readonly [Key in keyof Table]: OptionSpec } =>
+  // Object.entries forgets the keys; the map keeps every one of them.
+  Object.fromEntries(Object.entries(table).map(([key, { flag: _flag, ...spec }]) => [key, spec])) as { readonly [Key in keyof Table]: OptionSpec }
 
-Starts a local Archio cluster: NATS (the server at NATS_URL when one answers there, otherwise
-a private nats-server on a free port) and three nodes n1, n2, n3 as child processes, with data
-under ./.archio/<id> and HTTP ports 8081-8083 (another free port when one is taken).
-Ctrl-C stops everything.
+/**
+ * What archio dev reads, all from the environment: it takes no flags, and its environment is
+ * passed on to the nodes, so one variable sets both.
+ */
+const { nats: natsUrl, ...natsAuth } = natsOptions
 
-Environment:
-  NATS_URL   NATS server to use when it answers (default nats://127.0.0.1:4222)
-  CLUSTER    cluster name (default dev)
-  NATS_USER/NATS_PASS, NATS_TOKEN, NATS_CREDS, NATS_TLS_*   credentials for that server
-  Other node variables (SNAPSHOT_THRESHOLD, TICK_MS, LOG_LEVEL, ...) pass through to the nodes.
-  NO_COLOR   plain prefixes even on a terminal
-`
+export const devVariables = {
+  ...fromEnvironment({ nats: { ...natsUrl, help: "NATS server to use when one answers there" }, cluster: clusterOption, ...natsAuth }),
+  noColor: { env: "NO_COLOR", help: "plain prefixes even on a terminal" },
+  forceColor: { env: "FORCE_COLOR", help: "coloured prefixes even when the output is not a terminal (0: not)" }
+} as const satisfies Record<string, OptionSpec>
+
+export interface DevSettings {
+  readonly cluster: string
+  readonly nats: NatsSettings
+  readonly color: "never" | "always" | "on a terminal"
+}
+
+export const devSettings = (line: CommandLine<keyof typeof devVariables>): Either.Either<DevSettings, ConfigError> => {
+  const problems: Array<string> = []
+  const cluster = readCluster(line, problems)
+  const nats = readNats(line, problems)
+  const force = line.get("forceColor")
+  const color = line.get("noColor") !== undefined ? "never" : force !== undefined && force.value !== "0" ? "always" : "on a terminal"
+  if (problems.length > 0 || cluster === undefined) return Either.left(new ConfigError({ problems }))
+  return Either.right({ cluster, nats, color })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Output
 
-const useColor = (env: Env, tty: boolean): boolean =>
-  (env["FORCE_COLOR"] !== undefined && env["FORCE_COLOR"] !== "0") || (tty && env["NO_COLOR"] === undefined)
+const useColor = (settings: DevSettings, tty: boolean): boolean =>
+  settings.color === "always" || (settings.color === "on a terminal" && tty)
 
 const colors = ["36", "35", "33", "34", "32"]
 
@@ -140,12 +160,12 @@ const waitReady = async (nc: NatsConnection, cluster: string, ids: ReadonlyArray
 }
 
 const resolveNats = async (
-  client: ClientConfig,
+  settings: DevSettings,
   home: string,
   say: (line: string) => void
 ): Promise<{ url: string; server: NatsServerHandle | undefined } | number> => {
-  const wanted = client.nats.servers.join(",")
-  const { host, port } = hostPort(client.nats.servers[0] ?? "nats://127.0.0.1:4222")
+  const wanted = settings.nats.servers.join(",")
+  const { host, port } = hostPort(settings.nats.servers[0] ?? "nats://127.0.0.1:4222")
   if (await canConnect(host, port, 1000)) {
     say(`using the NATS server that answers at ${redactUrl(wanted)}`)
     return { url: wanted, server: undefined }
@@ -166,30 +186,14 @@ const resolveNats = async (
  * Runs the dev cluster until SIGINT/SIGTERM or the terminal's signal, which stops it like SIGINT
  * does; resolves to the exit code. `.archio/` goes in the terminal's working folder.
  */
-export const runDev = async (argv: ReadonlyArray<string>, terminal: Terminal = processTerminal): Promise<number> => {
+const runDev = async (settings: DevSettings, terminal: Terminal): Promise<number> => {
   const env = terminal.env
   const cwd = terminal.cwd ?? process.cwd()
   const write = terminal.out
-  const color = useColor(env, terminal === processTerminal && process.stdout.isTTY === true)
+  const color = useColor(settings, terminal === processTerminal && process.stdout.isTTY === true)
   const devPrefix = color ? "\x1b[1m[dev]\x1b[0m " : "[dev] "
   const say = (line: string): void => write(`${devPrefix}${line}\n`)
-  const fail = (line: string): void => terminal.err(`archio dev: ${line}\n`)
-
-  if (argv.includes("--help") || argv.includes("-h")) {
-    write(devHelpText)
-    return 0
-  }
-  if (argv.length > 0) {
-    fail(`unexpected argument ${JSON.stringify(argv[0])}; archio dev takes no flags (see archio dev --help)`)
-    return 2
-  }
-  const parsed = parseClientConfig([], env)
-  if (Either.isLeft(parsed)) {
-    for (const problem of parsed.left.problems) fail(problem)
-    return 2
-  }
-  const client = parsed.right
-  const cluster = client.cluster
+  const cluster = settings.cluster
   const home = resolve(cwd, ".archio")
 
   let stopping = false
@@ -308,8 +312,8 @@ export const runDev = async (argv: ReadonlyArray<string>, terminal: Terminal = p
     })
     for (const child of children) if (!stopping) start(child)
 
-    const natsOptions = await Effect.runPromise(clientOptions({ ...client.nats, servers: url.split(",") }, `archio-dev-${cluster}`))
-    monitor = await connect({ ...natsOptions, waitOnFirstConnect: false })
+    const monitorOptions = await Effect.runPromise(clientOptions({ ...settings.nats, servers: url.split(",") }, `archio-dev-${cluster}`))
+    monitor = await connect({ ...monitorOptions, waitOnFirstConnect: false })
     if (await waitReady(monitor, cluster, nodeIds, () => stopping)) {
       const shown = redactUrl(url)
       const flags = cluster === "dev" ? "" : ` --cluster ${cluster}`
@@ -338,7 +342,7 @@ export const runDev = async (argv: ReadonlyArray<string>, terminal: Terminal = p
 
   let code: number
   try {
-    const resolved = await resolveNats(client, home, say)
+    const resolved = await resolveNats(settings, home, say)
     if (typeof resolved === "number") code = resolved
     else {
       nats = resolved
@@ -364,3 +368,20 @@ export const runDev = async (argv: ReadonlyArray<string>, terminal: Terminal = p
   process.off("unhandledRejection", onCrash)
   return code
 }
+
+export const devCommand = defineCommand({
+  path: "dev",
+  summary: "start a local NATS server (if none answers) and three nodes n1, n2, n3",
+  description: `Starts a local Archio cluster: NATS (the server at NATS_URL when one answers there, otherwise
+a private nats-server on a free port) and three nodes n1, n2, n3 as child processes, with data
+under ./.archio/<id> and HTTP ports 8081-8083 (another free port when one is taken).
+Ctrl-C stops everything. Other node variables (SNAPSHOT_THRESHOLD, TICK_MS, LOG_LEVEL, ...)
+pass through to the nodes.`,
+  options: [
+    { title: "Flags", options: {} },
+    { title: "Environment", options: devVariables }
+  ],
+  examples: ["archio dev", "NATS_URL=nats://10.0.0.5:4222 CLUSTER=test archio dev"],
+  check: devSettings,
+  run: runDev
+})

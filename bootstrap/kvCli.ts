@@ -20,7 +20,10 @@ import { ArchioError, toEnvelope } from "../protocol/errors.ts"
 import { makeDecoder } from "../protocol/json.ts"
 import { fitsUtf8, keyProblem, maxKeyBytes, maxPageLimit, maxValueBytes, utf8Length } from "../protocol/limits.ts"
 import * as Subjects from "../protocol/subjects.ts"
-import { kvConnectionHelp, kvOptions, parseKvConfig, redactUrl, type KvClientConfig } from "./config.ts"
+import type { Command as ArchioCommand } from "./command.ts"
+import { kvClientConfig, kvOptions, redactUrl, type KvClientConfig } from "./config.ts"
+import { renderSections } from "./help.ts"
+import { ConfigError, parseCommandLine } from "./options.ts"
 import { clientOptions } from "./nats.ts"
 import { readStdin, stopRequest, type Terminal } from "./terminal.ts"
 
@@ -621,8 +624,7 @@ const flagLines = (flags: Readonly<Record<string, FlagSpec>>): string => {
   return rows.map(([left, help]) => `${left.padEnd(width)}  ${help}`).join("\n")
 }
 
-const connectionSection = `Connection flags (every kv command; a flag wins over its variable):
-${kvConnectionHelp}`
+const connectionSection = renderSections([{ title: "Connection flags (every kv command; a flag wins over its variable)", options: kvOptions }])
 
 export const kvUsage = `Usage: archio kv <command> [arguments] [flags]
 
@@ -694,7 +696,10 @@ export const kvCommand = async (argv: ReadonlyArray<string>, terminal: Terminal)
     return 0
   }
   const split = splitArgs(rest, name, command)
-  const config = parseKvConfig(split.connection, terminal.env, `kv ${name}`)
+  const connectionLine = parseCommandLine(split.connection, kvOptions, terminal.env, { path: `kv ${name}`, args: [], minArgs: 0 })
+  const connectionProblems = [...connectionLine.problems]
+  const connection = connectionProblems.length > 0 ? undefined : kvClientConfig(connectionLine.line, connectionProblems)
+  const config = connection === undefined ? Either.left(new ConfigError({ problems: connectionProblems })) : Either.right(connection)
   const problems = [...split.problems, ...(Either.isLeft(config) ? config.left.problems : [])]
   // A positional count problem would make the command's own checks misread the arguments.
   const countOk = split.args.positional.length >= command.minArgs && split.args.positional.length <= command.args.length
@@ -737,4 +742,12 @@ const closeClient = async (client: ArchioClient): Promise<void> => {
   ])
   clearTimeout(timer)
   if (!client.nc.isClosed()) await client.nc.close().catch(() => undefined)
+}
+
+export const kvGroup: ArchioCommand = {
+  path: "kv",
+  summary: "get, put, del, cas, scan, txn and watch keys (archio kv --help lists them)",
+  args: [],
+  help: () => kvUsage,
+  run: kvCommand
 }

@@ -3,7 +3,7 @@
  * its working folder, and what asks it to stop. `processTerminal` is this process's; tests pass
  * their own to capture output and stop long-running commands without signals.
  */
-import type { Env } from "./config.ts"
+import type { Env } from "./options.ts"
 
 export interface Terminal {
   readonly out: (text: string) => void

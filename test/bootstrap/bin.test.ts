@@ -18,7 +18,7 @@ const archio = (...args: Array<string>) => run(process.execPath, [bin, ...args],
 t.test("the bundle records its sources and is rebuilt when one of them changes", async (t) => {
   t.equal((await archio("--version")).stdout.trim(), JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version)
   const inputs = Object.keys(JSON.parse(readFileSync(join(root, "dist", "archio.inputs.json"), "utf8")) as Record<string, string>)
-  for (const file of ["bootstrap/cli.ts", "bootstrap/node.ts", "actors/raft/core.ts", "bootstrap/dev.ts", "bootstrap/workerCli.ts", "package.json"]) {
+  for (const file of ["bootstrap/cli.ts", "bootstrap/node.ts", "actors/raft/core.ts", "bootstrap/dev.ts", "bootstrap/workerCommand.ts", "package.json"]) {
     t.ok(inputs.includes(file), `${file} is a recorded input`)
   }
 

@@ -1,17 +1,9 @@
 import t from "tap"
 import { Either } from "effect"
-import {
-  describe,
-  helpText,
-  nodeOptions,
-  parseClientConfig,
-  parseConfig,
-  redactUrl,
-  statusHelpText,
-  statusOptions,
-  type Config,
-  type Env
-} from "../../bootstrap/config.ts"
+import { describe, nodeOptions, parseConfig, redactUrl, type Config } from "../../bootstrap/config.ts"
+import { nodeCommand } from "../../bootstrap/nodeCommand.ts"
+import { parseCommandLine, type Env } from "../../bootstrap/options.ts"
+import { statusCommand, statusConfig, statusOptions } from "../../bootstrap/statusCommand.ts"
 
 const ok = (argv: ReadonlyArray<string>, env: Env = {}): Config => {
   const result = parseConfig(argv, env)
@@ -202,11 +194,13 @@ t.test("NATS authentication must be one coherent method; secrets are never echoe
 })
 
 t.test("flag syntax errors", async (t) => {
-  t.same(problems(["--id"]), ["--id needs a value"])
-  t.same(problems(["--id", "--cluster", "x"]), ["--id needs a value"])
+  t.same(problems(["--id"]), ["--id needs a value (--id ID)"])
+  t.same(problems(["--id", "--cluster", "x"]), ["--id needs a value (--id ID)"], "a --flag is never taken as a value")
   t.same(problems(["--bogus", "1", "--id", "n1"]), ['unknown flag "--bogus" (see archio node --help)'])
   t.same(problems(["--bogus=1", "--id", "n1"]), ['unknown flag "--bogus" (see archio node --help)'])
-  t.same(problems(["n1"]), ['unexpected argument "n1" (see archio node --help)'])
+  t.same(problems(["n1"]), ['unexpected argument "n1" (usage: archio node [flags])'])
+  t.same(problems(["--id", "n1", "-x"]), ['unknown flag "-x" (see archio node --help)'])
+  t.same(problems(["--id", "n1", "--bogus", "--frob=2"]), ['unknown flag "--bogus" (see archio node --help)', 'unknown flag "--frob" (see archio node --help)'], "every one reported")
 })
 
 t.test("all problems are reported together", async (t) => {
@@ -221,13 +215,14 @@ t.test("all problems are reported together", async (t) => {
 })
 
 t.test("help documents every flag with its variable and default", async (t) => {
+  const nodeHelp = nodeCommand.help()
   for (const spec of Object.values(nodeOptions)) {
-    t.match(helpText, spec.flag)
-    t.match(helpText, spec.env)
-    for (const old of "legacy" in spec ? spec.legacy : []) t.match(helpText, old)
-    if (spec.default !== "-") t.match(helpText, spec.default, `${spec.flag} default shown`)
+    t.match(nodeHelp, spec.flag)
+    t.match(nodeHelp, spec.env)
+    for (const old of "legacy" in spec ? spec.legacy : []) t.match(nodeHelp, old)
+    if ("default" in spec) t.match(nodeHelp, spec.default, `${spec.flag} default shown`)
   }
-  for (const spec of Object.values(statusOptions)) t.match(statusHelpText, spec.flag)
+  for (const spec of Object.values(statusOptions)) t.match(statusCommand.help(), spec.flag)
 })
 
 t.test("describe leaves secrets out", async (t) => {
@@ -242,14 +237,20 @@ t.test("describe leaves secrets out", async (t) => {
   t.equal(redactUrl("nats://h:1"), "nats://h:1")
 })
 
-t.test("client config for archio status and archio dev", async (t) => {
-  const c = parseClientConfig(["--node", "n2", "--timeout", "500"], { CLUSTER: "x", NATS_URL: "nats://h:1" })
+/** `archio status` settings from a command line and environment, as the command reads them. */
+const parseStatus = (argv: ReadonlyArray<string>, env: Env) => {
+  const { line, problems } = parseCommandLine(argv, statusOptions, env, { path: "status", args: [], minArgs: 0 })
+  return problems.length > 0 ? Either.left({ problems }) : statusConfig(line)
+}
+
+t.test("archio status settings", async (t) => {
+  const c = parseStatus(["--node", "n2", "--timeout", "500"], { CLUSTER: "x", NATS_URL: "nats://h:1" })
   t.ok(Either.isRight(c))
   if (Either.isRight(c)) t.match(c.right, { cluster: "x", node: "n2", timeoutMs: 500, nats: { servers: ["nats://h:1"] } })
-  const d = parseClientConfig([], {})
+  const d = parseStatus([], {})
   if (Either.isRight(d)) t.match(d.right, { cluster: "dev", node: undefined, timeoutMs: 2000, nats: { servers: ["nats://127.0.0.1:4222"] } })
   else t.fail("defaults should parse")
-  const bad = parseClientConfig(["--timeout", "soon", "--node", "a b"], {})
+  const bad = parseStatus(["--timeout", "soon", "--node", "a b"], {})
   t.ok(Either.isLeft(bad))
   if (Either.isLeft(bad)) {
     t.same(bad.left.problems, [
@@ -257,7 +258,7 @@ t.test("client config for archio status and archio dev", async (t) => {
       '--timeout must be an integer from 1 to 600000, got "soon"'
     ])
   }
-  const unknown = parseClientConfig(["--id", "n1"], {})
+  const unknown = parseStatus(["--id", "n1"], {})
   if (Either.isLeft(unknown)) t.same(unknown.left.problems, ['unknown flag "--id" (see archio status --help)'])
   else t.fail("--id is not a status flag")
 })

@@ -3,10 +3,11 @@ import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { pickHttpPorts, prefixFor, runDev } from "../../bootstrap/dev.ts"
+import { devCommand, pickHttpPorts, prefixFor } from "../../bootstrap/dev.ts"
 import { canConnect, freePort } from "../../bootstrap/natsServer.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { tempDir } from "../support/tmp.ts"
+import { until } from "../support/wait.ts"
 import * as net from "node:net"
 
 const bin = fileURLToPath(new URL("../../bin/archio.js", import.meta.url))
@@ -15,13 +16,8 @@ const bin = fileURLToPath(new URL("../../bin/archio.js", import.meta.url))
 // the default 120 s for the whole file.
 t.setTimeout(300_000)
 
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+/** Three nodes and a nats-server take a while to start on a busy machine. */
+const startup = { timeoutMs: 60_000, everyMs: 100 }
 
 /** True while any process is left in process group `pgid`. */
 const groupAlive = (pgid: number): boolean => {
@@ -80,7 +76,7 @@ t.test("archio dev starts its own nats-server and three nodes, and SIGINT stops 
   t.notOk(await canConnect("127.0.0.1", port, 200), "nothing listens at NATS_URL")
   const dev = startDev(t, cwd, { NATS_URL: `nats://127.0.0.1:${port}` })
 
-  await until("the cluster to come up", () => dev.out().includes("Ctrl-C stops the cluster."))
+  await until("the cluster to come up", () => dev.out().includes("Ctrl-C stops the cluster."), startup)
   const out = dev.out()
   t.match(out, `[dev] no NATS server answers at nats://127.0.0.1:${port}: starting nats-server on a free port`)
   const url = /answer on NATS at (nats:\/\/[0-9.:]+)/.exec(out)?.[1]
@@ -109,18 +105,18 @@ t.test("archio dev starts its own nats-server and three nodes, and SIGINT stops 
   t.match(dev.out(), "[dev] stopping n1, n2, n3")
   t.match(dev.out(), "[dev] stopping nats-server")
   for (const id of ["n1", "n2", "n3"]) t.match(dev.out(), new RegExp(`^\\[${id}\\] .*stopped cleanly`, "m"), `${id} stopped cleanly`)
-  await until("the process group to empty", () => !groupAlive(dev.pgid), 5000)
+  await until("the process group to empty", () => !groupAlive(dev.pgid), { timeoutMs: 5000 })
   t.notOk(groupAlive(dev.pgid), "no leftover processes")
   t.notOk(await canConnect("127.0.0.1", Number(url!.split(":").pop()), 200), "its nats-server is gone")
 })
 
-t.test("runDev, in process: uses a NATS server that answers, restarts a node that dies, leaves the server running", async (t) => {
+t.test("archio dev, in process: uses a NATS server that answers, restarts a node that dies, leaves the server running", async (t) => {
   const cwd = await tempDir(t)
   const server = await natsServer(t)
   const env = { ...process.env, NATS_URL: server.url, CLUSTER: "other", _TAPJS_PROCESSINFO_COVERAGE_: "0" }
   let out = ""
   const stop = new AbortController()
-  const done = runDev([], { cwd, env, out: (s) => void (out += s), err: (s) => void (out += s), signal: stop.signal })
+  const done = devCommand.run([], { cwd, env, out: (s) => void (out += s), err: (s) => void (out += s), signal: stop.signal })
   const pids: Array<number> = []
   t.teardown(() => {
     stop.abort()
@@ -132,7 +128,7 @@ t.test("runDev, in process: uses a NATS server that answers, restarts a node tha
       }
     }
   })
-  await until("the cluster to come up", () => out.includes('cluster "other" is up'))
+  await until("the cluster to come up", () => out.includes('cluster "other" is up'), startup)
   for (const m of out.matchAll(/started n\d \(pid (\d+)\)/g)) pids.push(Number(m[1]))
   t.equal(pids.length, 3)
   t.match(out, `[dev] using the NATS server that answers at ${server.url}`)
@@ -144,17 +140,15 @@ t.test("runDev, in process: uses a NATS server that answers, restarts a node tha
   // A node that dies is reported and restarted.
   const n2 = Number(/started n2 \(pid (\d+)\)/.exec(out)?.[1])
   process.kill(n2, "SIGKILL")
-  await until("the crash to be reported", () => out.includes("[dev] n2 exited unexpectedly (signal SIGKILL); restarting it in 1 s"))
-  await until("n2 to be started again", () => out.split("started n2").length === 3)
+  await until("the crash to be reported", () => out.includes("[dev] n2 exited unexpectedly (signal SIGKILL); restarting it in 1 s"), startup)
+  await until("n2 to be started again", () => out.split("started n2").length === 3, startup)
   const again = Number([...out.matchAll(/started n2 \(pid (\d+)\)/g)].at(-1)?.[1])
   pids.push(again)
-  await until("n2 to answer again", async () => {
-    try {
-      return (await nc.request("archio.other.node.n2.admin.status", "", { timeout: 500 })).json<{ uptimeMs: number }>().uptimeMs >= 0
-    } catch {
-      return false
-    }
-  })
+  await until(
+    "n2 to answer again",
+    async () => (await nc.request("archio.other.node.n2.admin.status", "", { timeout: 500 })).json<{ uptimeMs: number }>().uptimeMs >= 0,
+    startup
+  )
   t.not(again, n2, "a new process")
 
   stop.abort()

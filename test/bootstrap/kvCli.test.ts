@@ -4,14 +4,15 @@
  * codes for not found (get) and conflict (cas), stdin input, and watch stopped by an AbortSignal.
  */
 import t, { type Test } from "tap"
-import { main, usage } from "../../bootstrap/cli.ts"
+import { archio, main } from "../../bootstrap/cli.ts"
 import type { Terminal } from "../../bootstrap/terminal.ts"
 import { kvHelp, kvUsage } from "../../bootstrap/kvCli.ts"
-import type { Env } from "../../bootstrap/config.ts"
+import type { Env } from "../../bootstrap/options.ts"
 import { freePort } from "../../bootstrap/natsServer.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { singleNode } from "../support/node.ts"
+import { until } from "../support/wait.ts"
 
 interface Options {
   readonly env?: Env
@@ -51,20 +52,12 @@ const run = async (argv: ReadonlyArray<string>, options: Options = {}) => {
   return { code, out: r.out(), err: r.err(), stdinReads: r.stdinReads() }
 }
 
-const until = async (what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
 const lines = (text: string): Array<string> => text.split("\n").filter((l) => l !== "")
 
 const json = (text: string): Array<Record<string, unknown>> => lines(text).map((l) => JSON.parse(l) as Record<string, unknown>)
 
 t.test("help: archio kv and every subcommand", async (t) => {
-  t.match(usage, /\n {2}kv +get, put, del, cas, scan, txn and watch keys/, "archio --help lists kv")
+  t.match(archio.help(), /\n {2}kv +get, put, del, cas, scan, txn and watch keys/, "archio --help lists kv")
   for (const argv of [["kv", "--help"], ["kv", "-h"], ["kv", "help"]]) {
     const r = await run(argv)
     t.equal(r.code, 0, argv.join(" "))

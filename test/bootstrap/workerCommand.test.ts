@@ -7,6 +7,7 @@ import { ArchioClient } from "../../protocol/archioClient.ts"
 import { JobsClient } from "../../protocol/jobsClient.ts"
 import { singleNode } from "../support/node.ts"
 import { tempDir } from "../support/tmp.ts"
+import { until } from "../support/wait.ts"
 import { writeHandler } from "../support/workers.ts"
 
 const run = async (argv: ReadonlyArray<string>, env: Record<string, string> = {}, signal?: AbortSignal) => {
@@ -54,11 +55,7 @@ t.test("runs jobs until stopped, printing one JSON line per outcome, and exits 0
   const b = await jobs.enqueue({ queue: "cli", payload: { fail: true }, maxAttempts: 1 })
   const stop = new AbortController()
   const running = run(["--queue", "cli", "--handler", handler, "--nats", url, "--cluster", "c", "--wait-ms", "200", "--worker-id", "w-cli"], {}, stop.signal)
-  const deadline = Date.now() + 10_000
-  while ((await jobs.get(b.id)).state !== "dead" || (await jobs.get(a.id)).state !== "completed") {
-    if (Date.now() > deadline) throw new Error("jobs did not finish")
-    await new Promise((r) => setTimeout(r, 50))
-  }
+  await until("both jobs to finish", async () => (await jobs.get(b.id)).state === "dead" && (await jobs.get(a.id)).state === "completed", { everyMs: 50 })
   stop.abort()
   const r = await running
   t.equal(r.code, 0)

@@ -5,7 +5,7 @@
  */
 import { defineGroup } from "./command.ts"
 import { devCommand } from "./dev.ts"
-import { kvGroup } from "./kvCli.ts"
+import { kvGroup } from "./kv/index.ts"
 import { version } from "./node.ts"
 import { nodeCommand } from "./nodeCommand.ts"
 import { statusCommand } from "./statusCommand.ts"

@@ -56,7 +56,7 @@ const detail = (spec: OptionSpec): string | undefined => {
 }
 
 /** The sections as aligned rows, one column width for all of them. */
-export const renderSections = (sections: ReadonlyArray<OptionSection>): string => {
+const renderSections = (sections: ReadonlyArray<OptionSection>): string => {
   const withHelp = sections.map((s, i) => ({ title: s.title, specs: [...Object.values(s.options), ...(i === 0 ? [helpOption] : [])] }))
   const width = Math.max(...withHelp.flatMap(({ specs }) => specs.map((spec) => left(spec).length)))
   return withHelp
@@ -77,7 +77,7 @@ export const renderCommandHelp = (help: CommandHelp): string =>
     `Usage: ${usageLine(help)}`,
     help.description,
     renderSections(help.sections),
-    help.examples.length === 0 ? undefined : `${help.examples.length === 1 ? "Example" : "Examples"}:\n${help.examples.map((e) => `  ${e}`).join("\n")}`
+    help.examples.length === 0 ? undefined : `Examples:\n${help.examples.map((e) => `  ${e}`).join("\n")}`
   ])
 
 const lastWord = (path: string): string => path.slice(path.lastIndexOf(" ") + 1)

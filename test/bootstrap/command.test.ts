@@ -81,7 +81,7 @@ Connection:
   --cluster NAME  cluster name
                   (env CLUSTER; default dev)
 
-Example:
+Examples:
   archio snapshot restore n1 --from ./s.snap
 `
   )

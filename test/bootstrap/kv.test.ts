@@ -6,7 +6,7 @@
 import t, { type Test } from "tap"
 import { archio, main } from "../../bootstrap/cli.ts"
 import type { Terminal } from "../../bootstrap/terminal.ts"
-import { kvHelp, kvUsage } from "../../bootstrap/kvCli.ts"
+import { kvCommands, kvGroup } from "../../bootstrap/kv/index.ts"
 import type { Env } from "../../bootstrap/options.ts"
 import { freePort } from "../../bootstrap/natsServer.ts"
 import * as Subjects from "../../protocol/subjects.ts"
@@ -50,6 +50,14 @@ const run = async (argv: ReadonlyArray<string>, options: Options = {}) => {
   const r = start(argv, options)
   const code = await r.code
   return { code, out: r.out(), err: r.err(), stdinReads: r.stdinReads() }
+}
+
+const kvUsage = kvGroup.help()
+
+const kvHelp = (name: string): string => {
+  const command = kvCommands.find((c) => c.path === `kv ${name}`)
+  if (command === undefined) throw new Error(`no command kv ${name}`)
+  return command.help()
 }
 
 const lines = (text: string): Array<string> => text.split("\n").filter((l) => l !== "")
@@ -96,7 +104,9 @@ t.test("usage errors exit 2 with every problem at once, before connecting or rea
     [["get", ""], ['<key> expected a non-empty string, got ""']],
     [["get", "a\u0000b"], ["<key> must not contain NUL"]],
     [["get", "k".repeat(1025)], ["<key> is 1025 bytes, over the 1024-byte limit"]],
-    [["get", "-x"], ['unknown flag "-x" (put "--" before a key or value that starts with "-"']],
+    [["get", "-x"], ['unknown flag "-x" (put "--" before an argument that starts with "-"']],
+    [["put", "k", "-1"], ['unknown flag "-1" (put "--" before an argument that starts with "-"']],
+    [["put", "k", "v", "--ttl", "--json"], ["--ttl needs a value (--ttl MS)"]],
     [["get", "k", "--stale=yes"], ['--stale takes no value, got "yes"']],
     [["get", "k", "--bogus", "v"], ['unknown flag "--bogus" (see archio kv get --help)']],
     [["get", "k", "--node", "n1"], ['unknown flag "--node"']],
@@ -141,7 +151,8 @@ t.test("usage errors exit 2 with every problem at once, before connecting or rea
     t.equal(r.out, "", `${label}: nothing on stdout`)
     for (const m of messages) t.match(r.err, m, label)
     t.match(r.err, new RegExp(`^archio kv ${name}: `), label)
-    t.match(r.err, `Run "archio kv ${name} --help" for its arguments and flags.\n`, label)
+    const helpLists = name === "scan" ? "the flags and variables" : "the arguments, flags and variables"
+    t.match(r.err, `Run "archio kv ${name} --help" for ${helpLists}.\n`, label)
     t.equal(r.stdinReads, 0, `${label}: stdin not read`)
   }
   const env = await run(["kv", "get", "k"], { env: { KV_TIMEOUT_MS: "x", CLUSTER: "ok" } })

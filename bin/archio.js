@@ -78,9 +78,15 @@ if (!isFresh()) {
     entry = pathToFileURL(join(root, "bootstrap", "cli.ts")).href
   }
 }
-// A worker's --handler may be TypeScript; tsx's loader only costs when a .ts file is imported.
+// A worker's handler may be TypeScript; tsx's loader only costs when a .ts file is imported.
+// The handler comes as `--handler FILE`, `--handler=FILE` or WORKER_HANDLER, as the worker reads it.
 const handlerIndex = process.argv.indexOf("--handler")
-if (handlerIndex > 0 && !entry.endsWith(".ts") && /\.[cm]?ts$/.test(process.argv[handlerIndex + 1] ?? "")) {
+const handler =
+  (handlerIndex > 0 ? process.argv[handlerIndex + 1] : undefined) ??
+  process.argv.find((arg) => arg.startsWith("--handler="))?.slice("--handler=".length) ??
+  process.env.WORKER_HANDLER ??
+  ""
+if (!entry.endsWith(".ts") && /\.[cm]?ts$/.test(handler)) {
   const { register } = await import("tsx/esm/api")
   register()
 }

@@ -1,14 +1,19 @@
-/** `archio worker`: its usage errors, and one in-process run against a real node. */
+/** `archio worker`: its usage errors, one in-process run against a real node, and TypeScript handlers. */
 import t from "tap"
+import { spawn } from "node:child_process"
 import { writeFile } from "node:fs/promises"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { main } from "../../bootstrap/cli.ts"
 import { ArchioClient } from "../../protocol/archioClient.ts"
 import { JobsClient } from "../../protocol/jobsClient.ts"
+import { natsServer } from "../support/nats.ts"
 import { singleNode } from "../support/node.ts"
 import { tempDir } from "../support/tmp.ts"
 import { until } from "../support/wait.ts"
 import { writeHandler } from "../support/workers.ts"
+
+const bin = fileURLToPath(new URL("../../bin/archio.js", import.meta.url))
 
 const run = async (argv: ReadonlyArray<string>, env: Record<string, string> = {}, signal?: AbortSignal) => {
   let out = ""
@@ -66,4 +71,34 @@ t.test("runs jobs until stopped, printing one JSON line per outcome, and exits 0
   ])
   t.match(r.err, /taking jobs from cli with concurrency 1[\s\S]*stopped \(1 acked, 1 failed, 0 released, 0 lost\)/)
   t.match(await jobs.get(a.id), { result: 7 })
+})
+
+t.test("bin/archio.js loads a TypeScript handler however it is given", async (t) => {
+  const server = await natsServer(t)
+  const dir = await tempDir(t)
+  await writeFile(join(dir, "package.json"), '{"type":"module"}\n')
+  const handler = join(dir, "handler.ts")
+  await writeFile(handler, "export default async (payload: unknown): Promise<unknown> => payload\n")
+  const forms: Array<[string, ReadonlyArray<string>, Record<string, string>]> = [
+    ["--handler FILE", ["--handler", handler], {}],
+    ["--handler=FILE", [`--handler=${handler}`], {}],
+    ["WORKER_HANDLER", [], { WORKER_HANDLER: handler }]
+  ]
+  await Promise.all(
+    forms.map(async ([label, args, env]) => {
+      // No coverage from the child: it runs the esbuild bundle, tap's process its own loader.
+      const child = spawn(process.execPath, [bin, "worker", "--queue", "q", "--nats", server.url, "--wait-ms", "100", ...args], {
+        env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: "0", ...env },
+        stdio: ["ignore", "ignore", "pipe"]
+      })
+      t.teardown(() => void child.kill("SIGKILL"))
+      let err = ""
+      child.stderr!.on("data", (b: Buffer) => (err += b.toString()))
+      const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
+      await until(`the worker (${label}) to start`, () => err.includes("taking jobs from q") || child.exitCode !== null, { timeoutMs: 30_000, everyMs: 50 })
+      t.notMatch(err, "cannot load handler", label)
+      child.kill("SIGTERM")
+      t.equal(await exited, 0, `${label}: stops cleanly`)
+    })
+  )
 })

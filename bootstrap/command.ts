@@ -8,7 +8,7 @@
  * to a group (`archio` in cli.ts, or a group of its own like `archio kv`).
  */
 import { Either } from "effect"
-import { renderCommandHelp, renderGroupHelp, type OptionSection } from "./help.ts"
+import { commandName, renderCommandHelp, renderGroupHelp, type OptionSection } from "./help.ts"
 import { parseCommandLine, wantsHelp, type CommandLine, type ConfigError, type OptionTable } from "./options.ts"
 import type { Terminal } from "./terminal.ts"
 
@@ -132,7 +132,7 @@ export const defineGroup = (spec: GroupSpec): Command => {
         terminal.out(help())
         return 0
       }
-      const command = spec.commands.find((c) => c.path.slice(c.path.lastIndexOf(" ") + 1) === word)
+      const command = spec.commands.find((c) => commandName(c.path) === word)
       if (command === undefined) {
         terminal.err(`${name}: unknown command ${JSON.stringify(word)}\n\n${help()}`)
         return 2

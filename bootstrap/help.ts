@@ -80,11 +80,12 @@ export const renderCommandHelp = (help: CommandHelp): string =>
     help.examples.length === 0 ? undefined : `Examples:\n${help.examples.map((e) => `  ${e}`).join("\n")}`
   ])
 
-const lastWord = (path: string): string => path.slice(path.lastIndexOf(" ") + 1)
+/** The word that names a command in its group: `get` for `kv get`. */
+export const commandName = (path: string): string => path.slice(path.lastIndexOf(" ") + 1)
 
 export const renderGroupHelp = (help: GroupHelp): string => {
   const rows = [
-    ...help.commands.map((c) => [`  ${[lastWord(c.path), ...c.args].join(" ")}`, c.summary] as const),
+    ...help.commands.map((c) => [`  ${[commandName(c.path), ...c.args].join(" ")}`, c.summary] as const),
     ["  help", "show this help"] as const
   ]
   const width = Math.max(...rows.map(([name]) => name.length))

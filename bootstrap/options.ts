@@ -85,7 +85,7 @@ interface ParseArgsOption {
 
 /** One piece of argv after parseArgs: a flag (with its value, if it took one) or an argument. */
 type Word =
-  | { readonly kind: "flag"; readonly name: string; readonly written: string; readonly value: string | undefined; readonly inline: boolean }
+  | { readonly kind: "flag"; readonly name: string; readonly written: string; readonly value: string | undefined }
   | { readonly kind: "arg"; readonly value: string }
 
 /**
@@ -111,11 +111,11 @@ const words = (argv: ReadonlyArray<string>, config: Record<string, ParseArgsOpti
       if (unknownShort) shortGroupAt = token.index
       const written = unknownShort ? rest[token.index]! : token.rawName
       if (token.value !== undefined && !token.inlineValue && token.value.startsWith("--")) {
-        out.push({ kind: "flag", name: token.name, written, value: undefined, inline: false })
+        out.push({ kind: "flag", name: token.name, written, value: undefined })
         resumeAt = from + token.index + 1
         break
       }
-      out.push({ kind: "flag", name: token.name, written, value: token.value, inline: token.inlineValue === true })
+      out.push({ kind: "flag", name: token.name, written, value: token.value })
     }
     if (resumeAt === undefined) return out
     from = resumeAt

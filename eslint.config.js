@@ -42,11 +42,9 @@ export default tseslint.config(
   {
     files: ["actors/**"],
     rules: mayNotImport(["bootstrap", "ops"], "actors/ may not import bootstrap/ or ops/: wiring and operations depend on actors, not the other way round.")
+  },
+  {
+    files: ["bootstrap/**"],
+    rules: mayNotImport(["ops"], "bootstrap/ may not import ops/: ops/ runs and proves what bootstrap/ wires, and ships with nothing of it.")
   }
-  // bootstrap/ never imports ops/. Off until ops/dev.ts and ops/natsServer.ts move into bootstrap/
-  // (bootstrap/cli.ts imports ops/dev.ts today); then uncomment it and add its probe to test/ops/lintRules.test.ts.
-  // {
-  //   files: ["bootstrap/**"],
-  //   rules: mayNotImport(["ops"], "bootstrap/ may not import ops/: ops/ runs and proves what bootstrap/ wires.")
-  // }
 )

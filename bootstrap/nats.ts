@@ -13,6 +13,7 @@ import {
 import { Cause, Context, Data, Effect, Fiber, Layer, Runtime } from "effect"
 import type { Scope } from "effect"
 import { readFile } from "node:fs/promises"
+import { Bus } from "../actors/services/bus.ts"
 import { redactUrl, type NatsSettings } from "./config.ts"
 
 export class Nats extends Context.Tag("archio/Nats")<Nats, NatsConnection>() {}
@@ -170,3 +171,6 @@ export const make = (config: NatsLayerConfig): Effect.Effect<NatsConnection, Nat
 
 /** The NATS connection for one node, drained when the layer is released. */
 export const layer = (config: NatsLayerConfig): Layer.Layer<Nats, NatsError> => Layer.scoped(Nats, make(config))
+
+/** The node's message bus: its NATS connection (a `NatsConnection` is a `Bus` as it is). */
+export const busLayer = (config: NatsLayerConfig): Layer.Layer<Bus, NatsError> => Layer.scoped(Bus, make(config))

@@ -1,100 +1,132 @@
 /**
- * One Archio node: storage and NATS as scoped layers, then the actors wired together —
- * consensus (Election + Replicator), Applier, Gateway. Interrupting `runNode` stops the
- * HTTP shim (when `httpPort` is set) and the Gateway first (no new requests), then the actors,
- * then drains NATS and closes LevelDB.
+ * One Archio node. `assemble` wires the actors — Applier, consensus (Election + Replicator),
+ * JobWorker, event publishing, Gateway — over the services they need (Bus, Timers, Storage);
+ * `runNode` provides the real ones (NATS, classic-level, Node's timers) and adds the HTTP shim.
+ * The simulator (ops/sim) runs the same `assemble` over simulated services.
+ *
+ * Construction order follows the data: the Applier first (it only consumes), then consensus
+ * (its outputs go to the Applier), then those that use both. Closing the scope undoes it in
+ * reverse: the HTTP shim and the Gateway stop taking requests, the JobWorker stops, consensus
+ * finishes its queued writes, the Applier writes what it applied, then NATS drains and the
+ * database closes.
  */
 import { createRequire } from "node:module"
-import { Cause, Data, Deferred, Effect, Random } from "effect"
-import { Applier } from "../actors/applier/applier.ts"
-import { publishJobEvents, publishKvEvents } from "../actors/gateway/events.ts"
+import { Effect, Random, type Scope } from "effect"
+import * as Applier from "../actors/applier/applier.ts"
+import * as Events from "../actors/gateway/events.ts"
 import * as Gateway from "../actors/gateway/gateway.ts"
 import * as Http from "../actors/gateway/http.ts"
 import * as Metrics from "../actors/gateway/metrics.ts"
 import * as JobWorker from "../actors/jobs/jobWorker.ts"
 import * as Consensus from "../actors/raft/shell.ts"
+import type { Tuning } from "../actors/raft/state.ts"
+import type { Bus } from "../actors/services/bus.ts"
+import type { Storage } from "../actors/services/storage.ts"
+import * as Supervisor from "../actors/services/supervisor.ts"
+import * as Timers from "../actors/services/timers.ts"
 import type { Config } from "./config.ts"
 import * as Nats from "./nats.ts"
-import * as Storage from "./storage.ts"
+import * as StorageLayer from "./storage.ts"
 
 export const version: string = (createRequire(import.meta.url)("../package.json") as { version: string }).version
 
 /** How long a client request may wait inside a node before it is answered `timeout`. */
 export const requestTimeoutMs = 5_000
 
-/** An actor fiber died: the node stops rather than run on without it. */
-export class ActorFailure extends Data.TaggedError("ActorFailure")<{ readonly actor: string; readonly cause: string }> {
-  override get message(): string {
-    return `actor ${this.actor} failed: ${this.cause}`
-  }
+export { ActorFailure } from "../actors/services/supervisor.ts"
+
+export interface NodeSettings {
+  readonly cluster: string
+  readonly id: string
+  readonly members: ReadonlyArray<string>
+  readonly tickMs: number
+  readonly electionTicks: number
+  readonly heartbeatTicks: number
+  readonly tuning?: Partial<Tuning>
 }
 
-/**
- * Runs the node until interrupted; fails when it cannot start (storage or NATS) or when one of
- * its actors dies.
- */
-export const runNode = (config: Config): Effect.Effect<never, Nats.NatsError | Storage.StorageError | ActorFailure | Http.HttpError> =>
+/** A running node's actors, and the effect that fails when one of them does. */
+export interface AssembledNode {
+  readonly consensus: Consensus.Consensus
+  readonly applier: Applier.Applier
+  readonly jobWorker: JobWorker.JobWorker
+  readonly gateway: Gateway.Gateway
+  readonly metrics: Metrics.Registry
+  readonly instanceId: string
+  /** Fails with the first actor failure; never succeeds. */
+  readonly failure: Effect.Effect<never, Supervisor.ActorFailure>
+}
+
+/** Wires one node's actors into the current scope. */
+export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, never, Bus | Timers.Timers | Storage | Scope.Scope> =>
   Effect.gen(function* () {
-    const nc = yield* Nats.Nats
-    const storage = yield* Storage.Storage
-    const failed = yield* Deferred.make<never, ActorFailure>()
-    const supervise: Consensus.Supervise = (name, effect) =>
-      effect.pipe(
-        Effect.tapErrorCause((cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.void : Deferred.fail(failed, new ActorFailure({ actor: name, cause: Cause.pretty(cause) }))
-        )
+    const { supervisor, failure } = yield* Supervisor.make
+    const node = Effect.gen(function* () {
+      const applier = yield* Applier.make
+      const consensus = yield* Consensus.make(
+        {
+          cluster: settings.cluster,
+          id: settings.id,
+          members: settings.members,
+          tickMs: settings.tickMs,
+          electionTicks: settings.electionTicks,
+          heartbeatTicks: settings.heartbeatTicks,
+          ...(settings.tuning === undefined ? {} : { tuning: settings.tuning })
+        },
+        { committed: applier.offer, stored: applier.logStored }
       )
-    const applier = new Applier(storage)
-    yield* applier.load
-    const consensus = yield* Consensus.make(
-      {
-        cluster: config.cluster,
-        id: config.id,
-        members: config.peers,
-        tickMs: config.tickMs,
-        electionTicks: config.electionTicks,
-        heartbeatTicks: config.heartbeatTicks
-      },
-      nc,
-      storage,
-      (entries) => applier.offer(entries),
-      supervise
-    )
-    applier.whenStored = (index, done) => consensus.whenStored(index, done)
-    // One publisher per change: the node that leads when it applies the batch.
-    const jobWorker = yield* JobWorker.make({ id: config.id, tickMs: config.tickMs, requestTimeoutMs }, consensus, applier)
-    applier.onEvents = (events) => {
-      if (consensus.status().role === "leader") publishKvEvents(nc, config.cluster, events)
-      jobWorker.wake()
-    }
-    applier.onJobEvents = (events) => {
-      if (consensus.status().role === "leader") publishJobEvents(nc, config.cluster, events)
-      jobWorker.onJobEvents(events)
-    }
-    yield* Effect.forkScoped(supervise("applier", applier.run))
-    const suffix = yield* Random.nextIntBetween(0, 2 ** 31 - 1)
-    const instanceId = `${config.id}-${suffix.toString(36)}`
-    const metrics = Metrics.make(version)
-    const gateway = yield* Gateway.make(
-      { cluster: config.cluster, id: config.id, members: config.peers, instanceId, version, requestTimeoutMs, metrics: metrics.nats },
-      nc,
-      consensus,
-      applier,
-      jobWorker
-    )
+      const jobWorker = yield* JobWorker.make({ id: settings.id, tickMs: settings.tickMs, requestTimeoutMs }, consensus, applier)
+      yield* Events.make(settings.cluster, consensus, applier)
+      const suffix = yield* Random.nextIntBetween(0, 2 ** 31 - 1)
+      const instanceId = `${settings.id}-${suffix.toString(36)}`
+      const metrics = Metrics.make(version)
+      const gateway = yield* Gateway.make(
+        { cluster: settings.cluster, id: settings.id, members: settings.members, instanceId, version, requestTimeoutMs, metrics: metrics.nats },
+        consensus,
+        applier,
+        jobWorker
+      )
+      return { consensus, applier, jobWorker, gateway, metrics, instanceId, failure }
+    })
+    return yield* Effect.provideService(node, Supervisor.Supervisor, supervisor)
+  })
+
+/**
+ * The node of `config` over the services in its context, with the HTTP shim when configured:
+ * runs until interrupted, or fails when one of its actors does.
+ */
+export const serve = (config: Config): Effect.Effect<never, Supervisor.ActorFailure | Http.HttpError, Bus | Timers.Timers | Storage | Scope.Scope> =>
+  Effect.gen(function* () {
+    const node = yield* assemble({
+      cluster: config.cluster,
+      id: config.id,
+      members: config.peers,
+      tickMs: config.tickMs,
+      electionTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks
+    })
     // Added after the Gateway, so closed before it: in-flight HTTP requests still get answers.
     if (config.httpPort !== undefined) {
-      yield* Http.make({ port: config.httpPort, instanceId, metrics, closeGraceMs: requestTimeoutMs }, gateway)
+      yield* Http.make({ port: config.httpPort, instanceId: node.instanceId, metrics: node.metrics, closeGraceMs: requestTimeoutMs }, node.gateway)
     }
-    const s = consensus.status()
+    const s = node.consensus.status()
     yield* Effect.logInfo(
       `node ${config.id} ready in cluster ${config.cluster} with members ${config.peers.join(",")}: ` +
-        `term ${s.term}, log ${s.firstIndex}..${s.lastIndex}, applied ${applier.applied}`
+        `term ${s.term}, log ${s.firstIndex}..${s.lastIndex}, applied ${node.applier.applied}`
     )
-    return yield* Deferred.await(failed)
-  }).pipe(
+    return yield* node.failure
+  })
+
+/**
+ * Runs the node with its real services (NATS, classic-level, Node's timers) until interrupted;
+ * fails when it cannot start (storage or NATS) or when one of its actors fails. Either way the
+ * Gateway stops first, then the actors, then NATS drains and the database closes.
+ */
+export const runNode = (config: Config): Effect.Effect<never, Nats.NatsError | StorageLayer.StorageError | Supervisor.ActorFailure | Http.HttpError> =>
+  serve(config).pipe(
     Effect.scoped,
-    Effect.provide(Nats.layer(config)),
-    Effect.provide(Storage.layer(config.dataDir)),
+    Effect.provide(Timers.live),
+    Effect.provide(Nats.busLayer(config)),
+    Effect.provide(StorageLayer.layer(config.dataDir)),
     Effect.annotateLogs("node", config.id)
   )

@@ -1,70 +1,23 @@
 /**
- * One LevelDB database per node (classic-level), split into five sublevels (README, "Storage").
- * Tests and the simulator use `memoryLayer`: memory-level behind the same abstract-level
- * interface, with the same sublevels and encodings.
- *
- * Encodings (the stored bytes are the contract; the encodings only say what JS type you get):
- * - `log`: keys are 8-byte big-endian indexes (`encodeUint64Key` in protocol/raftCodec.ts), so
- *   LevelDB's bytewise order is index order and range scans and `clear({ lt })` compaction
- *   work; values are encoded entries. Both `view` (Uint8Array) so no copies through Buffer and
- *   no text decoding.
- * - `meta`: utf8 keys (`raft.hardState`, `raft.base`, `applied`, `kv.revision`, ...) a person
- *   can read in a dump; `view` values so each owner picks its own codec.
- * - `kv`, `jobs`, `sessions`: utf8 keys (user keys, job ids, client ids) and `view` values
- *   (JSON records).
- *
- * A write that must be atomic across sublevels goes through one batch naming each op's
- * sublevel (`writeBatch` in actors/raft/storage.ts).
+ * The node's database: one classic-level (LevelDB) database per data dir, behind the Storage
+ * service of actors/services/storage.ts (sublevels, encodings, atomic writes). `memoryLayer` is
+ * the same over memory-level, for tests.
  */
-import { Context, Data, Effect, Layer } from "effect"
+import { Data, Effect, Layer } from "effect"
 import type { Scope } from "effect"
-import type { AbstractLevel, AbstractSublevel } from "abstract-level"
 import { ClassicLevel } from "classic-level"
 import { MemoryLevel } from "memory-level"
 import { mkdir } from "node:fs/promises"
 import { resolve } from "node:path"
+import { over, Storage, type Db, type StorageShape } from "../actors/services/storage.ts"
 
-/** What classic-level and memory-level accept and store internally. */
-type Format = string | Buffer | Uint8Array
-
-/** The root database; its default encodings are utf8 keys and `view` values. */
-export type Db = AbstractLevel<Format, string, Uint8Array>
-export type Sublevel<K, V> = AbstractSublevel<Db, Format, K, V>
-
-export interface StorageShape {
-  readonly db: Db
-  /** Raft log: `encodeUint64Key(index)` -> encoded entry. */
-  readonly log: Sublevel<Uint8Array, Uint8Array>
-  /** Hard state (term, vote), compaction base, applied index, revision, leader time, job counters. */
-  readonly meta: Sublevel<string, Uint8Array>
-  /** The key-value state machine. */
-  readonly kv: Sublevel<string, Uint8Array>
-  /** Job records by id; their ordering indexes are rebuilt in memory on load. */
-  readonly jobs: Sublevel<string, Uint8Array>
-  /** Client sessions for request deduplication. */
-  readonly sessions: Sublevel<string, Uint8Array>
-}
-
-export class Storage extends Context.Tag("archio/Storage")<Storage, StorageShape>() {}
+export { Storage, sublevelNames, type StorageShape } from "../actors/services/storage.ts"
 
 export class StorageError extends Data.TaggedError("StorageError")<{
   readonly message: string
   readonly dataDir: string
   readonly cause?: unknown
 }> {}
-
-/** Names of the sublevels. */
-export const sublevelNames = ["log", "meta", "kv", "jobs", "sessions"] as const
-
-/** Builds the sublevels over an open (or opening) root database. */
-export const sublevels = (db: Db): StorageShape => ({
-  db,
-  log: db.sublevel<Uint8Array, Uint8Array>("log", { keyEncoding: "view", valueEncoding: "view" }),
-  meta: db.sublevel<string, Uint8Array>("meta", { keyEncoding: "utf8", valueEncoding: "view" }),
-  kv: db.sublevel<string, Uint8Array>("kv", { keyEncoding: "utf8", valueEncoding: "view" }),
-  jobs: db.sublevel<string, Uint8Array>("jobs", { keyEncoding: "utf8", valueEncoding: "view" }),
-  sessions: db.sublevel<string, Uint8Array>("sessions", { keyEncoding: "utf8", valueEncoding: "view" })
-})
 
 /**
  * Data dirs this process has open. LevelDB keeps its lock with `fcntl`, which is per process:
@@ -115,7 +68,7 @@ export const make = (dataDir: string): Effect.Effect<StorageShape, StorageError,
       Effect.ensuring(Effect.sync(() => openHere.delete(location))),
       Effect.zipRight(Effect.logDebug(`database closed: ${location}`))
     )
-  ).pipe(Effect.map(sublevels))
+  ).pipe(Effect.map(over))
 }
 
 /** An in-memory database with the same sublevels, closed when the scope ends. */
@@ -126,7 +79,7 @@ export const makeMemory: Effect.Effect<StorageShape, never, Scope.Scope> = Effec
     return db as unknown as Db
   }),
   (db) => Effect.promise(() => db.close())
-).pipe(Effect.map(sublevels))
+).pipe(Effect.map(over))
 
 /** The node's database in `dataDir` (classic-level). */
 export const layer = (dataDir: string): Layer.Layer<Storage, StorageError> => Layer.scoped(Storage, make(dataDir))

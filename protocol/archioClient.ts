@@ -9,7 +9,8 @@
  * one write in flight. This client keeps a pool of "lanes" (`<id>-<lane>`), one write per lane at
  * a time, each lane counting its own `seq`.
  */
-import { connect, type ConnectionOptions, type Msg, type NatsConnection } from "@nats-io/transport-node"
+import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node"
+import type { Bus, BusMessage } from "./bus.ts"
 import type { Compare, Consistency, KvScanResponse, KvTxnResponse, TxnOp } from "./client.ts"
 import { archioError, ArchioError } from "./errors.ts"
 import { readError } from "./reply.ts"
@@ -29,6 +30,31 @@ export interface ClientOptions {
   readonly deadlineMs?: number
   /** Prefix of the idempotency client ids; default a random UUID. */
   readonly clientId?: string
+  /** Time, timers and randomness; Node's by default (the simulator brings its own). */
+  readonly clock?: ClientClock
+}
+
+/** What the client needs of time and chance. */
+export interface ClientClock {
+  /** Monotonic milliseconds. */
+  now(): number
+  /** Calls `fn` after `ms`, without keeping the process alive; returns a cancel. */
+  after(ms: number, fn: () => void): () => void
+  /** A number in [0, 1). */
+  random(): number
+  /** A unique id (inbox names, client ids). */
+  uniqueId(): string
+}
+
+export const nodeClock: ClientClock = {
+  now: () => performance.now(),
+  after: (ms, fn) => {
+    const t = setTimeout(fn, ms)
+    t.unref()
+    return () => clearTimeout(t)
+  },
+  random: Math.random,
+  uniqueId: () => crypto.randomUUID().replaceAll("-", "")
 }
 
 export interface KeyValue {
@@ -82,11 +108,13 @@ const retryable = new Set(["unavailable", "timeout"])
 const maxBackoffMs = 100
 
 const utf8 = new TextEncoder()
+const utf8Decoder = new TextDecoder()
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** How often waiting requests are checked for their deadline: one coarse timer for all. */
+const sweepEveryMs = 50
 
 /** How one attempt ended, without allocating an Error on the hot path. */
-type Outcome = { readonly msg: Msg } | { readonly failed: "no_responders" | "timeout" }
+type Outcome = { readonly msg: BusMessage } | { readonly failed: "no_responders" | "timeout" }
 
 /**
  * Request/reply over one wildcard inbox subscription: a map of waiting attempts and one coarse
@@ -98,10 +126,13 @@ class RequestMux {
   private readonly prefix: string
   private readonly waiting = new Map<string, { readonly done: (o: Outcome) => void; readonly deadline: number }>()
   private next = 0
-  private sweeper: ReturnType<typeof setInterval> | undefined
+  private cancelSweep: (() => void) | undefined
 
-  constructor(private readonly nc: NatsConnection) {
-    this.prefix = `_INBOX.archio.${crypto.randomUUID().replaceAll("-", "")}`
+  constructor(
+    private readonly nc: Bus,
+    private readonly clock: ClientClock
+  ) {
+    this.prefix = `_INBOX.archio.${clock.uniqueId()}`
     nc.subscribe(`${this.prefix}.*`, {
       callback: (err, msg) => {
         if (err !== null) return
@@ -117,39 +148,34 @@ class RequestMux {
 
   request(subject: string, payload: Uint8Array, timeoutMs: number): Promise<Outcome> {
     const id = (this.next++).toString(36)
-    if (this.sweeper === undefined) {
-      this.sweeper = setInterval(() => this.sweep(), 50)
-      this.sweeper.unref()
-    }
+    this.cancelSweep ??= this.clock.after(sweepEveryMs, this.sweep)
     return new Promise<Outcome>((done) => {
-      this.waiting.set(id, { done, deadline: performance.now() + timeoutMs })
+      this.waiting.set(id, { done, deadline: this.clock.now() + timeoutMs })
       this.nc.publish(subject, payload, { reply: `${this.prefix}.${id}` })
     })
   }
 
-  private sweep(): void {
-    const now = performance.now()
+  private readonly sweep = (): void => {
+    const now = this.clock.now()
     for (const [id, w] of this.waiting) {
       if (w.deadline <= now) {
         this.waiting.delete(id)
         w.done({ failed: "timeout" })
       }
     }
-    if (this.waiting.size === 0 && this.sweeper !== undefined) {
-      clearInterval(this.sweeper)
-      this.sweeper = undefined
-    }
+    this.cancelSweep = this.waiting.size === 0 ? undefined : this.clock.after(sweepEveryMs, this.sweep)
   }
 
   close(): void {
-    if (this.sweeper !== undefined) clearInterval(this.sweeper)
-    this.sweeper = undefined
+    this.cancelSweep?.()
+    this.cancelSweep = undefined
     for (const w of this.waiting.values()) w.done({ failed: "timeout" })
     this.waiting.clear()
   }
 }
 
-export class ArchioClient {
+/** `C` is the connection's own type, for callers that need more of it than the `Bus`. */
+export class ArchioClient<C extends Bus = NatsConnection> {
   readonly cluster: string
   private readonly attemptTimeoutMs: number
   private readonly deadlineMs: number
@@ -159,17 +185,19 @@ export class ArchioClient {
   /** The node that answered the last write: probably the leader. */
   private leader: string | undefined
   private readonly mux: RequestMux
+  private readonly clock: ClientClock
 
   constructor(
-    readonly nc: NatsConnection,
+    readonly nc: C,
     options: ClientOptions = {},
     private readonly ownsConnection = false
   ) {
     this.cluster = options.cluster ?? "dev"
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 500
     this.deadlineMs = options.deadlineMs ?? 15_000
-    this.clientId = options.clientId ?? crypto.randomUUID()
-    this.mux = new RequestMux(nc)
+    this.clock = options.clock ?? nodeClock
+    this.clientId = options.clientId ?? this.clock.uniqueId()
+    this.mux = new RequestMux(nc, this.clock)
   }
 
   /** Connects to NATS and returns a client that closes the connection on `close()`. */
@@ -281,14 +309,14 @@ export class ArchioClient {
    */
   async call<A>(to: string | ((direct: boolean) => string), body: unknown, attemptTimeoutMs = this.attemptTimeoutMs): Promise<A> {
     const payload = utf8.encode(JSON.stringify(body))
-    const start = performance.now()
+    const start = this.clock.now()
     // A long poll (jobs.lease) may need one attempt longer than the usual deadline.
     const deadlineMs = Math.max(this.deadlineMs, attemptTimeoutMs)
     let backoff = 10
     // Built only when needed: an error object captures a stack, too costly for every call.
     let last: ArchioError | undefined
     // The first attempt may go straight to the node that answered last; retries use the service.
-    for (let attempt = 0; performance.now() - start < deadlineMs; attempt++) {
+    for (let attempt = 0; this.clock.now() - start < deadlineMs; attempt++) {
       const subject = typeof to === "string" ? to : to(attempt === 0)
       if (attempt > 0) this.leader = undefined
       let outcome: Outcome
@@ -300,7 +328,7 @@ export class ArchioClient {
       }
       if ("msg" in outcome) {
         const err = readError(outcome.msg)
-        if (err === undefined) return outcome.msg.json<A>()
+        if (err === undefined) return JSON.parse(utf8Decoder.decode(outcome.msg.data)) as A
         if (!retryable.has(err.code)) throw err
         last = err
       } else if (outcome.failed === "no_responders") {
@@ -308,7 +336,7 @@ export class ArchioClient {
       } else {
         last = archioError("timeout", `no reply on ${subject} within ${attemptTimeoutMs} ms`)
       }
-      await sleep(backoff * (0.5 + Math.random()))
+      await new Promise<void>((resolve) => this.clock.after(backoff * (0.5 + this.clock.random()), resolve))
       // Capped low: an election takes 150-300 ms, and a long sleep would only add to it.
       backoff = Math.min(backoff * 2, maxBackoffMs)
     }

@@ -9,6 +9,7 @@
  * ack leaves at once, a busy worker's acks share requests and log entries.
  */
 import type { ArchioClient } from "./archioClient.ts"
+import type { Bus } from "./bus.ts"
 import { archioError } from "./errors.ts"
 import { maxBatchJobs } from "./limits.ts"
 import type {
@@ -43,7 +44,7 @@ export class JobsClient implements WorkerApi {
   private queuedAcks: PendingAck[] = []
   private ackInFlight = false
 
-  constructor(private readonly client: ArchioClient) {}
+  constructor(private readonly client: ArchioClient<Bus>) {}
 
   private subject(op: string): string {
     return Subjects.jobs(this.client.cluster, op)

@@ -4,11 +4,12 @@
  * the leader when this node is not it), serves reads through ReadIndex (confirmed by the leader
  * when this node follows) or locally for stale reads, and encodes replies and errors.
  *
- * Forwarding re-publishes the client's bytes to the leader's own subject with the client's inbox
- * as reply subject, so the leader answers the client directly: one extra hop, no reply relay.
+ * Forwarding asks the leader on its own subject with the client's bytes and relays the answer
+ * to the client's inbox (responder.ts says why a request and not a plain re-publish). A handler
+ * that throws answers `internal` and stops the node (actors/services/supervisor.ts).
  */
-import type { Msg, NatsConnection } from "@nats-io/transport-node"
-import { Effect, Either } from "effect"
+import { Effect, Either, type Scope } from "effect"
+import type { BusMessage } from "../../protocol/bus.ts"
 import * as Client from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { makeDecoder } from "../../protocol/json.ts"
@@ -19,6 +20,9 @@ import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "..
 import { duplicateKey, type KvCommand } from "../applier/kvState.ts"
 import type { JobWorker } from "../jobs/jobWorker.ts"
 import type { Consensus } from "../raft/shell.ts"
+import { Bus } from "../services/bus.ts"
+import { Supervisor } from "../services/supervisor.ts"
+import { everyScoped, Timers } from "../services/timers.ts"
 import { decodeJobGet, decodeLease, decodeList, decodeListCursor, decodeStats, jobWrites, listLimit, toJobView } from "./jobRequests.ts"
 import type { RequestMetrics } from "./metrics.ts"
 import { opt } from "./optional.ts"
@@ -41,12 +45,45 @@ export interface GatewayOptions {
 
 const sweepEveryMs = 50
 
+const actor = "gateway"
+
+/** What the HTTP shim and the node's log use of the Gateway. */
+export interface Gateway {
+  /** This node's `admin.status` reply. */
+  status(): NodeStatus
+  readonly service: Service.Service
+  /** The write path of `<group>.<op>` (`kv.put`, ...), for requests that arrive another way. */
+  write(op: string, r: Responder): void
+  /** The `kv.get` path. */
+  get(r: Responder): void
+}
+
+/** An `admin.status` reply. */
+export interface NodeStatus {
+  readonly ok: true
+  readonly id: NodeId
+  readonly cluster: string
+  readonly members: ReadonlyArray<NodeId>
+  readonly role: string
+  readonly term: number
+  readonly leader: NodeId | null
+  readonly commitIndex: number
+  readonly appliedIndex: number
+  readonly firstIndex: number
+  readonly lastIndex: number
+  readonly lastTerm: number
+  readonly leaderChanges: number
+  readonly uptimeMs: number
+  readonly peers?: ReadonlyArray<{ readonly id: NodeId; readonly nextIndex: number; readonly matchIndex: number; readonly state: string }>
+}
+
 const decodePut = makeDecoder(Client.KvPutRequest)
 const decodeGet = makeDecoder(Client.KvGetRequest)
 const decodeDel = makeDecoder(Client.KvDelRequest)
 const decodeCas = makeDecoder(Client.KvCasRequest)
 const decodeTxn = makeDecoder(Client.KvTxnRequest)
 const decodeScan = makeDecoder(Client.KvScanRequest)
+const decodeStatus = makeDecoder(Client.StatusRequest)
 
 /**
  * Scan cursors are the base64url (no padding) of the last key returned; the next page starts
@@ -55,6 +92,7 @@ const decodeScan = makeDecoder(Client.KvScanRequest)
 export const encodeCursor = (lastKey: string): string => Buffer.from(lastKey, "utf8").toString("base64url")
 
 const utf8Strict = new TextDecoder("utf-8", { fatal: true })
+const utf8 = new TextDecoder()
 
 export const decodeCursor = (cursor: string): Either.Either<string, ArchioError> => {
   const bad = Either.left(archioError("bad_request", "cursor: not a cursor from a kv.scan reply (send back the reply's cursor unchanged)"))
@@ -106,18 +144,25 @@ const writes: Record<string, Decode> = Object.fromEntries([
   ...Object.entries(jobWrites).map(([op, decode]) => [`jobs.${op}`, decode])
 ])
 
-export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Consensus, applier: Applier, jobWorker: JobWorker) =>
+export const make = (
+  options: GatewayOptions,
+  consensus: Consensus,
+  applier: Applier,
+  jobWorker: JobWorker
+): Effect.Effect<Gateway, never, Bus | Timers | Supervisor | Scope.Scope> =>
   Effect.gen(function* () {
     const { cluster, id } = options
+    const nc = yield* Bus
+    const timers = yield* Timers
+    const supervisor = yield* Supervisor
     // Every responder made here records its answer in the endpoint's meter (responder.ts).
     const meterOf = options.metrics === undefined ? undefined : Responders.meterBySubject(options.metrics, cluster, id)
     const fromService = (req: Service.ServiceRequest): Responder => Responders.fromService(req, meterOf?.(req.subject))
-    const fromForwarded = (conn: NatsConnection, msg: Msg): Responder => Responders.fromForwarded(conn, msg, meterOf?.(msg.subject))
+    const fromForwarded = (conn: typeof nc, msg: BusMessage): Responder => Responders.fromForwarded(conn, msg, meterOf?.(msg.subject))
     // Deadlines share one coarse clock and one sweep: no timer per request. Every request gets
     // the same timeout, so the list is ordered by deadline.
     const deadlines: Array<{ at: number; r: Responder }> = []
-    const clock = yield* Effect.clock
-    let now = clock.unsafeCurrentTimeMillis()
+    let now = timers.now()
     const startedAt = now
     const track = (r: Responder): void => {
       deadlines.push({ at: now + options.requestTimeoutMs, r })
@@ -125,16 +170,13 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
     // A plain timer, not a fiber: it runs 20 times a second on every node, and an Effect
     // schedule costs a runtime turn each time.
     const sweep = (): void => {
-      now = clock.unsafeCurrentTimeMillis()
+      now = timers.now()
       while (deadlines.length > 0 && (deadlines[0]!.at <= now || deadlines[0]!.r.done)) {
         const { r } = deadlines.shift()!
         if (!r.done) r.fail(archioError("timeout", "the request did not complete in time; a write may or may not have been applied"))
       }
     }
-    yield* Effect.acquireRelease(
-      Effect.sync(() => setInterval(sweep, sweepEveryMs)),
-      (timer) => Effect.sync(() => clearInterval(timer))
-    )
+    yield* everyScoped(timers, sweepEveryMs, supervisor.guard(actor, sweep))
 
     const noLeader = (leader: NodeId | null): ArchioError =>
       archioError("unavailable", leader === null ? "no leader is elected right now; retry shortly" : `node ${id} cannot reach the leader; retry`, {
@@ -163,8 +205,8 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
     }
 
     const serveGet = (r: Responder, key: string, consistency: "linearizable" | "stale"): void => {
-      const rec = applier.state.get(key)
-      if (rec === undefined) return r.fail(archioError("not_found", `key "${key}" does not exist`, { revision: applier.state.revision }))
+      const rec = applier.kv.get(key)
+      if (rec === undefined) return r.fail(archioError("not_found", `key "${key}" does not exist`, { revision: applier.kv.revision }))
       r.ok({
         ok: true,
         key,
@@ -172,7 +214,7 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
         createRevision: rec.createRevision,
         modRevision: rec.modRevision,
         version: rec.version,
-        revision: applier.state.revision,
+        revision: applier.kv.revision,
         consistency,
         node: id
       })
@@ -195,7 +237,7 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
             const err = Service.readError(msg)
             if (err !== undefined) for (const b of batch) b.fail(err)
             else {
-              const { index } = msg.json<{ index: number }>()
+              const { index } = JSON.parse(utf8.decode(msg.data)) as { index: number }
               for (const b of batch) b.run(index)
             }
           },
@@ -243,7 +285,7 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
     }
 
     const serveScan = (r: Responder, q: Client.KvScanRequest, after: string | undefined, consistency: Client.Consistency): void => {
-      const page = applier.state.scan({
+      const page = applier.kv.scan({
         ...opt("prefix", q.prefix),
         ...opt("start", q.start),
         ...opt("end", q.end),
@@ -263,7 +305,7 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
         ok: true,
         items,
         ...(page.more && last !== undefined ? { cursor: encodeCursor(last[0]) } : {}),
-        revision: applier.state.revision,
+        revision: applier.kv.revision,
         consistency,
         node: id
       })
@@ -323,10 +365,10 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
       read(r, undefined, (consistency) => r.ok({ ok: true, queues: applier.jobs.stats(decoded.right.queue), time: applier.jobs.time, consistency, node: id }))
     }
 
-    const status = () => {
+    const status = (): NodeStatus => {
       const s = consensus.status()
       return {
-        ok: true as const,
+        ok: true,
         id,
         cluster,
         members: options.members,
@@ -344,52 +386,64 @@ export const make = (options: GatewayOptions, nc: NatsConnection, consensus: Con
       }
     }
 
+    /** A handler's throw is a bug: the client gets `internal` and the node stops (supervisor.ts). */
+    const guarded =
+      (handle: (r: Responder) => void) =>
+      (r: Responder): void => {
+        if (supervisor.failed) return r.fail(archioError("unavailable", `node ${id} is stopping; retry`))
+        try {
+          handle(r)
+        } catch (cause) {
+          r.fail(archioError("internal", `internal error in node ${id}; it is stopping`))
+          supervisor.fail(actor, cause)
+        }
+      }
+
+    /** Every endpoint of the service, by `<group>.<op>`. */
+    const endpoints: Record<string, (r: Responder) => void> = {
+      ...Object.fromEntries(Object.keys(writes).map((op) => [op, (r: Responder) => handleWrite(op, r)])),
+      "kv.get": handleGet,
+      "kv.scan": handleScan,
+      "jobs.lease": handleLease,
+      "jobs.get": handleJobGet,
+      "jobs.list": handleList,
+      "jobs.stats": handleStats,
+      "admin.status": (r) => {
+        const decoded = decodeStatus(r.data)
+        if (Either.isLeft(decoded)) return r.fail(decoded.left)
+        r.ok(status())
+      }
+    }
     const service = Service.start(nc, {
       name: "archio",
       version: options.version,
       id: options.instanceId,
       description: "Archio replicated key-value store and job queue",
       metadata: { cluster, node: id },
-      endpoints: [
-        ...Object.keys(writes).map((op) => ({
-          name: op.replace(".", "-"),
-          subject: `${Subjects.root(cluster)}.${op}`,
-          handler: (req: Service.ServiceRequest) => handleWrite(op, fromService(req))
-        })),
-        { name: "kv-get", subject: Subjects.kv(cluster, "get"), handler: (req: Service.ServiceRequest) => handleGet(fromService(req)) },
-        { name: "kv-scan", subject: Subjects.kv(cluster, "scan"), handler: (req: Service.ServiceRequest) => handleScan(fromService(req)) },
-        { name: "jobs-lease", subject: Subjects.jobs(cluster, "lease"), handler: (req: Service.ServiceRequest) => handleLease(fromService(req)) },
-        { name: "jobs-get", subject: Subjects.jobs(cluster, "get"), handler: (req: Service.ServiceRequest) => handleJobGet(fromService(req)) },
-        { name: "jobs-list", subject: Subjects.jobs(cluster, "list"), handler: (req: Service.ServiceRequest) => handleList(fromService(req)) },
-        { name: "jobs-stats", subject: Subjects.jobs(cluster, "stats"), handler: (req: Service.ServiceRequest) => handleStats(fromService(req)) },
-        {
-          name: "admin-status",
-          subject: Subjects.admin(cluster, "status"),
-          handler: (req: Service.ServiceRequest) => fromService(req).ok(status())
-        }
-      ]
+      endpoints: Object.entries(endpoints).map(([op, handle]) => {
+        const answer = guarded(handle)
+        return { name: op.replace(".", "-"), subject: `${Subjects.root(cluster)}.${op}`, handler: (req: Service.ServiceRequest) => answer(fromService(req)) }
+      })
     })
     yield* Effect.addFinalizer(() => Effect.promise(() => service.stop()))
 
-    // This node's own subjects: forwarded writes, ReadIndex for followers, per-node status.
-    const direct = (op: string, handler: (msg: Msg) => void) => {
-      const sub = nc.subscribe(Subjects.node(cluster, id, op), {
+    // This node's own subjects: forwarded writes and leases, ReadIndex for followers, status.
+    const own: Record<string, (r: Responder) => void> = {
+      ...Object.fromEntries(Object.keys(writes).map((op) => [op, endpoints[op]!])),
+      "jobs.lease": handleLease,
+      readindex: (r) => consensus.read((res) => (res.ok ? r.ok({ index: res.index }) : r.fail(noLeader(res.leader)))),
+      "admin.status": endpoints["admin.status"]!
+    }
+    const subs = Object.entries(own).map(([op, handle]) => {
+      const answer = guarded(handle)
+      return nc.subscribe(Subjects.node(cluster, id, op), {
         callback: (err, msg) => {
-          if (err === null && msg.reply !== undefined && msg.reply !== "") handler(msg)
+          if (err === null && msg.reply !== undefined && msg.reply !== "") answer(fromForwarded(nc, msg))
         }
       })
-      return sub
-    }
-    const subs = [
-      ...Object.keys(writes).map((op) => direct(op, (msg) => handleWrite(op, fromForwarded(nc, msg)))),
-      direct("jobs.lease", (msg) => handleLease(fromForwarded(nc, msg))),
-      direct("readindex", (msg) => {
-        const r = fromForwarded(nc, msg)
-        consensus.read((res) => (res.ok ? r.ok({ index: res.index }) : r.fail(noLeader(res.leader))))
-      }),
-      direct("admin.status", (msg) => fromForwarded(nc, msg).ok(status()))
-    ]
+    })
     yield* Effect.addFinalizer(() => Effect.sync(() => subs.forEach((s) => s.unsubscribe())))
     // `write` and `get` let the HTTP shim (http.ts) use the same validation, write and read paths.
-    return { status, service, write: handleWrite, get: handleGet }
+    const gateway: Gateway = { status, service, write: (op, r) => guarded((x) => handleWrite(op, x))(r), get: guarded(handleGet) }
+    return gateway
   })

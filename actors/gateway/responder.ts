@@ -12,13 +12,16 @@
  * the result code (`ok` or the error code) and the time from its creation to the answer; a
  * forwarded request is recorded when the leader's answer is relayed, with the leader's code.
  */
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node"
+import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node"
+import { isNoResponders, type Bus, type BusMessage } from "../../protocol/bus.ts"
 import { archioError, errorCodes, type ArchioError, type ErrorCode } from "../../protocol/errors.ts"
 import { encodeJson } from "../../protocol/json.ts"
 import { errorCodeHeader, readError } from "../../protocol/reply.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import type { Meter, RequestMetrics } from "./metrics.ts"
 import { respondOnSubject, type ServiceRequest } from "./service.ts"
+
+const utf8 = new TextDecoder()
 
 /** Header a node sets when it passes a client request on to the leader (never forwarded twice). */
 export const forwardedHeader = "Archio-Forwarded-By"
@@ -30,7 +33,7 @@ export interface Responder {
   ok(body: unknown): void
   fail(err: ArchioError): void
   /** Passes the request to `subject` (the leader's own subject) and relays its answer. */
-  forward(nc: NatsConnection, subject: string, self: string, timeoutMs: number): void
+  forward(nc: Bus, subject: string, self: string, timeoutMs: number): void
   readonly done: boolean
 }
 
@@ -63,7 +66,7 @@ export const fromService = (req: ServiceRequest, meter?: Meter): Responder => {
   }
 }
 
-export const fromForwarded = (nc: NatsConnection, msg: Msg, meter?: Meter): Responder => {
+export const fromForwarded = (nc: Bus, msg: BusMessage, meter?: Meter): Responder => {
   const start = meter === undefined ? 0 : performance.now()
   let done = false
   const reply = msg.reply ?? ""
@@ -129,7 +132,7 @@ export const inProcess = (data: Uint8Array, answer: Answer): Responder => {
           if (err !== undefined) return answer.fail(err)
           let body: unknown
           try {
-            body = msg.json<unknown>()
+            body = JSON.parse(utf8.decode(msg.data))
           } catch {
             return answer.fail(archioError("internal", `the leader's answer from ${subject} was not JSON`))
           }
@@ -152,8 +155,7 @@ const forwardHeaders = (self: string): MsgHdrs => {
 
 /** Why a forwarded request got no answer: the leader is gone (no responders) or slow. */
 const relayFailure = (e: unknown, subject: string): ArchioError => {
-  const gone = e instanceof Error && /no responders|503/i.test(`${e.message} ${String(e.cause ?? "")}`)
-  return gone
+  return isNoResponders(e)
     ? archioError("unavailable", `the leader (${subject.split(".")[3]}) is gone; retry`)
     : archioError("timeout", "the leader did not answer in time; a write may or may not have been applied")
 }
@@ -171,7 +173,7 @@ const answerCode = (headers: MsgHdrs | undefined): string => {
 }
 
 const relay = (
-  nc: NatsConnection,
+  nc: Bus,
   subject: string,
   self: string,
   data: Uint8Array,

@@ -13,10 +13,11 @@
  * This is I/O shell code, not an actor: it reads the real clock (`process.hrtime.bigint()` for
  * processing times, `Date` for `started`). The instance id is an input, never random here.
  */
-import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node"
+import { headers, type MsgHdrs } from "@nats-io/transport-node"
 import { Data } from "effect"
 import { archioError, statusOf, toEnvelope, type ArchioError } from "../../protocol/errors.ts"
 import { encodeJson } from "../../protocol/json.ts"
+import type { Bus, BusMessage as Msg, BusSubscription as Subscription } from "../../protocol/bus.ts"
 import { errorCodeHeader, errorHeader } from "../../protocol/reply.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ const messageOf = (e: unknown): string => (e instanceof Error ? e.message : Stri
  * went out as asked, otherwise what went wrong (a reply over the server's `max_payload` is
  * replaced by a `too_large` error reply; a closed connection sends nothing).
  */
-const send = (nc: NatsConnection, reply: string, body: Uint8Array | ArchioError): string | undefined => {
+const send = (nc: Bus, reply: string, body: Uint8Array | ArchioError): string | undefined => {
   try {
     if (body instanceof Uint8Array) {
       const max = nc.info?.max_payload
@@ -251,7 +252,7 @@ const send = (nc: NatsConnection, reply: string, body: Uint8Array | ArchioError)
  * received and forwarded with the client's inbox. Returns false when nothing could be sent as
  * asked (a closed connection, or a payload over `max_payload`, which becomes a `too_large` reply).
  */
-export const respondOnSubject = (nc: NatsConnection, reply: string, body: Uint8Array | ArchioError): boolean =>
+export const respondOnSubject = (nc: Bus, reply: string, body: Uint8Array | ArchioError): boolean =>
   send(nc, reply, body) === undefined
 
 // ---------------------------------------------------------------------------------------------
@@ -383,7 +384,7 @@ class Endpoint {
 }
 
 class ServiceImpl implements Service {
-  readonly nc: NatsConnection
+  readonly nc: Bus
   readonly name: string
   readonly id: string
   readonly version: string
@@ -399,7 +400,7 @@ class ServiceImpl implements Service {
   #stopDone: Promise<void> | undefined = undefined
   #resolveStopped: (value: Error | null) => void = () => {}
 
-  constructor(nc: NatsConnection, spec: ServiceSpec) {
+  constructor(nc: Bus, spec: ServiceSpec) {
     checkName("service name", spec.name)
     checkName("service id", spec.id)
     if (!semverPattern.test(spec.version))
@@ -525,7 +526,7 @@ class ServiceImpl implements Service {
  * for a bad name, id, version or subject. Interest reaches the server with the
  * connection's next flush; call `nc.flush()` once if you need it there before going on.
  */
-export const start = (nc: NatsConnection, spec: ServiceSpec): Service => {
+export const start = (nc: Bus, spec: ServiceSpec): Service => {
   const service = new ServiceImpl(nc, spec)
   service.begin(spec.endpoints ?? [])
   return service

@@ -13,23 +13,24 @@
  * - On losing leadership it answers every parked request `unavailable` with the leader it
  *   knows, so clients go to the new leader, which resumes from the replicated state.
  *
- * The decisions are plain functions of their inputs; the shell (`make`) feeds them the
- * clock, the applied state and the consensus role.
+ * The decisions are plain functions of their inputs (`planLeases`, `tickDue`); the shell
+ * (`make`) feeds them the time, the applied state and the consensus role.
  */
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import type { LeaseRequest } from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
-import { encodeCommand, type Applier, type ApplyOutcome, type LoggedJobCommand } from "../applier/applier.ts"
-import type { JobEvent } from "../../protocol/client.ts"
+import { encodeCommand, type AppliedBatch, type Applier, type ApplyOutcome, type LoggedJobCommand } from "../applier/applier.ts"
 import type { Responder } from "../gateway/responder.ts"
 import type { Consensus } from "../raft/shell.ts"
+import { Supervisor } from "../services/supervisor.ts"
+import { Timers } from "../services/timers.ts"
 
 /**
  * How often the leader checks while requests are parked, a tick is in flight or a job timer is
  * due; with none of these it sleeps until the next due time (at most `followerPollEveryMs`).
- * Applied job transitions wake it at once (`onJobEvents`); applied key changes only when a key
- * now expires before it would have looked (`wake`).
+ * Applied job transitions wake it at once; applied key changes only when a key now expires
+ * before it would have looked.
  */
 export const pollEveryMs = 5
 /**
@@ -93,16 +94,23 @@ export interface JobWorkerOptions {
 export interface JobWorker {
   /** A lease request on the leader: served now, or parked until jobs are ready or it times out. */
   lease(req: LeaseRequest, r: Responder): void
-  /** Applied job transitions: parked requests may now be served. */
-  onJobEvents(events: ReadonlyArray<JobEvent>): void
-  /** Key changes were applied: a key with a TTL may now expire before the next check. */
-  wake(): void
 }
 
-export const make = (options: JobWorkerOptions, consensus: Consensus, applier: Applier) =>
+const actor = "jobWorker"
+
+/**
+ * Starts the JobWorker: it listens to what the Applier applies (job transitions may serve
+ * parked requests; a key with a TTL may now expire before the next check) and keeps one timer.
+ */
+export const make = (
+  options: JobWorkerOptions,
+  consensus: Consensus,
+  applier: Applier
+): Effect.Effect<JobWorker, never, Timers | Supervisor | Scope.Scope> =>
   Effect.gen(function* () {
-    const clock = yield* Effect.clock
-    let now = clock.unsafeCurrentTimeMillis()
+    const timers = yield* Timers
+    const supervisor = yield* Supervisor
+    let now = timers.now()
     let parked: ParkedLease[] = []
     /** Jobs claimed by lease entries in flight, per queue. */
     const inFlight = new Map<string, number>()
@@ -165,7 +173,7 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
 
     /** One check; answers how long to wait before the next. */
     const poll = (): number => {
-      now = clock.unsafeCurrentTimeMillis()
+      now = timers.now()
       const status = consensus.status()
       leading = status.role === "leader"
       if (!leading) {
@@ -189,7 +197,7 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
         }
         parked = still
       }
-      const due = earliest(applier.jobs.nextDue(), applier.state.nextExpiry())
+      const due = earliest(applier.jobs.nextDue(), applier.kv.nextExpiry())
       if (tickDue(due, now, options.tickMs, tickInFlight)) {
         tickInFlight = true
         propose({ op: "jobs.tick" }, () => {
@@ -202,52 +210,56 @@ export const make = (options: JobWorkerOptions, consensus: Consensus, applier: A
     }
 
     // Plain timers, not a fiber per check: the leader checks up to 200 times a second.
-    let timer: ReturnType<typeof setTimeout> | undefined
+    let cancelTimer: (() => void) | undefined
     let timerAt = Infinity
     let stopped = false
     /** As of the last check: followers ignore wakes (they check every 50 ms anyway). */
     let leading = false
     const schedule = (waitMs: number): void => {
-      const at = clock.unsafeCurrentTimeMillis() + waitMs
+      const at = timers.now() + waitMs
       if (stopped || at >= timerAt) return
-      if (timer !== undefined) clearTimeout(timer)
+      cancelTimer?.()
       timerAt = at
-      timer = setTimeout(check, waitMs)
+      cancelTimer = timers.after(waitMs, check)
     }
-    const check = (): void => {
-      timer = undefined
+    const check = supervisor.guard(actor, (): void => {
+      cancelTimer = undefined
       timerAt = Infinity
       schedule(poll())
-    }
+    })
     yield* Effect.acquireRelease(Effect.sync(check), () =>
       Effect.sync(() => {
         stopped = true
-        if (timer !== undefined) clearTimeout(timer)
+        cancelTimer?.()
+      })
+    )
+
+    applier.onApplied(
+      supervisor.guard(actor, (batch: AppliedBatch) => {
+        if (batch.jobEvents.length > 0) {
+          if (parked.length > 0 && batch.jobEvents.some((e) => e.state === "ready")) serve()
+          if (leading) schedule(pollEveryMs)
+        }
+        // Not a check 5 ms after every applied put: with one client writing that was 200 timer
+        // wake-ups a second on the leader, all but those for a TTL finding nothing to do.
+        if (batch.kvEvents.length > 0 && leading) {
+          const expiry = applier.kv.nextExpiry()
+          if (expiry === undefined) return
+          now = timers.now()
+          schedule(untilDue(expiry))
+        }
       })
     )
 
     const worker: JobWorker = {
       lease: (req, r) => {
-        now = clock.unsafeCurrentTimeMillis()
+        now = timers.now()
         parked.push({ req, r, deadline: now + (req.waitMs ?? 0), claimed: null })
         schedule(pollEveryMs)
         serve()
         // Nothing to take and no wait asked for: answer now rather than at the next poll.
         const p = parked[parked.length - 1]
         if (p !== undefined && p.r === r && p.claimed === null && (req.waitMs ?? 0) === 0) settle(p, () => answer(p, []))
-      },
-      onJobEvents: (events) => {
-        if (parked.length > 0 && events.some((e) => e.state === "ready")) serve()
-        if (leading) schedule(pollEveryMs)
-      },
-      // Not a check 5 ms after every applied put: with one client writing that was 200 timer
-      // wake-ups a second on the leader, all but those for a TTL finding nothing to do.
-      wake: () => {
-        if (!leading) return
-        const expiry = applier.state.nextExpiry()
-        if (expiry === undefined) return
-        now = clock.unsafeCurrentTimeMillis()
-        schedule(untilDue(expiry))
       }
     }
     return worker

@@ -1,28 +1,33 @@
 /**
  * The consensus actor's shell. The core is a plain object owned by this module alone, and
- * JavaScript runs one callback at a time, so inputs (NATS messages, clock ticks, proposals,
+ * JavaScript runs one callback at a time, so inputs (bus messages, clock ticks, proposals,
  * reads) step it directly, with no mailbox fiber in between; the Ready they leave is handed out
  * once per turn, in a microtask, so one socket read full of messages makes one Ready. The
  * writer syncs queued Readies in order, sends what had to wait for the disk, and tells the core
  * what became durable. Every Ready queued while the previous fsync ran shares the next one
  * (group commit), and inputs keep being stepped while the disk works.
  *
- * Committed entries go to the Applier at once, even when this node's own copy is still being
- * written: committed means durable on a majority, so a crash here loses nothing (Raft thesis
- * §10.2.1); a leader then answers after the fastest follower's fsync, not after its own. The
- * Applier only writes its state once the log holds what it applied (`whenStored`).
+ * Committed entries go to the Applier at once (`committed`), even when this node's own copy is
+ * still being written: committed means durable on a majority, so a crash here loses nothing
+ * (Raft thesis §10.2.1); a leader then answers after the fastest follower's fsync, not after its
+ * own. The Applier writes its state only up to the index the local log holds (`stored`).
  *
- * Effect stays at the edges: loading, the scope that stops the timer and the subscription, and
- * one supervised fiber that fails when the actor does (a broken invariant, a failed write).
+ * All I/O goes through services (Bus, Timers, Storage), so the simulator runs this very code;
+ * every callback is guarded by the node's Supervisor, so a broken invariant or a failed write
+ * stops the node.
  */
-import type { NatsConnection, Subscription } from "@nats-io/transport-node"
-import { Deferred, Effect, Random } from "effect"
+import { errors } from "@nats-io/transport-node"
+import { Effect, Random, type Scope } from "effect"
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
-import type { NodeId, RaftMessage } from "../../protocol/raft.ts"
+import type { Entry, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
+import { Bus } from "../services/bus.ts"
+import { Storage } from "../services/storage.ts"
+import { Supervisor } from "../services/supervisor.ts"
+import { Timers } from "../services/timers.ts"
 import { RaftCore, type ProposeResult, type Proposal, type Ready, type Status } from "./core.ts"
-import { defaultTuning, type RaftConfig } from "./state.ts"
-import { loadRestored, needsWrite, persistReadies, type RaftStores } from "./storage.ts"
+import { defaultTuning, type RaftConfig, type RaftState, type Tuning } from "./state.ts"
+import { loadRestored, needsWrite, persistReadies } from "./storage.ts"
 
 export interface ConsensusOptions {
   readonly cluster: string
@@ -31,15 +36,22 @@ export interface ConsensusOptions {
   readonly tickMs: number
   readonly electionTicks: number
   readonly heartbeatTicks: number
+  /** Replication windows and batch caps; `defaultTuning` where unset (the simulator uses small ones). */
+  readonly tuning?: Partial<Tuning>
+}
+
+/** Where the consensus actor's results go: the Applier's inputs. */
+export interface ConsensusOutputs {
+  /** Committed entries, in log order, each exactly once per run. */
+  committed(entries: ReadonlyArray<Entry>): void
+  /**
+   * The log on this node's disk now holds, up to `index`, exactly the entries handed out so far
+   * (it may move back when a leader's append cuts an uncommitted tail that was on disk).
+   */
+  stored(index: number): void
 }
 
 export type ReadResult = { readonly ok: true; readonly index: number } | { readonly ok: false; readonly leader: NodeId | null }
-
-/**
- * Wraps an actor's fiber so that its death (a broken invariant, a failed write) stops the node
- * loudly instead of leaving a process that answers but no longer decides.
- */
-export type Supervise = <A, E>(name: string, effect: Effect.Effect<A, E>) => Effect.Effect<A, E>
 
 export interface Consensus {
   /** Appends commands if this node leads; `done` runs with the index to wait for (no Deferred). */
@@ -48,30 +60,27 @@ export interface Consensus {
   read(done: (r: ReadResult) => void): void
   transferLeadership(to: NodeId): void
   status(): Status
-  /**
-   * Calls `done(true)` once the log on this node's disk holds every entry up to `index` (a
-   * committed index: never cut), or `done(false)` when the actor stops first.
-   */
-  whenStored(index: number, done: (stored: boolean) => void): void
+  /** The consensus state, for reading only (the simulator's safety checks). */
+  inspect(): Readonly<RaftState>
 }
 
-/**
- * Builds the consensus actor and forks its fibers into the current scope.
- * `onCommitted` receives committed entries (the Applier's `offer`).
- */
+const actor = "consensus"
+
+/** Builds the consensus actor; it stops (finishing queued writes) when the scope closes. */
 export const make = (
   options: ConsensusOptions,
-  nc: NatsConnection,
-  stores: RaftStores,
-  onCommitted: (entries: Ready["committed"]) => void,
-  supervise: Supervise = (_name, effect) => effect
-) =>
+  outputs: ConsensusOutputs
+): Effect.Effect<Consensus, never, Bus | Timers | Storage | Supervisor | Scope.Scope> =>
   Effect.gen(function* () {
-    const restored = yield* Effect.promise(() => loadRestored(stores))
+    const bus = yield* Bus
+    const timers = yield* Timers
+    const storage = yield* Storage
+    const supervisor = yield* Supervisor
+    const restored = yield* Effect.promise(() => loadRestored(storage))
     const seed = yield* Random.nextIntBetween(1, 2 ** 31 - 1)
-    const clock = yield* Effect.clock
     const config: RaftConfig = {
       ...defaultTuning,
+      ...options.tuning,
       id: options.id,
       members: options.members,
       electionTicks: options.electionTicks,
@@ -80,35 +89,34 @@ export const make = (
     }
     const core = new RaftCore(config, restored)
     let lastStored = restored.baseIndex + restored.entries.length
+    /** Up to here the disk log is the log handed out (what `stored` last said). */
+    let storedUpTo = lastStored
+    outputs.stored(storedUpTo)
     const reads = new Map<number, (r: ReadResult) => void>()
     let readCtx = 0
 
-    // Who waits for an index to be on disk (the Applier's writes, `whenStored`).
-    let storedWaiters: Array<{ readonly index: number; readonly after: number; readonly done: (stored: boolean) => void }> = []
-
-    // The first failure stops the actor; the supervised fiber below reports it.
-    const failure = yield* Deferred.make<never>()
     let stopped = false
     const die = (cause: unknown): void => {
       if (stopped) return
       stopped = true
-      Deferred.unsafeDone(failure, Effect.die(cause))
-      for (const w of storedWaiters) w.done(false)
-      storedWaiters = []
+      supervisor.fail(actor, cause)
     }
 
     const publish = (m: RaftMessage): void => {
+      const bytes = encodeRaftMessage(m)
       try {
-        nc.publish(Subjects.raft(options.cluster, m.to, m.type), encodeRaftMessage(m))
-      } catch {
-        // A closed or reconnecting connection: Raft retries on its own, like any lost message.
+        bus.publish(Subjects.raft(options.cluster, m.to, m.type), bytes)
+      } catch (e) {
+        // A closing connection loses it, and Raft retries as for any lost message; anything
+        // else is a bug.
+        if (!(e instanceof errors.ClosedConnectionError || e instanceof errors.DrainingConnectionError)) throw e
       }
     }
 
     let readyQueued = false
     const handOut = (): void => {
       readyQueued = false
-      if (stopped) return
+      if (stopped || supervisor.failed) return
       try {
         performReady()
       } catch (cause) {
@@ -117,7 +125,7 @@ export const make = (
     }
     /** Steps the core with one input; its Ready goes out at the end of this turn. */
     const input = (step: () => void): void => {
-      if (stopped) return
+      if (stopped || supervisor.failed) return
       try {
         step()
       } catch (cause) {
@@ -130,8 +138,8 @@ export const make = (
       }
     }
 
-    const subscription: Subscription = nc.subscribe(Subjects.raftInbox(options.cluster, options.id), {
-      callback: (err, msg) => {
+    const subscription = bus.subscribe(Subjects.raftInbox(options.cluster, options.id), {
+      callback: supervisor.guard(actor, (err, msg) => {
         if (err !== null) return
         let m: RaftMessage
         try {
@@ -140,25 +148,18 @@ export const make = (
           return // garbage on our subject is dropped; a peer's real message will be retried
         }
         input(() => core.step(m))
-      }
+      })
     })
 
-    // Readies whose writes are not yet durable.
+    // Readies whose writes are not yet durable, oldest first.
     let writes: Ready[] = []
     let writing: Promise<void> | undefined
     let queuedWrites = 0
-    // Readies queued and written so far: a waiter's entry is on disk once every Ready queued
-    // before it asked has been written (an earlier write may still cut and replace the tail).
-    let enqueued = 0
-    let written = 0
-    const wakeStored = (): void => {
-      if (storedWaiters.length === 0) return
-      const still: typeof storedWaiters = []
-      for (const w of storedWaiters) {
-        if (written >= w.after && w.index <= lastStored) w.done(true)
-        else still.push(w)
-      }
-      storedWaiters = still
+
+    const moveStored = (index: number): void => {
+      if (index === storedUpTo) return
+      storedUpTo = index
+      outputs.stored(index)
     }
 
     const answerReads = (rd: Ready): void => {
@@ -183,8 +184,9 @@ export const make = (
         // may cover entries the earlier write is still making durable.
         if (needsWrite(rd) || queuedWrites > 0) {
           queuedWrites++
-          enqueued++
           writes.push(rd)
+          // The disk's copy from here on is about to be replaced: the Applier must not count on it.
+          if (rd.truncateFrom !== null) moveStored(Math.min(storedUpTo, rd.truncateFrom - 1))
           // The writer starts in a microtask: after the one that flushes the appends just sent
           // (followers need not wait while we build our batch), before the Applier's drain.
           writing ??= Promise.resolve().then(writeAll)
@@ -192,7 +194,7 @@ export const make = (
           core.advance(rd)
           for (const m of rd.messages) publish(m)
         }
-        if (rd.committed.length > 0) onCommitted(rd.committed)
+        if (rd.committed.length > 0) outputs.committed(rd.committed)
         answerReads(rd)
       }
     }
@@ -203,16 +205,17 @@ export const make = (
         while (writes.length > 0 && !stopped) {
           const batch = writes
           writes = []
-          lastStored = await persistReadies(stores, batch, lastStored, true)
+          lastStored = await persistReadies(storage, batch, lastStored, true)
           if (stopped) return
           // Votes and acknowledgements leave only now that what they promise is durable.
           queuedWrites -= batch.length
-          written += batch.length
           for (const rd of batch) {
             for (const m of rd.messages) publish(m)
             input(() => core.advance(rd))
           }
-          wakeStored()
+          let upTo = lastStored
+          for (const rd of writes) if (rd.truncateFrom !== null) upTo = Math.min(upTo, rd.truncateFrom - 1)
+          moveStored(upTo)
         }
       } catch (cause) {
         die(cause)
@@ -221,19 +224,19 @@ export const make = (
       }
     }
 
-    const ticker = setInterval(() => input(() => core.tick(clock.unsafeCurrentTimeMillis())), options.tickMs)
+    const stopTicking = timers.every(
+      options.tickMs,
+      supervisor.guard(actor, () => input(() => core.tick(timers.now())))
+    )
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
-        clearInterval(ticker)
+        stopTicking()
         subscription.unsubscribe()
         // Let queued writes land before the database closes: what was appended is kept.
         while (writing !== undefined) await writing
         stopped = true
-        for (const w of storedWaiters) w.done(lastStored >= w.index)
-        storedWaiters = []
       })
     )
-    yield* Effect.forkScoped(supervise("consensus", Deferred.await(failure)))
 
     const consensus: Consensus = {
       propose: (proposals, done) => input(() => done(core.propose(proposals))),
@@ -245,11 +248,7 @@ export const make = (
         }),
       transferLeadership: (to) => input(() => core.transferLeadership(to)),
       status: () => core.status(),
-      whenStored: (index, done) => {
-        if (written >= enqueued && index <= lastStored) done(true)
-        else if (stopped) done(false)
-        else storedWaiters.push({ index, after: enqueued, done })
-      }
+      inspect: () => core.s
     }
     return consensus
   })

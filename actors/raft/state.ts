@@ -32,13 +32,14 @@ export interface RaftConfig {
   readonly seed: number
 }
 
-export const defaultTuning = {
-  electionTicks: 15,
-  heartbeatTicks: 3,
+/** Replication windows and batch caps. */
+export type Tuning = Pick<RaftConfig, "maxInflight" | "maxAppendBytes" | "maxAppendEntries">
+
+export const defaultTuning: Tuning = {
   maxInflight: 64,
   maxAppendBytes,
   maxAppendEntries: 4096
-} as const
+}
 
 /** What a follower's leader looks like from the leader: etcd's Progress. */
 export interface Progress {

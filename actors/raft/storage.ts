@@ -1,47 +1,16 @@
 /**
- * Durable Raft state in LevelDB (or memory-level in the simulator): the log under big-endian
- * index keys, the hard state and compaction base in `meta`. One Ready is one atomic batch.
+ * Durable Raft state in the node's database: the log under big-endian index keys, the hard
+ * state and compaction base in `meta`. The Readies of one fsync are one atomic batch.
  */
-import type { AbstractBatchOperation, AbstractLevel, AbstractSublevel } from "abstract-level"
 import { decodeEntryValue, decodeUint64Key, encodeEntryValue, encodeUint64Key } from "../../protocol/raftCodec.ts"
 import type { Entry } from "../../protocol/raft.ts"
+import type { StorageShape, StoredOp } from "../services/storage.ts"
 import type { Ready } from "./core.ts"
 import { invariant } from "./invariant.ts"
 import type { HardState, Restored } from "./state.ts"
 
-// any: classic-level and memory-level differ in their storage-format type parameter; we only
-// read and write Uint8Array views through sublevels with explicit encodings.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyLevel = AbstractLevel<any, any, any>
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Sublevel<K, V> = AbstractSublevel<AnyLevel, any, K, V>
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type BatchOp = AbstractBatchOperation<AnyLevel, any, any>
-
-/**
- * Writes `ops` as one atomic batch. classic-level honours `sync` (fsync before the batch
- * resolves); memory-level ignores it.
- *
- * A chained batch, not `db.batch(array)`: classic-level reads an array's operations back in
- * C++ through N-API property lookups, where a chained batch hands each key and value over as
- * plain arguments, several times cheaper (BENCHMARKS.md, "Chained batches").
- */
-export const writeBatch = (db: AnyLevel, ops: ReadonlyArray<BatchOp>, sync: boolean): Promise<void> => {
-  const batch = db.batch()
-  for (const op of ops) {
-    const options = { sublevel: op.sublevel }
-    if (op.type === "put") batch.put(op.key, op.value, options)
-    else batch.del(op.key, options)
-  }
-  return batch.write({ sync } as object)
-}
-
-export interface RaftStores {
-  readonly db: AnyLevel
-  readonly log: Sublevel<Uint8Array, Uint8Array>
-  readonly meta: Sublevel<string, Uint8Array>
-}
+/** What the consensus actor reads and writes. */
+export type RaftStores = Pick<StorageShape, "log" | "meta" | "write">
 
 export const metaKeys = {
   hardState: "raft.hardState",
@@ -90,7 +59,7 @@ export const persistReadies = async (
   lastStored: number,
   sync: boolean
 ): Promise<number> => {
-  const ops: BatchOp[] = []
+  const ops: StoredOp[] = []
   let last = lastStored
   for (const rd of readies) {
     if (rd.hardState !== null) {
@@ -106,6 +75,6 @@ export const persistReadies = async (
     const tail = rd.entries[rd.entries.length - 1]
     if (tail !== undefined) last = tail.index
   }
-  if (ops.length > 0) await writeBatch(stores.db, ops, sync)
+  if (ops.length > 0) await stores.write(ops, sync)
   return last
 }

@@ -3,7 +3,7 @@
  * every step. A violation throws with what was seen, so the seed can be replayed and studied.
  */
 import type { Entry, NodeId } from "../../protocol/raft.ts"
-import type { RaftCore } from "../../actors/raft/core.ts"
+import type { RaftState } from "../../actors/raft/state.ts"
 
 export class SafetyViolation extends Error {
   override readonly name = "SafetyViolation"
@@ -13,7 +13,7 @@ const fail = (what: string): never => {
   throw new SafetyViolation(what)
 }
 
-const entryKey = (e: Entry): string => `${e.term}|${e.kind}|${e.time}|${Buffer.from(e.data).toString("latin1")}`
+const entryKey = (e: Entry): string => `${e.term}|${e.kind}|${e.time}|${Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString("latin1")}`
 
 export class SafetyChecker {
   /** term -> the one leader it had */
@@ -29,8 +29,7 @@ export class SafetyChecker {
   private readonly wasLeader = new Map<NodeId, number>()
 
   /** Called whenever a node's state may have changed. */
-  observe(node: NodeId, core: RaftCore): void {
-    const s = core.s
+  observe(node: NodeId, s: Readonly<RaftState>): void {
     const log = s.log
     // Election Safety: at most one leader per term.
     if (s.role === "leader") {
@@ -76,8 +75,8 @@ export class SafetyChecker {
   }
 
   /** A node restarted: its commit index starts over from its applied index. */
-  restarted(node: NodeId, core: RaftCore): void {
-    this.recordedCommit.set(node, core.s.log.committed)
+  restarted(node: NodeId, s: Readonly<RaftState>): void {
+    this.recordedCommit.set(node, s.log.committed)
   }
 
   /** State Machine Safety: no two nodes apply different entries at one index. */
@@ -91,13 +90,13 @@ export class SafetyChecker {
   }
 
   /** Full Log Matching: logs that agree at an index agree on everything before it. */
-  checkLogsMatch(cores: ReadonlyArray<readonly [NodeId, RaftCore]>): void {
+  checkLogsMatch(cores: ReadonlyArray<readonly [NodeId, Readonly<RaftState>]>): void {
     for (let a = 0; a < cores.length; a++) {
       for (let b = a + 1; b < cores.length; b++) {
         const [na, ca] = cores[a]!
         const [nb, cb] = cores[b]!
-        const la = ca.s.log
-        const lb = cb.s.log
+        const la = ca.log
+        const lb = cb.log
         const low = Math.max(la.firstIndex, lb.firstIndex)
         let i = Math.min(la.lastIndex, lb.lastIndex)
         while (i >= low && la.term(i) !== lb.term(i)) i--

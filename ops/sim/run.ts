@@ -1,10 +1,13 @@
 /**
- * `npm run sim -- --seeds N [--start K] [--nodes 3|5]` runs N seeded simulations and prints a
- * summary; `npm run sim -- --seed S --verbose` replays one seed with a trace.
- * Exits non-zero when any seed breaks a safety property, printing the command that replays it.
+ * `npm run sim -- --seeds N [--start K] [--nodes 3|5] [--jobs J]` runs N seeded simulations
+ * (seeds K..K+N-1) in J processes (default: one per CPU) and prints a summary;
+ * `npm run sim -- --seed S --verbose` replays one seed with every node's log and the faults.
+ * Exits non-zero when any seed fails, printing the command that replays it.
  */
+import { fork } from "node:child_process"
+import { availableParallelism } from "node:os"
 import { parseArgs } from "node:util"
-import { Simulation, type SimOptions } from "./simulation.ts"
+import { Simulation, type SimOptions, type SimResult } from "./simulation.ts"
 
 const { values } = parseArgs({
   options: {
@@ -12,9 +15,12 @@ const { values } = parseArgs({
     start: { type: "string", default: "1" },
     seed: { type: "string" },
     nodes: { type: "string" },
+    jobs: { type: "string" },
     "chaos-ms": { type: "string", default: "8000" },
     "heal-ms": { type: "string", default: "4000" },
-    verbose: { type: "boolean", default: false }
+    verbose: { type: "boolean", default: false },
+    /** Internal: this process is a worker running every `--stride`-th seed from `--start`. */
+    stride: { type: "string" }
   }
 })
 
@@ -37,40 +43,79 @@ const options = (seed: number): SimOptions => ({
   verbose: values.verbose
 })
 
-const seeds: number[] =
-  values.seed !== undefined
-    ? [int("seed", values.seed)]
-    : Array.from({ length: int("seeds", values.seeds) }, (_, i) => int("start", values.start) + i)
+type Report = SimResult & { readonly cpuMs: number }
 
-const started = performance.now()
-let failed = 0
-let events = 0
-let acked = 0
-let enqueued = 0
-let completed = 0
-let crashes = 0
-let partitions = 0
-for (const seed of seeds) {
+const runSeed = async (seed: number): Promise<{ report: Report; trace: ReadonlyArray<string> }> => {
+  const before = process.cpuUsage()
   const sim = new Simulation(options(seed))
   const r = await sim.run()
-  events += r.events
-  acked += r.acked
-  enqueued += r.enqueued
-  completed += r.completed
-  crashes += r.crashes
-  partitions += r.partitions
-  if (values.verbose) for (const line of sim.traceLines()) console.log(line)
-  if (!r.ok) {
-    failed++
-    console.log(`seed ${seed} FAILED: ${r.error}`)
-    console.log(`  replay: npm run sim -- --seed ${seed} --verbose`)
-  } else if (seeds.length === 1) {
-    console.log(`seed ${seed} ok: ${JSON.stringify(r)}`)
+  const used = process.cpuUsage(before)
+  return { report: { ...r, cpuMs: (used.user + used.system) / 1000 }, trace: sim.traceLines() }
+}
+
+if (values.stride !== undefined) {
+  // A worker: run our share of the seeds, send each result to the parent.
+  const stride = int("stride", values.stride)
+  const start = int("start", values.start)
+  const count = int("seeds", values.seeds)
+  for (let i = 0; i < count; i++) {
+    const { report } = await runSeed(start + i * stride)
+    process.send!(report)
+  }
+  process.exit(0)
+}
+
+const started = performance.now()
+const reports: Report[] = []
+const single = values.seed !== undefined
+if (single) {
+  const { report, trace } = await runSeed(int("seed", values.seed))
+  for (const line of trace) console.log(line)
+  reports.push(report)
+} else {
+  const count = int("seeds", values.seeds)
+  const start = int("start", values.start)
+  const jobs = Math.max(1, Math.min(count, values.jobs !== undefined ? int("jobs", values.jobs) : availableParallelism()))
+  if (jobs === 1) {
+    for (let i = 0; i < count; i++) reports.push((await runSeed(start + i)).report)
+  } else {
+    // Worker w runs seeds start+w, start+w+jobs, ...; the summary does not depend on who ran what.
+    await Promise.all(
+      Array.from({ length: jobs }, (_, w) => {
+        const share = Math.floor(count / jobs) + (w < count % jobs ? 1 : 0)
+        const child = fork(process.argv[1]!, ["--stride", String(jobs), "--start", String(start + w), "--seeds", String(share), ...passThrough()], {
+          execArgv: process.execArgv
+        })
+        child.on("message", (r: Report) => reports.push(r))
+        return new Promise<void>((resolve, reject) =>
+          child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`simulation worker ${w} exited with code ${code}`))))
+        )
+      })
+    )
   }
 }
-const seconds = ((performance.now() - started) / 1000).toFixed(1)
+
+function passThrough(): string[] {
+  const out: string[] = []
+  if (values.nodes !== undefined) out.push("--nodes", values.nodes)
+  out.push("--chaos-ms", values["chaos-ms"], "--heal-ms", values["heal-ms"])
+  return out
+}
+
+reports.sort((a, b) => a.seed - b.seed)
+const failed = reports.filter((r) => !r.ok)
+for (const r of failed) {
+  console.log(`seed ${r.seed} FAILED: ${r.error}`)
+  console.log(`  replay: npm run sim -- --seed ${r.seed} --verbose`)
+}
+if (single && failed.length === 0) console.log(`seed ${reports[0]!.seed} ok: ${JSON.stringify(reports[0])}`)
+const sum = (pick: (r: Report) => number): number => reports.reduce((a, r) => a + pick(r), 0)
+const seconds = (performance.now() - started) / 1000
 console.log(
-  `simulation: ${seeds.length} seeds, ${seeds.length - failed} passed, ${failed} failed ` +
-    `(${events} events, ${acked} acknowledged writes, ${enqueued} enqueued and ${completed} completed jobs, ${crashes} crashes, ${partitions} partitions, ${seconds}s)`
+  `simulation: ${reports.length} seeds, ${reports.length - failed.length} passed, ${failed.length} failed ` +
+    `(${sum((r) => r.events)} events, ${sum((r) => r.messages)} messages, ${sum((r) => r.ok_)} register operations ok, ` +
+    `${sum((r) => r.enqueued)} jobs enqueued, ${sum((r) => r.completed)} completed, ${sum((r) => r.crashes)} crashes, ${sum((r) => r.restarts)} restarts, ` +
+    `${sum((r) => r.partitions)} partitions; ${seconds.toFixed(1)} s, ${(reports.length / seconds).toFixed(2)} seeds/s, ` +
+    `${(sum((r) => r.cpuMs) / reports.length / 1000).toFixed(2)} CPU s per seed)`
 )
-process.exit(failed === 0 ? 0 : 1)
+process.exit(failed.length === 0 ? 0 : 1)

@@ -1,33 +1,45 @@
 /**
- * Deterministic cluster simulation: the real consensus core, the real wire codec and the real
- * log storage code (on memory-level), driven by a seeded schedule of ticks, client writes,
- * message loss, duplication, delay (hence reordering), partitions and crashes. One seed replays
- * a run exactly: all time is simulated and every random choice comes from the seed.
+ * Deterministic simulation of a whole cluster: the shipped node (bootstrap/node.ts `assemble`:
+ * consensus shell, Applier with the real key-value and job state machines, JobWorker, Gateway)
+ * on a simulated network, virtual clock and simulated disks (world.ts, network.ts, disk.ts),
+ * driven by the shipped typed client (clients.ts), under a seeded schedule of faults: message
+ * loss, duplication and delay, partitions, crashes that lose unsynced writes, clean restarts,
+ * skewed clocks. One seed replays one run exactly.
  *
- * Each node applies two state machines: a register map (client writes `key id id`) and the
- * real job queue (`JobQueue`, JSON commands): simulated producers enqueue, simulated workers
- * lease, ack and fail, and the leader proposes ticks when a job timer is due, as the JobWorker
- * does, so leases expire and retries fire across crashes and leader changes.
+ * Checked while it runs: Raft's safety properties on every node after every step (checker.ts),
+ * Log Matching on every entry any node writes, State Machine Safety on every applied entry, and
+ * that no actor ever fails (a broken invariant stops a node; here that is a failed seed).
+ * Checked at the end, after the network heals: a leader, every node up and caught up, the same
+ * state on every node (keys, revisions, sessions, jobs), each node's state on disk equal to its
+ * state in memory after a clean stop, the clients' history linearizable
+ * (ops/chaos/linearizability.ts), every acknowledged enqueue present, every acknowledged ack
+ * completed with its lease's token, no job acked twice and no fencing token handed out twice.
  */
-import { MemoryLevel } from "memory-level"
-import { RaftCore, type Ready } from "../../actors/raft/core.ts"
+import type { RaftState } from "../../actors/raft/state.ts"
 import { InvariantViolation } from "../../actors/raft/invariant.ts"
-import { nextRandom } from "../../actors/raft/random.ts"
-import { defaultTuning } from "../../actors/raft/state.ts"
-import { decodeJsonValue, encodeJsonValue, loadRestored, metaKeys, needsWrite, persistReadies, writeBatch, type BatchOp, type RaftStores, type Sublevel } from "../../actors/raft/storage.ts"
-import { JobQueue, newJobChanges, type JobCommand, type JobCounters, type JobRecord, type JobResult } from "../../actors/applier/jobQueue.ts"
-import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
-import { EntryKind, type Entry, type NodeId } from "../../protocol/raft.ts"
+import { loadState } from "../../actors/applier/applier.ts"
+import type { JobQueue } from "../../actors/applier/jobQueue.ts"
+import type { KvState } from "../../actors/applier/kvState.ts"
+import type { HistoryEntry } from "../chaos/history.ts"
+import { checkRegisterHistory } from "../chaos/linearizability.ts"
 import { SafetyChecker, SafetyViolation } from "./checker.ts"
+import { ClientBug, Clients } from "./clients.ts"
+import { Network } from "./network.ts"
+import { Disk } from "./disk.ts"
+import { SimNode } from "./node.ts"
+import { World } from "./world.ts"
 
 export interface SimOptions {
   readonly seed: number
   readonly nodes: number
-  /** Simulated milliseconds of faults, then the same again healed. */
+  /** Virtual milliseconds of faults, then of healed network. */
   readonly chaosMs: number
   readonly healMs: number
   readonly tickMs: number
+  /** Keep every node's log lines and the nemesis' actions (for `--verbose`). */
   readonly verbose: boolean
+  /** Self-test: disks that acknowledge `sync` without syncing; some seed must fail. */
+  readonly lyingDisks?: boolean
 }
 
 export interface SimResult {
@@ -35,570 +47,325 @@ export interface SimResult {
   readonly ok: boolean
   readonly error?: string
   readonly events: number
-  readonly acked: number
-  /** Acknowledged enqueues, and jobs acknowledged complete to a worker. */
+  readonly messages: number
+  /** Register operations by outcome. */
+  readonly ok_: number
+  readonly fail: number
+  readonly info: number
   readonly enqueued: number
   readonly completed: number
   readonly committed: number
   readonly elections: number
   readonly crashes: number
+  readonly restarts: number
   readonly partitions: number
 }
 
-interface SimEvent {
-  readonly at: number
-  readonly seq: number
-  readonly run: () => Promise<void> | void
-}
+const cluster = "sim"
 
-/** A binary min-heap ordered by (time, insertion order). */
-class EventQueue {
-  private readonly heap: SimEvent[] = []
-  get size(): number {
-    return this.heap.length
-  }
-  push(e: SimEvent): void {
-    const h = this.heap
-    h.push(e)
-    let i = h.length - 1
-    while (i > 0) {
-      const p = (i - 1) >> 1
-      if (before(h[p]!, h[i]!)) break
-      ;[h[p], h[i]] = [h[i]!, h[p]!]
-      i = p
-    }
-  }
-  pop(): SimEvent | undefined {
-    const h = this.heap
-    const top = h[0]
-    const last = h.pop()
-    if (h.length > 0 && last !== undefined) {
-      h[0] = last
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < h.length && before(h[l]!, h[m]!)) m = l
-        if (r < h.length && before(h[r]!, h[m]!)) m = r
-        if (m === i) break
-        ;[h[m], h[i]] = [h[i]!, h[m]!]
-        i = m
-      }
-    }
-    return top
-  }
+/** Everything of a state machine that every replica must agree on, as one string. */
+const digest = (kv: KvState, jobs: JobQueue): string => {
+  const byKey = <A>(m: ReadonlyMap<string, A>) => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return JSON.stringify({
+    revision: kv.revision,
+    time: kv.time,
+    keys: byKey(kv.records),
+    sessions: byKey(kv.sessions),
+    jobs: byKey(jobs.jobs),
+    counters: jobs.counters()
+  })
 }
-const before = (a: SimEvent, b: SimEvent): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq)
-
-interface SimNode {
-  readonly id: NodeId
-  readonly db: MemoryLevel<string, Uint8Array>
-  readonly stores: RaftStores
-  core: RaftCore | null
-  life: number
-  lastStored: number
-  /** The register state machine: key -> value, rebuilt from applied entries. */
-  state: Map<string, string>
-  applied: number
-  /** Readies waiting for the simulated disk. */
-  writes: Ready[]
-  /** A batch is on its way to the simulated disk. */
-  writing: boolean
-  /** Readies queued and written in this life (the shell's `whenStored` bookkeeping). */
-  enqueued: number
-  written: number
-  /**
-   * Applied state waiting until the log on disk holds its applied index, in order (the
-   * Applier's writes wait for `whenStored`): entries apply once committed, maybe before this
-   * node's own copy is durable.
-   */
-  stateWrites: Array<{ readonly ops: BatchOp[]; readonly index: number; readonly after: number }>
-  /** Writes proposed through this node in this life: index -> write id and who waits. */
-  pending: Map<number, { id: string; term: number; done?: (r: JobResult) => void }>
-  /** The job queue state machine and the revision counter it bumps. */
-  jobs: JobQueue
-  jobRev: { revision: number }
-  readonly jobStore: Sublevel<string, Uint8Array>
-}
-
-/** A lease a simulated worker holds, until it acks or fails it. */
-interface HeldLease {
-  readonly id: string
-  readonly token: number
-}
-
-const text = new TextEncoder()
-const untext = new TextDecoder()
 
 export class Simulation {
-  private readonly rng: { rng: number }
-  private readonly queue = new EventQueue()
-  private seq = 0
-  now = 0
+  readonly world: World
+  private readonly network: Network
   private readonly nodes: SimNode[] = []
   readonly checker = new SafetyChecker()
-  /** Partition: node -> group number; messages cross groups only when equal. */
-  private groups = new Map<NodeId, number>()
-  private dropRate = 0
-  private dupRate = 0
-  private maxDelay = 5
-  private readonly acked = new Set<string>()
-  /** Enqueues acknowledged to producers (job ids). */
-  private readonly enqueued = new Set<string>()
-  /** Acks accepted by the state machine and answered to workers: job id -> lease token. */
-  private readonly completedBy = new Map<string, number>()
-  private writeCounter = 0
-  private events = 0
+  private readonly clients: Clients
+  private readonly trace: string[] = []
   private crashes = 0
+  private restarts = 0
   private partitions = 0
-  private readonly log: string[] = []
+  private elections = 0
+  /** When (in events run) to compare whole logs again. */
+  private nextLogsMatch = 0
 
   constructor(private readonly opts: SimOptions) {
-    this.rng = { rng: opts.seed ^ 0x5eed }
-  }
-
-  private random(): number {
-    return nextRandom(this.rng)
-  }
-
-  private schedule(delay: number, run: () => Promise<void> | void): void {
-    this.queue.push({ at: this.now + delay, seq: this.seq++, run })
-  }
-
-  private trace(line: string): void {
-    if (this.opts.verbose) this.log.push(`${this.now.toFixed(0).padStart(6)} ${line}`)
-  }
-
-  private ids(): NodeId[] {
-    return this.nodes.map((n) => n.id)
-  }
-
-  private async boot(node: SimNode): Promise<void> {
-    const restored = await loadRestored(node.stores)
-    node.life++
-    const core = new RaftCore(
-      {
-        id: node.id,
-        members: this.ids(),
-        ...defaultTuning,
-        // Small batches and windows so flow control and multi-message catch-up are exercised.
-        maxInflight: 4,
-        maxAppendEntries: 16,
-        seed: (this.opts.seed * 31 + node.id.charCodeAt(1) * 7919 + node.life * 104729) | 0
-      },
-      restored
-    )
-    node.core = core
-    node.lastStored = restored.baseIndex + restored.entries.length
-    node.pending = new Map()
-    node.writes = []
-    node.writing = false
-    node.enqueued = 0
-    node.written = 0
-    node.stateWrites = []
-    const saved = await node.stores.meta.get("sim.state")
-    node.state = new Map(saved === undefined ? [] : (JSON.parse(untext.decode(saved)) as Array<[string, string]>))
-    node.applied = restored.applied
-    const jobMeta = await node.stores.meta.get("sim.jobs")
-    const { revision, time, counters } =
-      jobMeta === undefined ? { revision: 0, time: 0, counters: undefined } : decodeJsonValue<{ revision: number; time: number; counters: JobCounters }>(jobMeta)
-    node.jobRev = { revision }
-    node.jobs = new JobQueue(node.jobRev)
-    const records: JobRecord[] = []
-    for await (const v of node.jobStore.values()) records.push(decodeJsonValue<JobRecord>(v))
-    node.jobs.restore(records, counters, time)
-    this.checker.restarted(node.id, core)
-    const life = node.life
-    const tick = () => {
-      if (node.core === null || node.life !== life) return
-      node.core.tick(this.now)
-      this.schedule(this.opts.tickMs, tick)
-      return this.afterInput(node)
+    this.world = new World(opts.seed)
+    this.network = new Network(this.world)
+    this.clients = new Clients(this.world, this.network, { cluster, keys: 3, opsPerKey: 30, thinkMs: 20 }, (line) => this.note(line))
+    const members = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`)
+    const observer = {
+      written: (node: string, entries: Parameters<SafetyChecker["observeWritten"]>[1]) => this.guard(() => this.checker.observeWritten(node, entries)),
+      applied: (node: string, batch: { readonly entries: ReadonlyArray<Parameters<SafetyChecker["observeApplied"]>[1]> }) =>
+        this.guard(() => {
+          for (const entries of batch.entries) this.checker.observeApplied(node, entries)
+        }),
+      failed: (node: string, cause: string) => this.world.fail(new SafetyViolation(`${node} failed on its own (an actor failure):\n${cause}`)),
+      log: (node: string, line: string) => this.note(`${node} ${line}`)
     }
-    // Nodes' clocks are not in phase.
-    this.schedule(1 + Math.floor(this.random() * this.opts.tickMs), tick)
-  }
-
-  private crash(node: SimNode): void {
-    if (node.core === null) return
-    this.trace(`${node.id} crashes`)
-    node.core = null
-    this.crashes++
-  }
-
-  /**
-   * Hands out a node's Readies the way the real shell does: sends first, queues writes for a
-   * simulated disk that finishes them later, in order, a batch at a time, and applies committed
-   * entries at once. A crash loses whatever the disk had not finished.
-   */
-  private async afterInput(node: SimNode): Promise<void> {
-    const life = node.life
-    while (node.core !== null && node.life === life && node.core.hasReady()) {
-      const core = node.core
-      const rd: Ready = core.ready()
-      for (const m of rd.sendFirst) this.send(m)
-      this.checker.observeWritten(node.id, rd.entries)
-      if (needsWrite(rd) || node.writes.length > 0 || node.writing) {
-        node.writes.push(rd)
-        node.enqueued++
-        if (!node.writing) this.startDisk(node, life)
-      } else {
-        core.advance(rd)
-        for (const m of rd.messages) this.send(m)
-      }
-      if (rd.committed.length > 0) await this.apply(node, rd.committed)
-      this.checker.observe(node.id, core)
+    for (const id of members) {
+      const skewMs = this.world.int(-30, 31)
+      this.nodes.push(
+        new SimNode(
+          this.world,
+          this.network,
+          // Small windows and batches, so flow control and multi-message catch-up are exercised.
+          { id, cluster, members, tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, skewMs },
+          observer,
+          opts.verbose,
+          new Disk(this.world, 2, opts.lyingDisks === true)
+        )
+      )
     }
   }
 
-  /**
-   * The simulated disk takes every write queued when it starts (one synced batch) and finishes
-   * it a little later, as the shell's writer does; what is queued meanwhile waits for the
-   * next batch. The core hears of each finished Ready through a separate event, like the
-   * shell's `persisted` input, so other inputs can come between.
-   */
-  private startDisk(node: SimNode, life: number): void {
-    const batch = node.writes
-    node.writes = []
-    node.writing = true
-    this.schedule(Math.floor(this.random() * 4), async () => {
-      if (node.core === null || node.life !== life) return
-      node.lastStored = await persistReadies(node.stores, batch, node.lastStored, true)
-      node.written += batch.length
-      await this.writeState(node)
-      for (const rd of batch) {
-        for (const m of rd.messages) this.send(m)
-        this.schedule(0, () => {
-          if (node.core === null || node.life !== life) return
-          node.core.advance(rd)
-          this.checker.observe(node.id, node.core)
-          return this.afterInput(node)
-        })
-      }
-      node.writing = false
-      if (node.writes.length > 0) this.startDisk(node, life)
-    })
+  private note(line: string): void {
+    if (this.opts.verbose) this.trace.push(`${String(this.world.now).padStart(6)} ${line}`)
   }
 
-  private async apply(node: SimNode, entries: ReadonlyArray<Entry>): Promise<void> {
-    this.checker.observeApplied(node.id, entries)
-    const changes = newJobChanges()
-    const answers: Array<() => void> = []
-    for (const e of entries) {
-      if (e.index !== node.applied + 1) throw new InvariantViolation(`${node.id} applies ${e.index} after ${node.applied}`)
-      node.applied = e.index
-      node.jobs.advanceTime(e.time, changes)
-      if (e.kind !== EntryKind.Command) continue
-      const p = node.pending.get(e.index)
-      if (p !== undefined) node.pending.delete(e.index)
-      const mine = p !== undefined && p.term === e.term
-      const text = untext.decode(e.data)
-      if (text.startsWith("{")) {
-        const { tag, cmd } = JSON.parse(text) as { tag: string; cmd: JobCommand }
-        const r = node.jobs.apply(cmd, changes)
-        if (mine && p.id === tag && p.done !== undefined) answers.push(() => p.done!(r))
-        continue
-      }
-      const [key, value, id] = text.split(" ") as [string, string, string]
-      node.state.set(key, value)
-      if (mine && p.id === id) this.acked.add(id)
-    }
-    // State and applied index in one batch, as the Applier does; answers after the state moved.
-    const ops: BatchOp[] = [
-      { type: "put", key: "sim.state", value: text.encode(JSON.stringify([...node.state])), sublevel: node.stores.meta },
-      { type: "put", key: "sim.jobs", value: encodeJsonValue({ revision: node.jobRev.revision, time: node.jobs.time, counters: node.jobs.counters() }), sublevel: node.stores.meta },
-      { type: "put", key: metaKeys.applied, value: encodeJsonValue(node.applied), sublevel: node.stores.meta }
-    ]
-    for (const [id, j] of changes.jobs) ops.push(j === null ? { type: "del", key: id, sublevel: node.jobStore } : { type: "put", key: id, value: encodeJsonValue(j), sublevel: node.jobStore })
-    for (const answer of answers) answer()
-    node.stateWrites.push({ ops, index: node.applied, after: node.enqueued })
-    await this.writeState(node)
-  }
-
-  /** Writes the applied state whose index the log on disk now holds, oldest first. */
-  private async writeState(node: SimNode): Promise<void> {
-    while (node.stateWrites.length > 0) {
-      const w = node.stateWrites[0]!
-      if (node.written < w.after || w.index > node.lastStored) return
-      node.stateWrites.shift()
-      await writeBatch(node.db, w.ops, true)
+  private guard(check: () => void): void {
+    try {
+      check()
+    } catch (e) {
+      this.world.fail(e)
     }
   }
 
-  private send(m: import("../../protocol/raft.ts").RaftMessage): void {
-    const bytes = encodeRaftMessage(m)
-    if (this.random() < this.dropRate) return
-    const copies = this.random() < this.dupRate ? 2 : 1
-    for (let c = 0; c < copies; c++) {
-      const delay = 1 + Math.floor(this.random() * this.maxDelay)
-      this.schedule(delay, () => {
-        const to = this.nodes.find((n) => n.id === m.to)
-        if (to === undefined || to.core === null) return
-        if (this.groups.get(m.from) !== this.groups.get(m.to)) return
-        to.core.step(decodeRaftMessage(bytes))
-        return this.afterInput(to)
-      })
+  traceLines(): ReadonlyArray<string> {
+    return this.trace
+  }
+
+  /** Every client call and its answer, as the linearizability checker reads them. */
+  history(): ReadonlyArray<HistoryEntry> {
+    return this.clients.history.entries
+  }
+
+  private states(): Array<readonly [string, Readonly<RaftState>]> {
+    const out: Array<readonly [string, Readonly<RaftState>]> = []
+    for (const n of this.nodes) {
+      const r = n.running
+      if (r !== undefined) out.push([n.id, r.consensus.inspect()])
     }
+    return out
   }
 
   private leader(): SimNode | undefined {
     let best: SimNode | undefined
+    let term = -1
     for (const n of this.nodes) {
-      if (n.core?.s.role === "leader" && (best === undefined || n.core.s.term > best.core!.s.term)) best = n
+      const s = n.running?.consensus.inspect()
+      if (s?.role === "leader" && s.term > term) {
+        best = n
+        term = s.term
+      }
     }
     return best
   }
 
-  private clientWrite(): Promise<void> | undefined {
-    const target = this.nodes[Math.floor(this.random() * this.nodes.length)]!
-    const core = target.core
-    if (core === null) return undefined
-    const id = `w${this.writeCounter++}`
-    const key = `k${Math.floor(this.random() * 5)}`
-    const r = core.propose([{ kind: EntryKind.Command, data: text.encode(`${key} ${id} ${id}`) }])
-    if (!r.ok) return undefined
-    target.pending.set(r.firstIndex, { id, term: r.term })
-    return this.afterInput(target)
+  /** Safety checks of every running node; after every step of the world. */
+  private observeAll(): void {
+    for (const n of this.nodes) {
+      const r = n.running
+      if (r !== undefined) this.checker.observe(n.id, r.consensus.inspect())
+    }
+    if (this.world.events >= this.nextLogsMatch) {
+      this.nextLogsMatch = this.world.events + 2_000
+      this.checker.checkLogsMatch(this.states())
+    }
   }
 
-  /** Proposes a job command at `target`; `done` hears the result if this node applies it in the same term. */
-  private proposeJob(target: SimNode, cmd: JobCommand, done?: (r: JobResult) => void): Promise<void> | undefined {
-    const core = target.core
-    if (core === null) return undefined
-    const tag = `j${this.writeCounter++}`
-    const r = core.propose([{ kind: EntryKind.Command, data: text.encode(JSON.stringify({ tag, cmd })) }])
-    if (!r.ok) return undefined
-    target.pending.set(r.firstIndex, done === undefined ? { id: tag, term: r.term } : { id: tag, term: r.term, done })
-    return this.afterInput(target)
-  }
-
-  private randomNode(): SimNode {
-    return this.nodes[Math.floor(this.random() * this.nodes.length)]!
-  }
-
-  /** A producer enqueues a job with a delay, retries and a short lease, at a random node. */
-  private clientEnqueue(): Promise<void> | undefined {
-    const delay = this.random() < 0.3 ? Math.floor(this.random() * 300) : 0
-    const spec = { queue: this.random() < 0.5 ? "a" : "b", payload: this.writeCounter, priority: Math.floor(this.random() * 3), delay, maxAttempts: 3, leaseMs: 150, backoff: { type: "exponential" as const, delay: 20, jitter: 0.5 } }
-    return this.proposeJob(this.randomNode(), { op: "jobs.enqueue", jobs: [spec], batch: false }, (r) => {
-      if (r.ok) this.enqueued.add(String(r["id"]))
+  private restartLater(node: SimNode, minMs: number, maxMs: number): void {
+    this.world.schedule(this.world.int(minMs, maxMs), () => {
+      if (!node.isDown) return
+      this.restarts++
+      this.note(`${node.id} boots`)
+      node.boot()
     })
-  }
-
-  /** A worker leases jobs; later it acks most, fails some, and forgets a few (its lease expires). */
-  private clientLease(): Promise<void> | undefined {
-    const worker = `w${Math.floor(this.random() * 3)}`
-    return this.proposeJob(this.randomNode(), { op: "jobs.lease", queues: ["a", "b"], max: 2, workerId: worker }, (r) => {
-      if (!r.ok) return
-      for (const j of r["jobs"] as HeldLease[]) {
-        const roll = this.random()
-        if (roll < 0.1) continue
-        const cmd: JobCommand =
-          roll < 0.8 ? { op: "jobs.ack", id: j.id, fence: j.token } : { op: "jobs.fail", id: j.id, fence: j.token, error: "sim", retryable: true }
-        this.schedule(1 + Math.floor(this.random() * 200), () =>
-          this.proposeJob(this.randomNode(), cmd, (res) => {
-            if (!res.ok || cmd.op !== "jobs.ack") return
-            const prior = this.completedBy.get(j.id)
-            if (prior !== undefined) throw new SafetyViolation(`job ${j.id} completed twice: tokens ${prior} and ${j.token}`)
-            this.completedBy.set(j.id, j.token)
-          })
-        )
-      }
-    })
-  }
-
-  /** The leader's JobWorker: a tick entry when a job timer is due. */
-  private jobTicks(): Promise<void> | undefined {
-    const leader = this.leader()
-    if (leader === undefined) return undefined
-    const due = leader.jobs.nextDue()
-    return due !== undefined && due + this.opts.tickMs <= this.now ? this.proposeJob(leader, { op: "jobs.tick" }) : undefined
-  }
-
-  private heal(): void {
-    this.groups = new Map(this.ids().map((id) => [id, 0]))
-    this.dropRate = 0
-    this.dupRate = 0
   }
 
   private nemesis(): void {
-    const r = this.random()
-    const ids = this.ids()
-    if (r < 0.25) {
-      // Partition: a random split, sometimes isolating the leader alone.
+    const r = this.world.random()
+    const ids = this.nodes.map((n) => n.id)
+    if (r < 0.2) {
+      // A random split of nodes and clients, sometimes the leader alone.
       const leader = this.leader()
-      const isolateLeader = leader !== undefined && this.random() < 0.4
-      this.groups = new Map(ids.map((id) => [id, isolateLeader ? (id === leader.id ? 1 : 0) : this.random() < 0.5 ? 0 : 1]))
+      const alone = leader !== undefined && this.world.chance(0.4)
+      const groups = new Map<string, number>()
+      for (const id of ids) groups.set(id, alone ? (id === leader.id ? 1 : 0) : this.world.int(0, 2))
+      for (const c of ["c1", "c2", "c3", "p1", "w1", "w2"]) groups.set(c, this.world.int(0, 2))
+      this.network.partition(groups)
       this.partitions++
-      this.trace(`partition ${JSON.stringify([...this.groups])}`)
-    } else if (r < 0.45) {
-      this.heal()
-      this.trace("heal")
-    } else if (r < 0.7) {
-      const victim = this.random() < 0.5 ? this.leader() : this.nodes[Math.floor(this.random() * this.nodes.length)]
-      if (victim?.core) {
-        this.crash(victim)
-        this.schedule(50 + Math.floor(this.random() * 400), () => (victim.core === null ? this.boot(victim) : undefined))
+      this.note(`partition ${JSON.stringify([...groups])}`)
+    } else if (r < 0.35) {
+      this.network.heal()
+      this.note("heal")
+    } else if (r < 0.55) {
+      const victim = this.world.chance(0.5) ? this.leader() : this.world.pick(this.nodes)
+      if (victim !== undefined && !victim.isDown) {
+        this.crashes++
+        this.note(`${victim.id} crashes`)
+        victim.crash()
+        this.restartLater(victim, 50, 450)
+      }
+    } else if (r < 0.65) {
+      const victim = this.world.chance(0.5) ? this.leader() : this.world.pick(this.nodes)
+      if (victim?.running !== undefined) {
+        this.note(`${victim.id} stops (SIGTERM)`)
+        victim.stop(() => this.restartLater(victim, 20, 300))
       }
     } else if (r < 0.85) {
-      this.dropRate = this.random() * 0.3
-      this.dupRate = this.random() * 0.2
-      this.maxDelay = 1 + Math.floor(this.random() * 30)
-      this.trace(`network drop=${this.dropRate.toFixed(2)} dup=${this.dupRate.toFixed(2)} delay<=${this.maxDelay}`)
+      // Mostly a little loss (a lost lease reply costs a worker its whole lease timeout), sometimes a lot.
+      const harsh = this.world.chance(0.3)
+      this.network.dropRate = this.world.random() * (harsh ? 0.2 : 0.04)
+      this.network.dupRate = this.world.random() * (harsh ? 0.1 : 0.04)
+      this.network.maxDelayMs = this.world.int(1, harsh ? 25 : 10)
+      this.note(`network drop=${this.network.dropRate.toFixed(2)} dup=${this.network.dupRate.toFixed(2)} delay<=${this.network.maxDelayMs}`)
     } else {
-      this.maxDelay = 1 + Math.floor(this.random() * 5)
+      this.network.maxDelayMs = this.world.int(1, 4)
     }
   }
 
   async run(): Promise<SimResult> {
-    const { nodes, chaosMs, healMs } = this.opts
-    for (let i = 1; i <= nodes; i++) {
-      const db = new MemoryLevel<string, Uint8Array>({ valueEncoding: "view" })
-      const stores: RaftStores = {
-        db,
-        log: db.sublevel<Uint8Array, Uint8Array>("log", { keyEncoding: "view", valueEncoding: "view" }),
-        meta: db.sublevel<string, Uint8Array>("meta", { valueEncoding: "view" })
-      }
-      const jobRev = { revision: 0 }
-      this.nodes.push({
-        id: `n${i}`,
-        db,
-        stores,
-        core: null,
-        life: 0,
-        lastStored: 0,
-        state: new Map(),
-        applied: 0,
-        pending: new Map(),
-        writes: [],
-        writing: false,
-        enqueued: 0,
-        written: 0,
-        stateWrites: [],
-        jobRev,
-        jobs: new JobQueue(jobRev),
-        jobStore: db.sublevel<string, Uint8Array>("jobs", { valueEncoding: "view" })
-      })
-    }
-    this.heal()
-    for (const n of this.nodes) await this.boot(n)
-    const writeEvery = 3
-    const writes = () => {
-      if (this.now >= chaosMs + healMs / 2) return undefined
-      this.schedule(1 + Math.floor(this.random() * writeEvery * 2), writes)
-      const roll = this.random()
-      return roll < 0.6 ? this.clientWrite() : roll < 0.8 ? this.clientEnqueue() : this.clientLease()
-    }
-    const ticks = () => {
-      this.schedule(this.opts.tickMs, ticks)
-      return this.jobTicks()
-    }
-    this.schedule(1, ticks)
-    this.schedule(1, writes)
-    const nemesis = () => {
-      if (this.now < chaosMs) {
-        this.nemesis()
-        this.schedule(100 + Math.floor(this.random() * 400), nemesis)
-      }
-    }
-    this.schedule(300, nemesis)
-    this.schedule(chaosMs, () => {
-      this.heal()
-      this.maxDelay = 3
-      this.trace("final heal")
-      for (const n of this.nodes) if (n.core === null) this.schedule(1, () => this.boot(n))
-    })
-    const end = chaosMs + healMs
+    const { chaosMs, healMs } = this.opts
     try {
-      while (this.queue.size > 0) {
-        const e = this.queue.pop()!
-        if (e.at > end) break
-        this.now = e.at
-        this.events++
-        await e.run()
-        if (this.events % 500 === 0) this.checker.checkLogsMatch(this.liveCores())
+      for (const n of this.nodes) this.world.schedule(this.world.int(0, this.opts.tickMs), () => n.boot())
+      this.world.schedule(50, () => this.clients.start(3, 1, 2))
+      const nemesis = (): void => {
+        if (this.world.now >= chaosMs) return
+        this.nemesis()
+        this.world.schedule(this.world.int(100, 500), nemesis)
       }
-      this.finalChecks()
+      this.world.schedule(300, nemesis)
+      this.world.afterStep = () => this.observeAll()
+
+      await this.world.run(chaosMs)
+      this.network.heal()
+      this.network.maxDelayMs = 2
+      this.note("final heal")
+      for (const n of this.nodes) if (n.isDown) this.restartLater(n, 1, 20)
+      // Clients keep going for half the healed time, then stop and read every key once more.
+      await this.world.run(chaosMs + healMs / 2)
+      // A call in flight may take its whole deadline (a parked lease: its wait and then some).
+      const stopped = this.clients.stop()
+      await this.runUntil(() => settledOr(stopped), this.world.now + 10_000)
+      const finals = this.clients.finalReads()
+      await this.runUntil(() => settledOr(finals), this.world.now + 10_000)
+      await this.runUntil(() => this.caughtUp(), this.world.now + 5_000)
+      this.elections = Math.max(0, ...this.states().map(([, s]) => s.term))
+      await this.finalChecks()
       return this.result(true)
     } catch (err) {
-      if (err instanceof SafetyViolation || err instanceof InvariantViolation) return this.result(false, err.message)
+      if (err instanceof SafetyViolation || err instanceof InvariantViolation || err instanceof ClientBug) return this.result(false, err.message)
       throw err
+    } finally {
+      this.clients.close()
+      for (const n of this.nodes) n.crash()
     }
   }
 
-  private liveCores(): Array<readonly [NodeId, RaftCore]> {
-    return this.nodes.flatMap((n) => (n.core === null ? [] : [[n.id, n.core] as const]))
+  /** Runs the world a millisecond at a time until `done` or the deadline (then fails). */
+  private async runUntil(done: () => boolean, deadline: number): Promise<void> {
+    while (!done()) {
+      if (this.world.now >= deadline) throw new SafetyViolation(`liveness: still not done at ${deadline} ms (${this.describeCluster()})`)
+      await this.world.run(this.world.now + 1)
+    }
   }
 
-  private finalChecks(): void {
-    this.checker.checkLogsMatch(this.liveCores())
+  private describeCluster(): string {
+    return this.nodes
+      .map((n) => {
+        const s = n.running?.consensus.inspect()
+        return s === undefined ? `${n.id} down` : `${n.id} ${s.role} term ${s.term} commit ${s.log.committed} applied ${n.running!.applier.applied}`
+      })
+      .join("; ")
+  }
+
+  /** Every node up, one leader, every node applied what it committed. */
+  private caughtUp(): boolean {
     const leader = this.leader()
-    if (leader === undefined) throw new SafetyViolation("liveness: no leader after the network healed")
-    const target = leader.core!.s.log.committed
-    for (const n of this.nodes) {
-      if (n.core === null) throw new SafetyViolation(`liveness: ${n.id} is still down after healing`)
-      if (n.applied < target) throw new SafetyViolation(`liveness: ${n.id} applied ${n.applied} < leader commit ${target}`)
-    }
-    // Every acknowledged write is in every node's applied state machine (it wrote key=id).
-    const written = new Map<string, string>()
-    for (const id of this.acked) written.set(id, id)
-    const leaderState = leader.state
-    for (const n of this.nodes) {
-      if (JSON.stringify([...n.state].sort()) !== JSON.stringify([...leaderState].sort())) {
-        throw new SafetyViolation(`state machines differ: ${n.id} vs ${leader.id}`)
-      }
-    }
-    this.verifyAckedApplied(leader)
-    this.verifyJobs(leader)
+    if (leader === undefined) return false
+    const target = leader.running!.consensus.inspect().log.committed
+    return this.nodes.every((n) => n.running !== undefined && n.running.applier.applied === target)
   }
 
-  /**
-   * Every replica holds the same jobs; every acknowledged enqueue exists; a job acknowledged
-   * complete to a worker is completed with that worker's lease token.
-   */
-  private verifyJobs(leader: SimNode): void {
-    const dump = (n: SimNode) => JSON.stringify([...n.jobs.jobs.values()].sort((a, b) => a.seq - b.seq))
-    const expected = dump(leader)
-    for (const n of this.nodes) if (dump(n) !== expected) throw new SafetyViolation(`job state machines differ: ${n.id} vs ${leader.id}`)
-    for (const id of this.enqueued) if (leader.jobs.get(id) === undefined) throw new SafetyViolation(`durability: acknowledged enqueue of job ${id} is lost`)
-    for (const [id, token] of this.completedBy) {
-      const j = leader.jobs.get(id)
+  private async finalChecks(): Promise<void> {
+    this.checker.checkLogsMatch(this.states())
+    const leader = this.leader()!
+    const expected = digest(leader.running!.applier.kv, leader.running!.applier.jobs)
+    for (const n of this.nodes) {
+      const a = n.running!.applier
+      if (digest(a.kv, a.jobs) !== expected) throw new SafetyViolation(`state machines differ at index ${a.applied}: ${n.id} vs ${leader.id}`)
+    }
+    const report = checkRegisterHistory(this.clients.history.entries)
+    if (report.valid === false) throw new SafetyViolation(`linearizability: ${report.violations.map((v) => v.explanation).join("\n")}`)
+    if (report.valid === "unknown") throw new SafetyViolation(`linearizability: the search gave up on ${report.unknownKeys.join(", ")}`)
+    if (this.clients.staleViolations.length > 0) throw new SafetyViolation(this.clients.staleViolations[0]!)
+    this.checkJobs(leader.running!.applier.jobs)
+    await this.checkDisks()
+  }
+
+  private checkJobs(jobs: JobQueue): void {
+    const record = this.clients.jobs
+    for (const id of record.enqueued) if (jobs.get(id) === undefined) throw new SafetyViolation(`durability: acknowledged enqueue of job ${id} is lost`)
+    for (const [id, token] of record.acked) {
+      const j = jobs.get(id)
       if (j?.state !== "completed" || j.token !== token) throw new SafetyViolation(`job ${id} was acked with token ${token} but is ${j?.state} with token ${j?.token}`)
     }
+    if (record.ackedTwice.length > 0) throw new SafetyViolation(`a job completed twice: ${record.ackedTwice[0]}`)
+    if (record.tokenReused.length > 0) throw new SafetyViolation(record.tokenReused[0]!)
   }
 
-  /** Replays the leader's committed log: each acknowledged write id must appear in it. */
-  private verifyAckedApplied(leader: SimNode): void {
-    const log = leader.core!.s.log
-    const present = new Set<string>()
-    for (let i = log.firstIndex; i <= log.committed; i++) {
-      const e = log.entry(i)!
-      if (e.kind === EntryKind.Command && e.data[0] !== 0x7b) present.add(untext.decode(e.data).split(" ")[2]!)
+  /** Stops every node cleanly, then reads each disk back: it must hold what the node applied. */
+  private async checkDisks(): Promise<void> {
+    const inMemory = new Map<string, () => string>()
+    let down = 0
+    for (const n of this.nodes) {
+      const a = n.running!.applier
+      inMemory.set(n.id, () => `${a.applied} ${digest(a.kv, a.jobs)}`)
+      n.stop(() => down++)
     }
-    for (const id of this.acked) if (!present.has(id)) throw new SafetyViolation(`durability: acknowledged write ${id} is lost`)
+    const deadline = this.world.now + 10_000
+    await this.runUntil(() => down === this.nodes.length, deadline)
+    for (const n of this.nodes) {
+      const loaded = await loadState(await n.disk.open())
+      const onDisk = `${loaded.applied} ${digest(loaded.kv, loaded.jobs)}`
+      if (onDisk !== inMemory.get(n.id)!()) throw new SafetyViolation(`${n.id}: the state on disk after a clean stop differs from the state it applied`)
+    }
   }
 
   private result(ok: boolean, error?: string): SimResult {
-    const elections = Math.max(0, ...this.nodes.map((n) => n.core?.s.term ?? 0))
     const base = {
       seed: this.opts.seed,
       ok,
-      events: this.events,
-      acked: this.acked.size,
-      enqueued: this.enqueued.size,
-      completed: this.completedBy.size,
+      events: this.world.events,
+      messages: this.network.delivered,
+      ok_: this.clients.counts.ok,
+      fail: this.clients.counts.fail,
+      info: this.clients.counts.info,
+      enqueued: this.clients.jobs.enqueued.size,
+      completed: this.clients.jobs.acked.size,
       committed: this.checker.commitIndex,
-      elections,
+      elections: this.elections,
       crashes: this.crashes,
+      restarts: this.restarts,
       partitions: this.partitions
     }
     return error === undefined ? base : { ...base, error }
   }
-
-  traceLines(): ReadonlyArray<string> {
-    return this.log
-  }
 }
+
+/** True once `p` has settled (checked between steps of the world). */
+const settledOr = (p: Promise<unknown>): boolean => {
+  const state = settled.get(p)
+  if (state !== undefined) return state
+  settled.set(p, false)
+  void p.then(
+    () => settled.set(p, true),
+    () => settled.set(p, true)
+  )
+  return false
+}
+const settled = new WeakMap<Promise<unknown>, boolean>()
 
 export const simulate = (opts: SimOptions): Promise<SimResult> => new Simulation(opts).run()

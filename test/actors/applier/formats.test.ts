@@ -4,11 +4,14 @@
  * so a change to the types behind them that changes a byte fails here.
  */
 import t, { type Test } from "tap"
-import { Effect, Either, Exit, Fiber, Scope } from "effect"
-import { Applier, encodeCommand, type Command } from "../../../actors/applier/applier.ts"
+import { Effect, Either, Exit, Layer, Scope } from "effect"
+import * as Applier from "../../../actors/applier/applier.ts"
+import { encodeCommand, type Command } from "../../../actors/applier/applier.ts"
+import { Storage as StorageTag, type Sublevel } from "../../../actors/services/storage.ts"
 import { jobWrites } from "../../../actors/gateway/jobRequests.ts"
 import * as Storage from "../../../bootstrap/storage.ts"
 import { EntryKind, type Entry } from "../../../protocol/raft.ts"
+import { ManualTimers, testScope, testSupervisor, timersLayer } from "../../support/services.ts"
 
 const text = new TextEncoder()
 const untext = new TextDecoder()
@@ -49,7 +52,17 @@ const memoryStores = async (t: Test) => {
   return Effect.runPromise(Scope.extend(Storage.makeMemory, scope))
 }
 
-const read = async (level: Storage.Sublevel<string, Uint8Array>, key: string): Promise<string | undefined> => {
+/** A running Applier over `stores`; `stop` runs its finalizer (the last write). */
+const startApplier = async (t: Test, stores: Storage.StorageShape) => {
+  const { layer } = await testSupervisor()
+  const { scope, close } = testScope(t)
+  const services = Layer.mergeAll(Layer.succeed(StorageTag, stores), timersLayer(new ManualTimers()), layer)
+  const applier = await Effect.runPromise(Applier.make.pipe(Scope.extend(scope), Effect.provide(services)))
+  applier.logStored(Number.MAX_SAFE_INTEGER)
+  return { applier, stop: close }
+}
+
+const read = async (level: Sublevel<string, Uint8Array>, key: string): Promise<string | undefined> => {
   const raw = await level.get(key)
   return raw === undefined ? undefined : untext.decode(raw)
 }
@@ -62,14 +75,12 @@ t.test("a decoded job request is logged as the same bytes", async (t) => {
 
 t.test("logged commands apply to the same stored records, events and sessions", async (t) => {
   const stores = await memoryStores(t)
-  const applier = new Applier(stores)
-  await Effect.runPromise(applier.load)
+  const { applier, stop } = await startApplier(t, stores)
   const events: string[] = []
-  applier.onJobEvents = (es) => es.forEach((e) => events.push(JSON.stringify(e)))
-  const fiber = Effect.runFork(applier.run)
+  applier.onApplied((b) => b.jobEvents.forEach((e) => events.push(JSON.stringify(e))))
   applier.offer([entry(1, loggedEnqueue), entry(2, loggedTxn)])
   await new Promise((resolve) => setTimeout(resolve, 10))
-  await Effect.runPromise(Fiber.interrupt(fiber))
+  await stop()
 
   t.same(events, [jobEvent], "the job event as published")
   t.equal(await read(stores.jobs, "1"), storedJob, "the job record")
@@ -86,10 +97,9 @@ t.test("stored records load back: the job can be leased and the key read", async
   for (const [client, session] of Object.entries(storedSessions)) await stores.sessions.put(client, text.encode(session))
   await stores.meta.put("jobs.counters", text.encode('{"nextSeq":2,"nextReadySeq":2,"nextToken":1}'))
   for (const [key, value] of [["applied", "2"], ["kv.revision", "2"], ["kv.time", "1002"]]) await stores.meta.put(key!, text.encode(value!))
-  const applier = new Applier(stores)
-  await Effect.runPromise(applier.load)
+  const { applier } = await startApplier(t, stores)
 
-  t.equal(applier.state.get("k")?.value, "v")
+  t.equal(applier.kv.get("k")?.value, "v")
   t.equal(JSON.stringify(applier.jobs.get("1")), storedJob, "the record as stored")
   const outcomes: unknown[] = []
   const lease: Command = { op: "jobs.lease", queues: ["emails"], max: 1, workerId: "w1" }

@@ -1,0 +1,145 @@
+/**
+ * A simulated disk for one node: memory-level behind the node's Storage service, with LevelDB's
+ * crash behaviour. LevelDB appends every write to its log in order; a `sync` write returns once
+ * that log is on disk (and with it everything before it), while a write without `sync` may
+ * still sit in the OS's buffers. So here a crash keeps every synced write and a random prefix
+ * of the writes made after the last sync (a process crash keeps them all, a power cut may keep
+ * none), never a write without the ones before it.
+ *
+ * Writes take a little virtual time and complete in the order they were made, as LevelDB's
+ * writer queue does. What is durable is kept beside the database as plain maps (cheap to
+ * update on every sync); a crash puts every key a lost write touched back to its durable value,
+ * so the next life reads exactly what survived.
+ */
+import { MemoryLevel } from "memory-level"
+import { over, sublevelNames, type Db, type StorageShape, type StoredOp, type SublevelName } from "../../actors/services/storage.ts"
+import type { World } from "./world.ts"
+
+/** A write as names and bytes, so it can be replayed onto the durable copy. */
+interface NamedOp {
+  readonly type: "put" | "del"
+  readonly sublevel: SublevelName
+  readonly key: Uint8Array | string
+  readonly value: Uint8Array | undefined
+}
+
+const keyId = (key: Uint8Array | string): string => (typeof key === "string" ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1"))
+
+const applyOps = async (storage: StorageShape, ops: ReadonlyArray<NamedOp>): Promise<void> => {
+  const batch = storage.db.batch()
+  for (const op of ops) {
+    // The sublevel's own encodings take the key as its type (string or Uint8Array).
+    const options = { sublevel: storage[op.sublevel] as unknown as StorageShape["meta"] }
+    if (op.type === "put") batch.put(op.key as string, op.value!, options)
+    else batch.del(op.key as string, options)
+  }
+  await batch.write()
+}
+
+export class Disk {
+  /** The database every life reads and writes. */
+  private readonly db: Db = new MemoryLevel<string, Uint8Array>({ keyEncoding: "utf8", valueEncoding: "view" }) as unknown as Db
+  /** What a crash cannot take away: sublevel -> key id -> (key, value). */
+  private readonly durable = new Map<SublevelName, Map<string, { readonly key: Uint8Array | string; readonly value: Uint8Array }>>(
+    sublevelNames.map((n) => [n, new Map()])
+  )
+  /** Writes made since the last sync (some maybe still in flight), oldest first. */
+  private unsynced: Array<ReadonlyArray<NamedOp>> = []
+  private life = 0
+  /** When the writer queue is free again (virtual ms). */
+  private busyUntil = 0
+  /** A crash's repair of the database, which the next life waits for. */
+  private settling: Promise<void> = Promise.resolve()
+  /** Writes of the current life not answered yet: a crash fails them (nobody is left to hear). */
+  private readonly waiting = new Set<(e: Error) => void>()
+
+  constructor(
+    private readonly world: World,
+    /** Most virtual ms one write takes (a synced one up to twice as long). */
+    private readonly maxLatencyMs = 2,
+    /**
+     * A disk that says yes to `sync` without syncing (for the simulator's self-test: the
+     * checks must notice what it loses).
+     */
+    private readonly liesAboutSync = false
+  ) {}
+
+  /** The Storage of a new life, over what survived the last one. */
+  async open(): Promise<StorageShape> {
+    await this.settling
+    const life = ++this.life
+    const live = over(this.db)
+    const names = new Map<unknown, SublevelName>(sublevelNames.map((n) => [live[n], n]))
+    const write = (ops: ReadonlyArray<StoredOp>, sync: boolean): Promise<void> => {
+      if (this.life !== life) return Promise.reject(new Error("simulated disk: the process is gone"))
+      const named: NamedOp[] = ops.map((op) => ({
+        type: op.type,
+        sublevel: names.get(op.sublevel)!,
+        key: op.key,
+        value: op.type === "put" ? op.value.slice() : undefined
+      }))
+      this.unsynced.push(named)
+      const latency = this.world.int(0, (sync ? 2 : 1) * this.maxLatencyMs + 1)
+      this.busyUntil = Math.max(this.busyUntil, this.world.now) + latency
+      return new Promise<void>((resolve, reject) => {
+        this.waiting.add(reject)
+        this.world.schedule(this.busyUntil - this.world.now, () => {
+          if (this.life !== life) return
+          applyOps(live, named).then(() => {
+            this.waiting.delete(reject)
+            // The log up to this write is on disk, earlier unsynced writes included.
+            if (sync && !this.liesAboutSync) this.makeDurable(this.unsynced.splice(0, this.unsynced.indexOf(named) + 1))
+            if (this.life === life) resolve()
+          }, reject)
+        })
+      })
+    }
+    return { ...live, write }
+  }
+
+  private makeDurable(writes: ReadonlyArray<ReadonlyArray<NamedOp>>): void {
+    for (const w of writes) {
+      for (const op of w) {
+        const m = this.durable.get(op.sublevel)!
+        if (op.type === "put") m.set(keyId(op.key), { key: op.key, value: op.value! })
+        else m.delete(keyId(op.key))
+      }
+    }
+  }
+
+  /** The process died: unsynced writes survive only as a random prefix. */
+  crash(): void {
+    this.end(this.world.int(0, this.unsynced.length + 1))
+  }
+
+  /** A clean stop: LevelDB closed, everything written survives. */
+  close(): void {
+    this.end(this.unsynced.length)
+  }
+
+  /**
+   * Ends the life: the first `kept` unsynced writes become durable, and every key an unsynced
+   * write touched goes back to its durable value (a write still in flight never landed).
+   */
+  private end(kept: number): void {
+    this.life++
+    const rejects = [...this.waiting]
+    this.waiting.clear()
+    // Lets the dead life's code finish (its finalizers), with nothing reaching the disk.
+    for (const reject of rejects) reject(new Error("simulated disk: the process is gone"))
+    this.makeDurable(this.unsynced.slice(0, kept))
+    const repair: NamedOp[] = []
+    const seen = new Set<string>()
+    for (const w of this.unsynced) {
+      for (const op of w) {
+        const id = `${op.sublevel}/${keyId(op.key)}`
+        if (seen.has(id)) continue
+        seen.add(id)
+        const d = this.durable.get(op.sublevel)!.get(keyId(op.key))
+        repair.push(d === undefined ? { type: "del", sublevel: op.sublevel, key: op.key, value: undefined } : { type: "put", sublevel: op.sublevel, key: op.key, value: d.value })
+      }
+    }
+    this.unsynced = []
+    if (repair.length > 0) this.settling = this.settling.then(() => applyOps(over(this.db), repair))
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * One simulated Archio node: the shipped `assemble` (bootstrap/node.ts) run over the simulated
+ * services — its connection to the simulated network, timers and Effect's Clock on the virtual
+ * clock (with this node's clock skew), a seeded Random, and its simulated disk — with Effect's
+ * fibers scheduled in microtasks.
+ *
+ * A node can crash (everything it had not synced may be lost; nothing of the dead process acts
+ * again) or stop cleanly (as on SIGTERM: its finalizers run in virtual time, so the rest of the
+ * cluster goes on meanwhile), and boot again from what its disk kept.
+ */
+import { Cause, Effect, Exit, Fiber, Layer, Logger, LogLevel, Random } from "effect"
+import type { AppliedBatch } from "../../actors/applier/applier.ts"
+import type { Tuning } from "../../actors/raft/state.ts"
+import { Bus } from "../../actors/services/bus.ts"
+import { Storage } from "../../actors/services/storage.ts"
+import { Timers } from "../../actors/services/timers.ts"
+import { assemble, type AssembledNode } from "../../bootstrap/node.ts"
+import { decodeEntryValue, decodeUint64Key } from "../../protocol/raftCodec.ts"
+import type { Entry } from "../../protocol/raft.ts"
+import { Disk } from "./disk.ts"
+import type { Connection, Network } from "./network.ts"
+import { microtaskScheduler, type World } from "./world.ts"
+
+export interface SimNodeOptions {
+  readonly id: string
+  readonly cluster: string
+  readonly members: ReadonlyArray<string>
+  readonly tickMs: number
+  readonly electionTicks: number
+  readonly heartbeatTicks: number
+  readonly tuning: Partial<Tuning>
+  /** This node's clock runs this far ahead of (or behind) the virtual clock. */
+  readonly skewMs: number
+}
+
+/** What the simulation watches while a node runs. */
+export interface NodeObserver {
+  /** Entries this node wrote to its log. */
+  written(node: string, entries: ReadonlyArray<Entry>): void
+  /** A batch this node applied. */
+  applied(node: string, batch: AppliedBatch): void
+  /** The node failed on its own (an actor failure): always a bug. */
+  failed(node: string, cause: string): void
+  /** A line the node logged. */
+  log(node: string, line: string): void
+}
+
+/** The process of one life: what a crash must cut off, once it exists. */
+interface Process {
+  conn: Connection | undefined
+  fiber: Fiber.RuntimeFiber<never, unknown> | undefined
+  node: AssembledNode | undefined
+}
+
+type State =
+  | { readonly kind: "down" }
+  | { readonly kind: "booting"; readonly process: Process }
+  | { readonly kind: "up"; readonly process: Process; readonly node: AssembledNode }
+  | { readonly kind: "stopping" }
+
+export class SimNode {
+  readonly disk: Disk
+  private state: State = { kind: "down" }
+  private life = 0
+  boots = 0
+
+  constructor(
+    private readonly world: World,
+    private readonly network: Network,
+    readonly options: SimNodeOptions,
+    private readonly observer: NodeObserver,
+    private readonly verbose: boolean,
+    disk: Disk = new Disk(world)
+  ) {
+    this.disk = disk
+  }
+
+  get id(): string {
+    return this.options.id
+  }
+
+  /** The running node, when it is up. */
+  get running(): AssembledNode | undefined {
+    return this.state.kind === "up" ? this.state.node : undefined
+  }
+
+  get isDown(): boolean {
+    return this.state.kind === "down"
+  }
+
+  /** Boots the node from its disk; it is up once its actors are wired (a few microtasks later). */
+  boot(): void {
+    if (this.state.kind !== "down") return
+    const process: Process = { conn: undefined, fiber: undefined, node: undefined }
+    this.state = { kind: "booting", process }
+    const life = ++this.life
+    this.boots++
+    const id = this.options.id
+    const alive = (): boolean => this.life === life
+    void this.disk.open().then((storage) => {
+      if (!alive()) return
+      const observed: typeof storage = {
+        ...storage,
+        write: (ops, sync) => {
+          const entries: Entry[] = []
+          for (const op of ops) {
+            if (op.type === "put" && op.sublevel === storage.log) entries.push(decodeEntryValue(decodeUint64Key(op.key as Uint8Array), op.value))
+          }
+          if (entries.length > 0 && alive()) this.observer.written(id, entries)
+          return storage.write(ops, sync)
+        }
+      }
+      const conn = this.network.connect(id)
+      process.conn = conn
+      const timers = this.world.timers(this.options.skewMs, alive)
+      const services = Layer.mergeAll(Layer.succeed(Bus, conn), Layer.succeed(Timers, timers), Layer.succeed(Storage, observed))
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (alive()) this.observer.log(id, `${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      })
+      const program = Effect.gen(this, function* () {
+        const node = yield* assemble({
+          cluster: this.options.cluster,
+          id,
+          members: this.options.members,
+          tickMs: this.options.tickMs,
+          electionTicks: this.options.electionTicks,
+          heartbeatTicks: this.options.heartbeatTicks,
+          tuning: this.options.tuning
+        })
+        node.applier.onApplied((batch) => {
+          if (alive()) this.observer.applied(id, batch)
+        })
+        process.node = node
+        if (alive()) this.state = { kind: "up", process, node }
+        return yield* node.failure
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(services),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+        Logger.withMinimumLogLevel(this.verbose ? LogLevel.Debug : LogLevel.Error),
+        Effect.withClock(this.world.clock(this.options.skewMs)),
+        Effect.withRandom(Random.make(this.world.seed())),
+        Effect.withScheduler(microtaskScheduler)
+      )
+      const fiber: Fiber.RuntimeFiber<never, unknown> = Effect.runFork(program)
+      process.fiber = fiber
+      fiber.addObserver((exit) => {
+        if (!alive() || Exit.isInterrupted(exit)) return
+        if (Exit.isFailure(exit)) this.observer.failed(id, Cause.pretty(exit.cause))
+      })
+    })
+  }
+
+  /**
+   * The process dies: no finalizer runs for it (the dead code is left to fail against a gone
+   * disk and connection, then dropped); unsynced writes may be lost.
+   */
+  crash(): void {
+    const state = this.state
+    // A stopping node finishes its stop (the nemesis waits for it).
+    if (state.kind === "down" || state.kind === "stopping") return
+    this.life++
+    this.state = { kind: "down" }
+    this.disk.crash()
+    state.process.conn?.kill()
+    // Its finalizers meet a dead disk and connection; interrupting lets the fiber end.
+    const fiber = state.process.fiber
+    if (fiber !== undefined) void Effect.runPromise(Fiber.interrupt(fiber))
+  }
+
+  /** A clean stop (SIGTERM): finalizers run in virtual time; `then` runs once it is down. */
+  stop(then?: () => void): void {
+    const state = this.state
+    if (state.kind !== "up") return
+    this.state = { kind: "stopping" }
+    void Effect.runPromise(Fiber.interrupt(state.process.fiber!)).then(async () => {
+      await state.process.conn!.drain()
+      this.life++
+      this.disk.close()
+      this.state = { kind: "down" }
+      then?.()
+    })
+  }
+}

@@ -13,18 +13,24 @@ const fail = (what: string): never => {
   throw new SafetyViolation(what)
 }
 
-const entryKey = (e: Entry): string => `${e.term}|${e.kind}|${e.time}|${Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString("latin1")}`
+/** Same term, kind, leader time and bytes: the same entry (compared, not turned into strings). */
+const same = (a: Entry, b: Entry): boolean => {
+  if (a === b) return true
+  if (a.term !== b.term || a.kind !== b.kind || a.time !== b.time || a.data.byteLength !== b.data.byteLength) return false
+  for (let i = 0; i < a.data.byteLength; i++) if (a.data[i] !== b.data[i]) return false
+  return true
+}
 
 export class SafetyChecker {
   /** term -> the one leader it had */
   private readonly leaders = new Map<number, NodeId>()
-  /** index -> content of the entry that any log holds with (index, term) */
-  private readonly seen = new Map<string, string>()
+  /** "index@term" -> the entry any log holds with (index, term) */
+  private readonly seen = new Map<string, Entry>()
   /** index -> entry known committed (by some node's commit index) */
-  private readonly committed = new Map<number, string>()
+  private readonly committed = new Map<number, Entry>()
   private maxCommitted = 0
   /** index -> entry some node applied there */
-  private readonly applied = new Map<number, string>()
+  private readonly applied = new Map<number, Entry>()
   private readonly recordedCommit = new Map<NodeId, number>()
   private readonly wasLeader = new Map<NodeId, number>()
 
@@ -42,7 +48,7 @@ export class SafetyChecker {
         for (let i = log.firstIndex; i <= this.maxCommitted; i++) {
           const e = log.entry(i)
           const want = this.committed.get(i)
-          if (e === undefined || entryKey(e) !== want) {
+          if (e === undefined || want === undefined || !same(e, want)) {
             fail(`leader completeness: ${node} leads term ${s.term} without committed entry ${i}`)
           }
         }
@@ -54,10 +60,10 @@ export class SafetyChecker {
     // Committed entries never change.
     const from = (this.recordedCommit.get(node) ?? 0) + 1
     for (let i = Math.max(from, log.firstIndex); i <= log.committed; i++) {
-      const content = entryKey(log.entry(i)!)
+      const content = log.entry(i)!
       const prior = this.committed.get(i)
       if (prior === undefined) this.committed.set(i, content)
-      else if (prior !== content) fail(`commit safety: ${node} committed a different entry at ${i}`)
+      else if (!same(prior, content)) fail(`commit safety: ${node} committed a different entry at ${i}`)
     }
     this.recordedCommit.set(node, Math.max(this.recordedCommit.get(node) ?? 0, log.committed))
     if (log.committed > this.maxCommitted) this.maxCommitted = log.committed
@@ -67,10 +73,9 @@ export class SafetyChecker {
   observeWritten(node: NodeId, entries: ReadonlyArray<Entry>): void {
     for (const e of entries) {
       const k = `${e.index}@${e.term}`
-      const content = entryKey(e)
       const prior = this.seen.get(k)
-      if (prior === undefined) this.seen.set(k, content)
-      else if (prior !== content) fail(`log matching: ${node} wrote entry ${k} unlike another node's`)
+      if (prior === undefined) this.seen.set(k, e)
+      else if (!same(prior, e)) fail(`log matching: ${node} wrote entry ${k} unlike another node's`)
     }
   }
 
@@ -82,10 +87,9 @@ export class SafetyChecker {
   /** State Machine Safety: no two nodes apply different entries at one index. */
   observeApplied(node: NodeId, entries: ReadonlyArray<Entry>): void {
     for (const e of entries) {
-      const content = entryKey(e)
       const prior = this.applied.get(e.index)
-      if (prior === undefined) this.applied.set(e.index, content)
-      else if (prior !== content) fail(`state machine safety: ${node} applied a different entry at ${e.index}`)
+      if (prior === undefined) this.applied.set(e.index, e)
+      else if (!same(prior, e)) fail(`state machine safety: ${node} applied a different entry at ${e.index}`)
     }
   }
 
@@ -101,7 +105,7 @@ export class SafetyChecker {
         let i = Math.min(la.lastIndex, lb.lastIndex)
         while (i >= low && la.term(i) !== lb.term(i)) i--
         for (; i >= low; i--) {
-          if (entryKey(la.entry(i)!) !== entryKey(lb.entry(i)!)) fail(`log matching: ${na} and ${nb} differ at ${i}`)
+          if (!same(la.entry(i)!, lb.entry(i)!)) fail(`log matching: ${na} and ${nb} differ at ${i}`)
         }
       }
     }

@@ -25,15 +25,24 @@ interface NamedOp {
 
 const keyId = (key: Uint8Array | string): string => (typeof key === "string" ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1"))
 
-const applyOps = async (storage: StorageShape, ops: ReadonlyArray<NamedOp>): Promise<void> => {
-  const batch = storage.db.batch()
-  for (const op of ops) {
-    // The sublevel's own encodings take the key as its type (string or Uint8Array).
-    const options = { sublevel: storage[op.sublevel] as unknown as StorageShape["meta"] }
-    if (op.type === "put") batch.put(op.key as string, op.value!, options)
-    else batch.del(op.key as string, options)
-  }
-  await batch.write()
+/**
+ * memory-level's own batch: abstract-level's public batch costs several times more per
+ * operation (options, encodings, hooks, events) than the store itself, and the node's writes
+ * are the simulator's largest cost. Keys are prefixed and encoded here as the sublevels would
+ * (`prefixKey`), so the node's reads through the public API see exactly what it wrote.
+ */
+interface RawStore {
+  _batch(ops: ReadonlyArray<{ readonly type: "put" | "del"; readonly key: Buffer; readonly value?: Buffer }>, options: object): Promise<void>
+}
+
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+const applyOps = (storage: StorageShape, ops: ReadonlyArray<NamedOp>): Promise<void> => {
+  const raw = ops.map((op) => {
+    const key = storage[op.sublevel].prefixKey(typeof op.key === "string" ? Buffer.from(op.key, "utf8") : asBuffer(op.key), "buffer") as Buffer
+    return op.type === "put" ? { type: "put" as const, key, value: asBuffer(op.value!) } : { type: "del" as const, key }
+  })
+  return (storage.db as unknown as RawStore)._batch(raw, {})
 }
 
 export class Disk {
@@ -66,6 +75,7 @@ export class Disk {
 
   /** The Storage of a new life, over what survived the last one. */
   async open(): Promise<StorageShape> {
+    await this.db.open()
     await this.settling
     const life = ++this.life
     const live = over(this.db)

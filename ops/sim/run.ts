@@ -105,7 +105,7 @@ function passThrough(): string[] {
 reports.sort((a, b) => a.seed - b.seed)
 const failed = reports.filter((r) => !r.ok)
 for (const r of failed) {
-  console.log(`seed ${r.seed} FAILED: ${r.error}`)
+  console.log(`seed ${r.seed} FAILED at ${r.failedAtMs} virtual ms: ${r.error}`)
   console.log(`  replay: npm run sim -- --seed ${r.seed} --verbose`)
 }
 if (single && failed.length === 0) console.log(`seed ${reports[0]!.seed} ok: ${JSON.stringify(reports[0])}`)

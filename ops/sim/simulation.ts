@@ -46,6 +46,8 @@ export interface SimResult {
   readonly seed: number
   readonly ok: boolean
   readonly error?: string
+  /** Virtual milliseconds into the run when a check failed. */
+  readonly failedAtMs?: number
   readonly events: number
   readonly messages: number
   /** Register operations by outcome. */
@@ -351,7 +353,7 @@ export class Simulation {
       restarts: this.restarts,
       partitions: this.partitions
     }
-    return error === undefined ? base : { ...base, error }
+    return error === undefined ? base : { ...base, error, failedAtMs: this.world.now }
   }
 }
 

@@ -20,7 +20,7 @@ const mayNotImport = (folders, message) => {
 }
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", ".archio/", "coverage/", ".tap/"] },
+  { ignores: ["dist/", ".scratch/", "node_modules/", ".archio/", "coverage/", ".tap/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

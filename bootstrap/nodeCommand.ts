@@ -5,6 +5,10 @@
  * layers in order (NATS drained, then the database closed) before we exit 0. A second signal
  * during shutdown is only noted: under `archio dev` a Ctrl-C reaches the node twice (from the
  * terminal and from the launcher). A shutdown that hangs ends with exit 1 after `shutdownGraceMs`.
+ *
+ * A node that fails — an actor's defect (actors/services/supervisor.ts), or an exception or
+ * rejection that escaped every actor — is logged with its stack, stopped the same clean way,
+ * and exits 1; never an uncaught exception that kills the process with NATS undrained.
  */
 import { Cause, Effect, Exit, Fiber, List } from "effect"
 import { defineCommand } from "./command.ts"
@@ -54,6 +58,18 @@ export const runNodeProcess = async (config: Config, terminal: Terminal = proces
   const onSigterm = () => stop("SIGTERM")
   process.on("SIGINT", onSigint)
   process.on("SIGTERM", onSigterm)
+  // Outside any actor's guard (a library's callback, a bug in the wiring): still a clean stop.
+  let escaped: string | undefined
+  const onEscaped = (what: string) => (error: unknown) => {
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error)
+    escaped ??= `${what}: ${error instanceof Error ? error.message : String(error)}`
+    log(Effect.logError(`${what}, stopping the node: ${text}`))
+    stop(what)
+  }
+  const onUncaught = onEscaped("uncaught exception")
+  const onUnhandled = onEscaped("unhandled rejection")
+  process.on("uncaughtException", onUncaught)
+  process.on("unhandledRejection", onUnhandled)
   // Under `archio dev` the launcher keeps our stdin open; when it goes away (even by SIGKILL)
   // stdin ends and we stop instead of living on as an orphan holding the data dir.
   if (terminal.env["ARCHIO_SUPERVISED"] === "1") {
@@ -65,8 +81,14 @@ export const runNodeProcess = async (config: Config, terminal: Terminal = proces
   if (deadline !== undefined) clearTimeout(deadline)
   process.off("SIGINT", onSigint)
   process.off("SIGTERM", onSigterm)
+  process.off("uncaughtException", onUncaught)
+  process.off("unhandledRejection", onUnhandled)
   if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
     terminal.err(`archio node ${config.id}: ${errorText(exit.cause)}\n`)
+    return 1
+  }
+  if (escaped !== undefined) {
+    terminal.err(`archio node ${config.id}: ${escaped}; stopped\n`)
     return 1
   }
   await Effect.runPromise(Effect.logInfo("stopped cleanly").pipe(Effect.annotateLogs("node", config.id), Effect.provide(logging)))

@@ -13,6 +13,7 @@
  */
 import { MemoryLevel } from "memory-level"
 import { over, sublevelNames, type Db, type StorageShape, type StoredOp, type SublevelName } from "../../actors/services/storage.ts"
+import { Life } from "./life.ts"
 import type { World } from "./world.ts"
 
 /** A write as names and bytes, so it can be replayed onto the durable copy. */
@@ -57,6 +58,8 @@ export class Disk {
   private life = 0
   /** When the writer queue is free again (virtual ms). */
   private busyUntil = 0
+  /** Extra virtual ms every write takes while the disk is slow (a fault). */
+  slowMs = 0
   /** A crash's repair of the database, which the next life waits for. */
   private settling: Promise<void> = Promise.resolve()
   /** Writes of the current life not answered yet: a crash fails them (nobody is left to hear). */
@@ -73,8 +76,11 @@ export class Disk {
     private readonly liesAboutSync = false
   ) {}
 
-  /** The Storage of a new life, over what survived the last one. */
-  async open(): Promise<StorageShape> {
+  /**
+   * The Storage of a new life, over what survived the last one; a finished write reaches the
+   * process through `process` (a paused one hears of it when it wakes).
+   */
+  async open(process: Life = new Life()): Promise<StorageShape> {
     await this.db.open()
     await this.settling
     const life = ++this.life
@@ -89,7 +95,7 @@ export class Disk {
         value: op.type === "put" ? op.value.slice() : undefined
       }))
       this.unsynced.push(named)
-      const latency = this.world.int(0, (sync ? 2 : 1) * this.maxLatencyMs + 1)
+      const latency = this.world.int(0, (sync ? 2 : 1) * this.maxLatencyMs + 1) + this.slowMs
       this.busyUntil = Math.max(this.busyUntil, this.world.now) + latency
       return new Promise<void>((resolve, reject) => {
         this.waiting.add(reject)
@@ -99,7 +105,9 @@ export class Disk {
             this.waiting.delete(reject)
             // The log up to this write is on disk, earlier unsynced writes included.
             if (sync && !this.liesAboutSync) this.makeDurable(this.unsynced.splice(0, this.unsynced.indexOf(named) + 1))
-            if (this.life === life) resolve()
+            process.run(() => {
+              if (this.life === life) resolve()
+            })
           }, reject)
         })
       })

@@ -12,6 +12,7 @@
  */
 import { errors, headers, type MsgHdrs } from "@nats-io/transport-node"
 import type { Bus, BusCallback, BusMessage, BusSubscription } from "../../protocol/bus.ts"
+import { Life } from "./life.ts"
 import type { World } from "./world.ts"
 
 /** NATS's default `max_payload`. */
@@ -68,9 +69,9 @@ export class Network {
 
   constructor(readonly world: World) {}
 
-  /** A connection for `host` (one per process life). */
-  connect(host: string): Connection {
-    return new Connection(this, host)
+  /** A connection for `host`, whose messages reach it through `life` (one per process life). */
+  connect(host: string, life: Life = new Life()): Connection {
+    return new Connection(this, host, life)
   }
 
   /** Splits hosts into groups (a host missing from the map is in group 0). */
@@ -152,7 +153,11 @@ export class Network {
         if (!sub.active || !this.reachable(from.host, sub.conn.host)) return
         this.delivered++
         // A fresh buffer per delivery, as from a socket: nobody shares bytes with the sender.
-        sub.callback(null, { subject: msg.subject, data: msg.data.slice(), reply: msg.reply, headers: msg.headers })
+        const delivered: BusMessage = { subject: msg.subject, data: msg.data.slice(), reply: msg.reply, headers: msg.headers }
+        // A paused process reads it when it wakes, if it still listens then.
+        sub.conn.life.run(() => {
+          if (sub.active) sub.callback(null, delivered)
+        })
       })
     }
   }
@@ -166,7 +171,8 @@ export class Connection implements Bus {
 
   constructor(
     private readonly network: Network,
-    readonly host: string
+    readonly host: string,
+    readonly life: Life
   ) {}
 
   publish(subject: string, payload: Uint8Array = new Uint8Array(0), options?: { readonly reply?: string; readonly headers?: MsgHdrs }): void {

@@ -18,6 +18,7 @@ import { assemble, type AssembledNode } from "../../bootstrap/node.ts"
 import { decodeEntryValue, decodeUint64Key } from "../../protocol/raftCodec.ts"
 import type { Entry } from "../../protocol/raft.ts"
 import { Disk } from "./disk.ts"
+import { Life } from "./life.ts"
 import type { Connection, Network } from "./network.ts"
 import { microtaskScheduler, type World } from "./world.ts"
 
@@ -43,10 +44,13 @@ export interface NodeObserver {
   failed(node: string, cause: string): void
   /** A line the node logged. */
   log(node: string, line: string): void
+  /** The node is about to write to its disk (the simulation may crash it meanwhile). */
+  writing(node: string): void
 }
 
 /** The process of one life: what a crash must cut off, once it exists. */
 interface Process {
+  readonly life: Life
   conn: Connection | undefined
   fiber: Fiber.RuntimeFiber<never, unknown> | undefined
   node: AssembledNode | undefined
@@ -61,7 +65,6 @@ type State =
 export class SimNode {
   readonly disk: Disk
   private state: State = { kind: "down" }
-  private life = 0
   boots = 0
 
   constructor(
@@ -91,13 +94,13 @@ export class SimNode {
   /** Boots the node from its disk; it is up once its actors are wired (a few microtasks later). */
   boot(): void {
     if (this.state.kind !== "down") return
-    const process: Process = { conn: undefined, fiber: undefined, node: undefined }
+    const life = new Life()
+    const process: Process = { life, conn: undefined, fiber: undefined, node: undefined }
     this.state = { kind: "booting", process }
-    const life = ++this.life
     this.boots++
     const id = this.options.id
-    const alive = (): boolean => this.life === life
-    void this.disk.open().then((storage) => {
+    const alive = (): boolean => life.alive
+    void this.disk.open(life).then((storage) => {
       if (!alive()) return
       const observed: typeof storage = {
         ...storage,
@@ -107,12 +110,14 @@ export class SimNode {
             if (op.type === "put" && op.sublevel === storage.log) entries.push(decodeEntryValue(decodeUint64Key(op.key as Uint8Array), op.value))
           }
           if (entries.length > 0 && alive()) this.observer.written(id, entries)
-          return storage.write(ops, sync)
+          const written = storage.write(ops, sync)
+          if (alive()) this.observer.writing(id)
+          return written
         }
       }
-      const conn = this.network.connect(id)
+      const conn = this.network.connect(id, life)
       process.conn = conn
-      const timers = this.world.timers(this.options.skewMs, alive)
+      const timers = this.world.timers(this.options.skewMs, life)
       const services = Layer.mergeAll(Layer.succeed(Bus, conn), Layer.succeed(Timers, timers), Layer.succeed(Storage, observed))
       const logger = Logger.make(({ logLevel, message }) => {
         if (alive()) this.observer.log(id, `${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
@@ -159,7 +164,7 @@ export class SimNode {
     const state = this.state
     // A stopping node finishes its stop (the nemesis waits for it).
     if (state.kind === "down" || state.kind === "stopping") return
-    this.life++
+    state.process.life.kill()
     this.state = { kind: "down" }
     this.disk.crash()
     state.process.conn?.kill()
@@ -168,14 +173,29 @@ export class SimNode {
     if (fiber !== undefined) void Effect.runPromise(Fiber.interrupt(fiber))
   }
 
+  /** The process freezes (SIGSTOP, a long GC pause): nothing of it runs until `resume`. */
+  pause(): boolean {
+    const state = this.state
+    if (state.kind !== "up" && state.kind !== "booting") return false
+    state.process.life.pause()
+    return true
+  }
+
+  /** It wakes and handles, in order, what came while it was frozen. */
+  resume(): void {
+    const state = this.state
+    if (state.kind === "up" || state.kind === "booting") state.process.life.resume()
+  }
+
   /** A clean stop (SIGTERM): finalizers run in virtual time; `then` runs once it is down. */
   stop(then?: () => void): void {
     const state = this.state
     if (state.kind !== "up") return
     this.state = { kind: "stopping" }
+    state.process.life.resume()
     void Effect.runPromise(Fiber.interrupt(state.process.fiber!)).then(async () => {
       await state.process.conn!.drain()
-      this.life++
+      state.process.life.kill()
       this.disk.close()
       this.state = { kind: "down" }
       then?.()

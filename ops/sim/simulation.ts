@@ -61,9 +61,13 @@ export interface SimResult {
   readonly crashes: number
   readonly restarts: number
   readonly partitions: number
+  readonly pauses: number
 }
 
 const cluster = "sim"
+
+/** Chance that a node crashes during any one of its disk writes, while faults run. */
+const crashWhileWriting = 1 / 500
 
 /** Everything of a state machine that every replica must agree on, as one string. */
 const digest = (kv: KvState, jobs: JobQueue): string => {
@@ -88,6 +92,7 @@ export class Simulation {
   private crashes = 0
   private restarts = 0
   private partitions = 0
+  private pauses = 0
   private elections = 0
   /** When (in events run) to compare whole logs again. */
   private nextLogsMatch = 0
@@ -104,7 +109,13 @@ export class Simulation {
           for (const entries of batch.entries) this.checker.observeApplied(node, entries)
         }),
       failed: (node: string, cause: string) => this.world.fail(new SafetyViolation(`${node} failed on its own (an actor failure):\n${cause}`)),
-      log: (node: string, line: string) => this.note(`${node} ${line}`)
+      log: (node: string, line: string) => this.note(`${node} ${line}`),
+      // Now and then a crash lands while a write is on its way to the disk.
+      writing: (node: string) => {
+        if (this.world.now < this.opts.chaosMs && this.world.chance(crashWhileWriting)) {
+          this.world.schedule(this.world.int(0, 4), () => this.crash(this.nodes.find((n) => n.id === node)!, "while writing"))
+        }
+      }
     }
     for (const id of members) {
       const skewMs = this.world.int(-30, 31)
@@ -177,6 +188,14 @@ export class Simulation {
     }
   }
 
+  private crash(node: SimNode, how: string): void {
+    if (node.isDown) return
+    this.crashes++
+    this.note(`${node.id} crashes${how === "" ? "" : ` ${how}`}`)
+    node.crash()
+    this.restartLater(node, 50, 450)
+  }
+
   private restartLater(node: SimNode, minMs: number, maxMs: number): void {
     this.world.schedule(this.world.int(minMs, maxMs), () => {
       if (!node.isDown) return
@@ -202,21 +221,35 @@ export class Simulation {
     } else if (r < 0.35) {
       this.network.heal()
       this.note("heal")
-    } else if (r < 0.55) {
+    } else if (r < 0.5) {
       const victim = this.world.chance(0.5) ? this.leader() : this.world.pick(this.nodes)
-      if (victim !== undefined && !victim.isDown) {
-        this.crashes++
-        this.note(`${victim.id} crashes`)
-        victim.crash()
-        this.restartLater(victim, 50, 450)
-      }
-    } else if (r < 0.65) {
+      if (victim !== undefined) this.crash(victim, "")
+    } else if (r < 0.58) {
       const victim = this.world.chance(0.5) ? this.leader() : this.world.pick(this.nodes)
       if (victim?.running !== undefined) {
         this.note(`${victim.id} stops (SIGTERM)`)
         victim.stop(() => this.restartLater(victim, 20, 300))
       }
-    } else if (r < 0.85) {
+    } else if (r < 0.68) {
+      // A pause past the election timeout: the others move on, then it wakes believing what it did.
+      const victim = this.world.chance(0.6) ? this.leader() : this.world.pick(this.nodes)
+      if (victim?.pause() === true) {
+        const ms = this.world.int(50, 1_500)
+        this.pauses++
+        this.note(`${victim.id} pauses for ${ms} ms`)
+        this.world.schedule(ms, () => {
+          this.note(`${victim.id} resumes`)
+          victim.resume()
+        })
+      }
+    } else if (r < 0.74) {
+      const victim = this.world.pick(this.nodes)
+      victim.disk.slowMs = this.world.int(5, 40)
+      this.note(`${victim.id}'s disk slows to +${victim.disk.slowMs} ms a write`)
+      this.world.schedule(this.world.int(100, 1_000), () => {
+        victim.disk.slowMs = 0
+      })
+    } else if (r < 0.88) {
       // Mostly a little loss (a lost lease reply costs a worker its whole lease timeout), sometimes a lot.
       const harsh = this.world.chance(0.3)
       this.network.dropRate = this.world.random() * (harsh ? 0.2 : 0.04)
@@ -244,6 +277,10 @@ export class Simulation {
       await this.world.run(chaosMs)
       this.network.heal()
       this.network.maxDelayMs = 2
+      for (const n of this.nodes) {
+        n.resume()
+        n.disk.slowMs = 0
+      }
       this.note("final heal")
       for (const n of this.nodes) if (n.isDown) this.restartLater(n, 1, 20)
       // Clients keep going for half the healed time, then stop and read every key once more.
@@ -351,7 +388,8 @@ export class Simulation {
       elections: this.elections,
       crashes: this.crashes,
       restarts: this.restarts,
-      partitions: this.partitions
+      partitions: this.partitions,
+      pauses: this.pauses
     }
     return error === undefined ? base : { ...base, error, failedAtMs: this.world.now }
   }

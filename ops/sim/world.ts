@@ -14,6 +14,7 @@
 import { Clock, Duration, Effect, Scheduler } from "effect"
 import { nextRandom } from "../../actors/raft/random.ts"
 import type { Cancel, TimersShape } from "../../actors/services/timers.ts"
+import { Life } from "./life.ts"
 
 interface SimEvent {
   readonly at: number
@@ -154,17 +155,28 @@ export class World {
     }
   }
 
-  /** Timers on the virtual clock, with a fixed offset for a node whose clock is off. */
-  timers(skewMs = 0, alive: () => boolean = () => true): TimersShape {
+  /**
+   * Timers on the virtual clock for one process life, with a fixed offset for a node whose
+   * clock is off. A repeating timer that came due while the process was paused fires once
+   * when it resumes, as Node's do.
+   */
+  timers(skewMs = 0, life: Life = new Life()): TimersShape {
     return {
       now: () => this.now + skewMs,
-      after: (ms, fn) => this.schedule(ms, () => alive() && fn()),
+      after: (ms, fn) => this.schedule(ms, () => life.run(fn)),
       every: (ms, fn) => {
         let cancel: Cancel
-        const tick = (): void => {
-          if (!alive()) return
-          cancel = this.schedule(ms, tick)
+        let waiting = false
+        const fire = (): void => {
+          waiting = false
           fn()
+        }
+        const tick = (): void => {
+          if (!life.alive) return
+          cancel = this.schedule(ms, tick)
+          if (waiting) return
+          waiting = true
+          life.run(fire)
         }
         cancel = this.schedule(ms, tick)
         return () => cancel()

@@ -28,11 +28,12 @@ t.test("one seed replays one run exactly", async (t) => {
 })
 
 t.test("self-test: disks that acknowledge sync without syncing lose data the checks notice", async (t) => {
-  // Seeds found with `ops/sim` (lyingDisks): each loses acknowledged state within its run.
+  // A disk that lies loses acknowledged state only when a crash meets it, so not every seed
+  // shows it; among the first eight, several must.
   const failures: string[] = []
-  for (const seed of [1, 2, 5]) {
+  for (let seed = 1; seed <= 8; seed++) {
     const r = await new Simulation({ ...short(seed), chaosMs: 8_000, healMs: 4_000, lyingDisks: true }).run()
-    if (!r.ok) failures.push(`${seed}: ${r.error}`)
+    if (!r.ok) failures.push(`seed ${seed}: ${(r.error ?? "").split("\n")[0]}`)
   }
-  t.equal(failures.length, 3, failures.join("\n"))
+  t.ok(failures.length >= 2, `caught in ${failures.length} of 8 seeds:\n${failures.join("\n")}`)
 })

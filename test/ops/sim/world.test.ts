@@ -1,5 +1,6 @@
 import t from "tap"
 import { Clock, Effect } from "effect"
+import { Life } from "../../../ops/sim/life.ts"
 import { World } from "../../../ops/sim/world.ts"
 
 t.test("events run in time order, ties in the order they were scheduled, and cancelled ones not at all", async (t) => {
@@ -32,8 +33,8 @@ t.test("the microtasks one millisecond's events queue run before the clock moves
 
 t.test("timers and Effect's Clock run on the virtual clock, with a node's skew", async (t) => {
   const w = new World(1)
-  let alive = true
-  const timers = w.timers(7, () => alive)
+  const life = new Life()
+  const timers = w.timers(7, life)
   const fired: number[] = []
   const stop = timers.every(10, () => fired.push(timers.now()))
   timers.after(25, () => fired.push(-1))
@@ -43,7 +44,7 @@ t.test("timers and Effect's Clock run on the virtual clock, with a node's skew",
   await w.run(60)
   t.equal(fired.length, 4, "a cancelled timer fires no more")
   timers.after(1, () => fired.push(-2))
-  alive = false
+  life.kill()
   await w.run(70)
   t.equal(fired.length, 4, "nothing fires for a process that is gone")
 

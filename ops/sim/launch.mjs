@@ -1,8 +1,8 @@
-// `npm run sim`: runs ops/sim/run.ts from one esbuild bundle rather than through tsx. tsx costs
-// about 1.5 s of module loading per process and names every closure it creates (keepNames), a
-// measurable share of a simulated seed, where every message makes closures. The bundle is
-// rebuilt on every start (a fraction of a second) and lives in dist/, one level below the root
-// like the sources, so their relative paths still resolve.
+// `npm run sim`: runs ops/sim/run.ts from one esbuild bundle rather than through tsx, whose
+// module loading costs every worker process seconds and which names every closure it creates
+// (keepNames): a measurable share of a simulated seed, where every message makes closures
+// (BENCHMARKS.md, "Simulator"). The bundle is rebuilt on every start and lives in dist/, one
+// level below the root like the sources, so their relative paths still resolve.
 import { build } from "esbuild"
 import { renameSync } from "node:fs"
 import { dirname, join } from "node:path"

@@ -32,6 +32,8 @@ export interface SimNodeOptions {
   readonly tuning: Partial<Tuning>
   /** This node's clock runs this far ahead of (or behind) the virtual clock. */
   readonly skewMs: number
+  /** How late this node's timers fire (1: on time; 1.2: 20% late, as on a busy machine). */
+  readonly timerLateness: number
 }
 
 /** What the simulation watches while a node runs. */
@@ -117,7 +119,7 @@ export class SimNode {
       }
       const conn = this.network.connect(id, life)
       process.conn = conn
-      const timers = this.world.timers(this.options.skewMs, life)
+      const timers = this.world.timers(this.options.skewMs, life, this.options.timerLateness)
       const services = Layer.mergeAll(Layer.succeed(Bus, conn), Layer.succeed(Timers, timers), Layer.succeed(Storage, observed))
       const logger = Logger.make(({ logLevel, message }) => {
         if (alive()) this.observer.log(id, `${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)

@@ -119,12 +119,13 @@ export class Simulation {
     }
     for (const id of members) {
       const skewMs = this.world.int(-30, 31)
+      const timerLateness = this.world.chance(0.5) ? 1 : 1 + this.world.random() * 0.3
       this.nodes.push(
         new SimNode(
           this.world,
           this.network,
           // Small windows and batches, so flow control and multi-message catch-up are exercised.
-          { id, cluster, members, tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, skewMs },
+          { id, cluster, members, tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, skewMs, timerLateness },
           observer,
           opts.verbose,
           new Disk(this.world, 2, opts.lyingDisks === true)
@@ -218,6 +219,14 @@ export class Simulation {
       this.network.partition(groups)
       this.partitions++
       this.note(`partition ${JSON.stringify([...groups])}`)
+      // A leader cut off from its peers that also stalls (a GC pause) keeps believing it leads
+      // for longer after it wakes: its clients on its side meet it then.
+      if (alone && this.world.chance(0.5) && leader.pause()) {
+        const ms = this.world.int(150, 800)
+        this.pauses++
+        this.note(`${leader.id} pauses for ${ms} ms`)
+        this.world.schedule(ms, () => leader.resume())
+      }
     } else if (r < 0.35) {
       this.network.heal()
       this.note("heal")

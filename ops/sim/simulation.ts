@@ -66,8 +66,12 @@ export interface SimResult {
 
 const cluster = "sim"
 
-/** Chance that a node crashes during any one of its disk writes, while faults run. */
-const crashWhileWriting = 1 / 500
+/**
+ * Chance that a node crashes during any one of its disk writes, while faults run; higher while
+ * its disk is slow, when more writes wait in line behind each other.
+ */
+const crashWhileWriting = 1 / 200
+const crashWhileWritingSlowly = 1 / 25
 
 /** Everything of a state machine that every replica must agree on, as one string. */
 const digest = (kv: KvState, jobs: JobQueue): string => {
@@ -112,8 +116,10 @@ export class Simulation {
       log: (node: string, line: string) => this.note(`${node} ${line}`),
       // Now and then a crash lands while a write is on its way to the disk.
       writing: (node: string) => {
-        if (this.world.now < this.opts.chaosMs && this.world.chance(crashWhileWriting)) {
-          this.world.schedule(this.world.int(0, 4), () => this.crash(this.nodes.find((n) => n.id === node)!, "while writing"))
+        const victim = this.nodes.find((n) => n.id === node)!
+        if (this.world.now < this.opts.chaosMs && this.world.chance(victim.disk.slowMs > 0 ? crashWhileWritingSlowly : crashWhileWriting)) {
+          // Somewhere while this write, and those queued behind it on a slow disk, are in flight.
+          this.world.schedule(this.world.int(0, 4 + 2 * victim.disk.slowMs), () => this.crash(victim, "while writing"))
         }
       }
     }
@@ -252,7 +258,8 @@ export class Simulation {
         })
       }
     } else if (r < 0.74) {
-      const victim = this.world.pick(this.nodes)
+      // Mostly the leader's: a leader whose own log lags commits through its followers.
+      const victim = (this.world.chance(0.6) ? this.leader() : undefined) ?? this.world.pick(this.nodes)
       victim.disk.slowMs = this.world.int(5, 40)
       this.note(`${victim.id}'s disk slows to +${victim.disk.slowMs} ms a write`)
       this.world.schedule(this.world.int(100, 1_000), () => {

@@ -10,10 +10,11 @@ import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 /**
- * Measured on the whole suite when this was set (an isolated run): lines and statements
- * 95.9%, functions 94.2%, branches 92.9%. The floors leave room for work in progress.
+ * What the whole suite measured when these were set, less about two points: a change that
+ * lands untested code shows, and noise between runs does not fail a build (BENCHMARKS.md has
+ * no figures for this; `npm test` prints them).
  */
-export const floors = { lines: 85, statements: 85, functions: 80, branches: 80 } as const
+export const floors = { lines: 96, statements: 96, functions: 94, branches: 89 } as const
 export type Metric = keyof typeof floors
 
 interface Totals {

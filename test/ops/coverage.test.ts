@@ -6,7 +6,7 @@ import { tempDir } from "../support/tmp.ts"
 
 const totals = (pct: number | "Unknown", covered = 80, total = 100) => ({ total, covered, pct })
 const summary = (lines: number, branches: number): Summary => ({
-  total: { lines: totals(lines), statements: totals(lines), functions: totals(90), branches: totals(branches) },
+  total: { lines: totals(lines), statements: totals(lines), functions: totals(100), branches: totals(branches) },
   "/a.ts": {},
   "/b.ts": {}
 })
@@ -16,7 +16,7 @@ t.test("check: passes at the floors, fails below any of them", async (t) => {
   t.ok(good.ok)
   t.equal(good.lines[0], "coverage over 2 source files:")
   t.match(good.lines[1], new RegExp(`^ok {3}lines\\s+${floors.lines}\\.00%\\s+\\(80/100, floor ${floors.lines}%\\)$`))
-  const bad = check(summary(95, floors.branches - 0.01))
+  const bad = check(summary(100, floors.branches - 0.01))
   t.notOk(bad.ok)
   t.ok(bad.lines.some((l) => l.startsWith("FAIL branches")))
   t.notOk(check({ total: { ...summary(90, 90).total, functions: totals("Unknown") } }).ok, "unknown counts as 0")
@@ -27,7 +27,7 @@ t.test("main: reads the summary file, exits 1 below the floor or when it is miss
   const good = join(dir, "good.json")
   const bad = join(dir, "bad.json")
   const broken = join(dir, "broken.json")
-  await writeFile(good, JSON.stringify(summary(90, 80)))
+  await writeFile(good, JSON.stringify(summary(99, 99)))
   await writeFile(bad, JSON.stringify(summary(50, 80)))
   await writeFile(broken, JSON.stringify({ files: 1 }))
   const out: Array<string> = []

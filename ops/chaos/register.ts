@@ -28,6 +28,7 @@ import { ArchioError } from "../../protocol/errors.ts"
 import type { Completion, HistoryEntry } from "./history.ts"
 import { checkRegisterHistory } from "./linearizability.ts"
 import type { Rng } from "./nemesis.ts"
+import { RotatingKeys } from "./rotatingKeys.ts"
 import { connectClient, type CheckResult, type Workload, type WorkloadContext } from "./workload.ts"
 
 export interface RegisterOptions {
@@ -105,14 +106,11 @@ export class RegisterWorkload implements Workload {
   readonly name = "register"
   private ctx: WorkloadContext | undefined
   private clients: Array<{ readonly name: string; readonly client: ArchioClient; readonly rng: Rng; counter: number }> = []
-  private readonly slotGen: number[]
-  private readonly slotOps: number[]
-  private readonly usedKeys = new Set<string>()
+  private readonly keys: RotatingKeys
   private readonly seen = new Map<string, { latest: Seen | undefined; older: Seen[] }>()
 
   constructor(readonly options: RegisterOptions = defaultRegisterOptions) {
-    this.slotGen = new Array<number>(options.keys).fill(0)
-    this.slotOps = new Array<number>(options.keys).fill(0)
+    this.keys = new RotatingKeys(options.keys, options.opsPerKey)
   }
 
   async start(ctx: WorkloadContext): Promise<void> {
@@ -122,16 +120,6 @@ export class RegisterWorkload implements Workload {
       const name = `c${k + 1}`
       this.clients.push({ name, client: await connectClient(ctx, name, k % servers, this.options.opTimeoutMs), rng: ctx.rng.fork(name), counter: 0 })
     }
-  }
-
-  private keyFor(slot: number): string {
-    if (++this.slotOps[slot]! > this.options.opsPerKey) {
-      this.slotGen[slot]!++
-      this.slotOps[slot] = 1
-    }
-    const key = `r${slot}-${this.slotGen[slot]}`
-    this.usedKeys.add(key)
-    return key
   }
 
   private observe(key: string, value: string | null, revision: number): void {
@@ -175,7 +163,7 @@ export class RegisterWorkload implements Workload {
       this.clients.map(async (c) => {
         const h = this.ctx!.history
         while (!stop.aborted) {
-          const key = this.keyFor(c.rng.int(0, this.options.keys - 1))
+          const key = this.keys.next(c.rng.int(0, this.options.keys - 1))
           const r = c.rng.next()
           if (r < readFraction) await this.read(c.client, c.name, key)
           else if (r < readFraction + writeFraction) {
@@ -215,7 +203,7 @@ export class RegisterWorkload implements Workload {
     const readers: ArchioClient[] = []
     try {
       for (let i = 0; i < ctx.cluster.mesh.size; i++) readers.push(await connectClient(ctx, `final${i + 1}`, i, 10_000))
-      const keys = [...this.usedKeys].sort()
+      const keys = [...this.keys.used].sort()
       await Promise.all(
         readers.map(async (client, i) => {
           for (const key of keys) await this.read(client, `final${i + 1}`, key)

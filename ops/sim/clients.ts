@@ -15,6 +15,7 @@ import { ArchioError } from "../../protocol/errors.ts"
 import { JobsClient } from "../../protocol/jobsClient.ts"
 import type { Completion } from "../chaos/history.ts"
 import { HistoryRecorder } from "../chaos/history.ts"
+import { RotatingKeys } from "../chaos/rotatingKeys.ts"
 import type { Connection, Network } from "./network.ts"
 import type { World } from "./world.ts"
 
@@ -86,9 +87,7 @@ export class Clients {
   private readonly staleReadsOf = new Map<string, string>()
   readonly staleViolations: string[] = []
   private readonly connections: Connection[] = []
-  private readonly slotGen: number[]
-  private readonly slotOps: number[]
-  private readonly usedKeys = new Set<string>()
+  private readonly keys: RotatingKeys
   private readonly seen = new Map<string, Seen>()
   private stopping = false
   private readonly loops: Array<Promise<void>> = []
@@ -103,8 +102,7 @@ export class Clients {
     private readonly trace: (line: string) => void = () => {}
   ) {
     this.history = new HistoryRecorder(() => world.now * 1_000_000)
-    this.slotGen = new Array<number>(options.keys).fill(0)
-    this.slotOps = new Array<number>(options.keys).fill(0)
+    this.keys = new RotatingKeys(options.keys, options.opsPerKey)
   }
 
   private client(name: string): ArchioClient<Connection> {
@@ -116,16 +114,6 @@ export class Clients {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.world.schedule(ms, resolve))
-  }
-
-  private keyFor(slot: number): string {
-    if (++this.slotOps[slot]! > this.options.opsPerKey) {
-      this.slotGen[slot]!++
-      this.slotOps[slot] = 1
-    }
-    const key = `r${slot}-${this.slotGen[slot]}`
-    this.usedKeys.add(key)
-    return key
   }
 
   private observe(key: string, value: string | null, revision: number): void {
@@ -156,7 +144,7 @@ export class Clients {
   /** Linearizable reads of every key used, by a fresh client: they pin down the end state. */
   async finalReads(): Promise<void> {
     const client = this.client("final")
-    for (const key of [...this.usedKeys].sort()) await this.read(client, "final", key)
+    for (const key of [...this.keys.used].sort()) await this.read(client, "final", key)
   }
 
   private async read(client: ArchioClient<Connection>, name: string, key: string): Promise<void> {
@@ -188,7 +176,7 @@ export class Clients {
     let counter = 0
     await this.sleep(this.world.int(0, 50))
     while (!this.stopping) {
-      const key = this.keyFor(this.world.int(0, this.options.keys))
+      const key = this.keys.next(this.world.int(0, this.options.keys))
       const r = this.world.random()
       if (r < 0.3) await this.read(client, name, key)
       else if (r < 0.38) await this.staleRead(client, key)

@@ -13,6 +13,7 @@
  */
 import { Clock, Duration, Effect, Scheduler } from "effect"
 import { nextRandom } from "../../actors/raft/random.ts"
+import { MinHeap } from "../../actors/applier/minHeap.ts"
 import type { Cancel, TimersShape } from "../../actors/services/timers.ts"
 import { Life } from "./life.ts"
 
@@ -22,47 +23,6 @@ interface SimEvent {
   run: (() => void) | undefined
 }
 
-/** A binary min-heap ordered by (time, insertion order). */
-class EventQueue {
-  private readonly heap: SimEvent[] = []
-  get size(): number {
-    return this.heap.length
-  }
-  peek(): SimEvent | undefined {
-    return this.heap[0]
-  }
-  push(e: SimEvent): void {
-    const h = this.heap
-    h.push(e)
-    let i = h.length - 1
-    while (i > 0) {
-      const p = (i - 1) >> 1
-      if (before(h[p]!, h[i]!)) break
-      ;[h[p], h[i]] = [h[i]!, h[p]!]
-      i = p
-    }
-  }
-  pop(): SimEvent | undefined {
-    const h = this.heap
-    const top = h[0]
-    const last = h.pop()
-    if (h.length > 0 && last !== undefined) {
-      h[0] = last
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < h.length && before(h[l]!, h[m]!)) m = l
-        if (r < h.length && before(h[r]!, h[m]!)) m = r
-        if (m === i) break
-        ;[h[m], h[i]] = [h[i]!, h[m]!]
-        i = m
-      }
-    }
-    return top
-  }
-}
 const before = (a: SimEvent, b: SimEvent): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq)
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -77,7 +37,8 @@ export class World {
   now = 0
   /** Events run so far. */
   events = 0
-  private readonly queue = new EventQueue()
+  /** Ordered by (time, insertion order). */
+  private readonly queue = new MinHeap<SimEvent>(before)
   private seq = 0
   private readonly rng: { rng: number }
   /** Set by a check that failed inside a callback; `run` stops and rethrows it. */

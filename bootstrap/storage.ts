@@ -9,7 +9,7 @@ import { ClassicLevel } from "classic-level"
 import { MemoryLevel } from "memory-level"
 import { mkdir } from "node:fs/promises"
 import { resolve } from "node:path"
-import { over, Storage, type Db, type StorageShape } from "../actors/services/storage.ts"
+import { over, readGeneration, Storage, type Db, type StorageShape } from "../actors/services/storage.ts"
 
 export { Storage, sublevelNames, type StorageShape } from "../actors/services/storage.ts"
 
@@ -37,6 +37,9 @@ const errorCode = (e: unknown): string | undefined =>
   typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
 
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** The node's storage at the state generation the database names. */
+const openState = (db: Db): Effect.Effect<StorageShape> => Effect.promise(async () => over(db, await readGeneration(db)))
 
 /** Opens (creating it when missing) the database in `dataDir` and closes it when the scope ends. */
 export const make = (dataDir: string): Effect.Effect<StorageShape, StorageError, Scope.Scope> => {
@@ -68,7 +71,7 @@ export const make = (dataDir: string): Effect.Effect<StorageShape, StorageError,
       Effect.ensuring(Effect.sync(() => openHere.delete(location))),
       Effect.zipRight(Effect.logDebug(`database closed: ${location}`))
     )
-  ).pipe(Effect.map(over))
+  ).pipe(Effect.flatMap(openState))
 }
 
 /** An in-memory database with the same sublevels, closed when the scope ends. */
@@ -79,7 +82,7 @@ export const makeMemory: Effect.Effect<StorageShape, never, Scope.Scope> = Effec
     return db as unknown as Db
   }),
   (db) => Effect.promise(() => db.close())
-).pipe(Effect.map(over))
+).pipe(Effect.flatMap(openState))
 
 /** The node's database in `dataDir` (classic-level). */
 export const layer = (dataDir: string): Layer.Layer<Storage, StorageError> => Layer.scoped(Storage, make(dataDir))

@@ -10,7 +10,10 @@
  * - `meta`: utf8 keys a person can read in a dump (`raft.hardState`, `raft.base`, `applied`,
  *   `kv.revision`, ...).
  * - `kv`, `jobs`, `sessions`: utf8 keys (user keys, job ids, client ids), JSON records; job
- *   ordering indexes are rebuilt in memory on load.
+ *   ordering indexes are rebuilt in memory on load. These state sublevels come in generations
+ *   (`kv`, then `kv.1`, `kv.2`, ...): a snapshot being installed is written into the next
+ *   generation and becomes the state in one atomic write of `state.generation` in `meta`, so a
+ *   crash leaves the old state or the whole new one, never a mix.
  * Values are `view` (Uint8Array) everywhere, so each owner picks its own codec.
  *
  * Every write goes through `write`: one atomic batch, across sublevels, durable when `sync` is
@@ -33,27 +36,74 @@ export type StoredOp =
   | { readonly type: "put"; readonly sublevel: Sublevel<string, Uint8Array>; readonly key: string; readonly value: Uint8Array }
   | { readonly type: "del"; readonly sublevel: Sublevel<string, Uint8Array>; readonly key: string }
 
-export interface StorageShape {
-  /** The root database (for tests and tools; the node writes through `write`). */
-  readonly db: Db
-  /** Raft log: `encodeUint64Key(index)` -> encoded entry. */
-  readonly log: Sublevel<Uint8Array, Uint8Array>
-  /** Hard state (term, vote), compaction base, applied index, revision, leader time, job counters. */
-  readonly meta: Sublevel<string, Uint8Array>
+/** One generation of the state machines' sublevels. */
+export interface StateLevels {
+  readonly generation: number
   /** The key-value state machine. */
   readonly kv: Sublevel<string, Uint8Array>
   /** Job records by id. */
   readonly jobs: Sublevel<string, Uint8Array>
   /** Client sessions for request deduplication. */
   readonly sessions: Sublevel<string, Uint8Array>
+}
+
+export interface StorageShape extends StateLevels {
+  /** The root database (for tests and tools; the node writes through `write`). */
+  readonly db: Db
+  /** Raft log: `encodeUint64Key(index)` -> encoded entry. */
+  readonly log: Sublevel<Uint8Array, Uint8Array>
+  /** Hard state (term, vote), compaction base, applied index, revision, leader time, job counters. */
+  readonly meta: Sublevel<string, Uint8Array>
+  /** The state sublevels of any generation (an install writes the next one). */
+  levelsOf(generation: number): StateLevels
+  /**
+   * Makes `generation` the state read and written from now on; called once a synced write
+   * set `state.generation` in `meta` to it.
+   */
+  useGeneration(generation: number): void
   /** Writes `ops` as one atomic batch; with `sync`, they are on disk when the promise resolves. */
   write(ops: ReadonlyArray<StoredOp>, sync: boolean): Promise<void>
+  /**
+   * Deletes a range of a sublevel without reading it into memory (compacted log entries, a
+   * dropped state generation). Not atomic with anything and not synced: only for keys nothing
+   * reads any more, which a crash may leave behind for the next start to drop again.
+   */
+  drop<K extends string | Uint8Array>(sublevel: Sublevel<K, Uint8Array>, range: KeyRange<K>): Promise<void>
+}
+
+export interface KeyRange<K> {
+  readonly gt?: K
+  readonly gte?: K
+  readonly lt?: K
+  readonly lte?: K
 }
 
 export class Storage extends Context.Tag("archio/Storage")<Storage, StorageShape>() {}
 
 export const sublevelNames = ["log", "meta", "kv", "jobs", "sessions"] as const
 export type SublevelName = (typeof sublevelNames)[number]
+export const stateSublevelNames = ["kv", "jobs", "sessions"] as const
+
+/** The meta key naming the state's current generation (absent: 0). */
+export const generationKey = "state.generation"
+
+const metaOf = (db: Db): Sublevel<string, Uint8Array> => db.sublevel<string, Uint8Array>("meta", { keyEncoding: "utf8", valueEncoding: "view" })
+
+/** The current state generation of an open database. */
+export const readGeneration = async (db: Db): Promise<number> => {
+  const raw = await metaOf(db).get(generationKey)
+  return raw === undefined ? 0 : (JSON.parse(new TextDecoder().decode(raw)) as number)
+}
+
+const levelName = (name: string, generation: number): string => (generation === 0 ? name : `${name}.${generation}`)
+
+/** The state sublevels of one generation. */
+export const stateLevels = (db: Db, generation: number): StateLevels => ({
+  generation,
+  kv: db.sublevel<string, Uint8Array>(levelName("kv", generation), { keyEncoding: "utf8", valueEncoding: "view" }),
+  jobs: db.sublevel<string, Uint8Array>(levelName("jobs", generation), { keyEncoding: "utf8", valueEncoding: "view" }),
+  sessions: db.sublevel<string, Uint8Array>(levelName("sessions", generation), { keyEncoding: "utf8", valueEncoding: "view" })
+})
 
 /**
  * The node's storage over an open (or opening) root database.
@@ -63,14 +113,9 @@ export type SublevelName = (typeof sublevelNames)[number]
  * than a chained batch, which hands each key and value over as plain arguments (BENCHMARKS.md,
  * "Chained batches"). memory-level ignores `sync`.
  */
-export const over = (db: Db): StorageShape => ({
-  db,
-  log: db.sublevel<Uint8Array, Uint8Array>("log", { keyEncoding: "view", valueEncoding: "view" }),
-  meta: db.sublevel<string, Uint8Array>("meta", { keyEncoding: "utf8", valueEncoding: "view" }),
-  kv: db.sublevel<string, Uint8Array>("kv", { keyEncoding: "utf8", valueEncoding: "view" }),
-  jobs: db.sublevel<string, Uint8Array>("jobs", { keyEncoding: "utf8", valueEncoding: "view" }),
-  sessions: db.sublevel<string, Uint8Array>("sessions", { keyEncoding: "utf8", valueEncoding: "view" }),
-  write: (ops, sync) => {
+export const over = (db: Db, generation = 0): StorageShape => {
+  let state = stateLevels(db, generation)
+  const write = (ops: ReadonlyArray<StoredOp>, sync: boolean): Promise<void> => {
     const batch = db.batch()
     for (const op of ops) {
       // The union's key types follow its sublevel's; abstract-level's batch is not that precise.
@@ -80,4 +125,32 @@ export const over = (db: Db): StorageShape => ({
     }
     return batch.write({ sync } as object)
   }
-})
+  return {
+    db,
+    log: db.sublevel<Uint8Array, Uint8Array>("log", { keyEncoding: "view", valueEncoding: "view" }),
+    meta: metaOf(db),
+    get generation() {
+      return state.generation
+    },
+    get kv() {
+      return state.kv
+    },
+    get jobs() {
+      return state.jobs
+    },
+    get sessions() {
+      return state.sessions
+    },
+    levelsOf: (n) => (n === state.generation ? state : stateLevels(db, n)),
+    useGeneration: (n) => {
+      state = stateLevels(db, n)
+    },
+    write,
+    drop: (sublevel, range) => sublevel.clear(range)
+  }
+}
+
+/** The same storage with other writes and drops (the simulator's disk, observers). */
+export const withIo = (storage: StorageShape, io: Partial<Pick<StorageShape, "write" | "drop">>): StorageShape =>
+  // A prototype link keeps the generation getters live; only the given methods are replaced.
+  Object.assign(Object.create(storage) as StorageShape, io)

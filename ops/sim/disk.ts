@@ -12,19 +12,18 @@
  * so the next life reads exactly what survived.
  */
 import { MemoryLevel } from "memory-level"
-import { over, sublevelNames, type Db, type StorageShape, type StoredOp, type SublevelName } from "../../actors/services/storage.ts"
+import { over, readGeneration, withIo, type Db, type KeyRange, type StorageShape, type StoredOp, type Sublevel } from "../../actors/services/storage.ts"
 import { Life } from "./life.ts"
 import type { World } from "./world.ts"
 
-/** A write as names and bytes, so it can be replayed onto the durable copy. */
-interface NamedOp {
+/** A write as raw database keys (sublevel prefix included), so it can be replayed onto the durable copy. */
+interface RawOp {
   readonly type: "put" | "del"
-  readonly sublevel: SublevelName
-  readonly key: Uint8Array | string
-  readonly value: Uint8Array | undefined
+  readonly key: Buffer
+  readonly value?: Buffer
 }
 
-const keyId = (key: Uint8Array | string): string => (typeof key === "string" ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1"))
+const keyId = (key: Buffer): string => key.toString("latin1")
 
 /**
  * memory-level's own batch: abstract-level's public batch costs several times more per
@@ -33,28 +32,26 @@ const keyId = (key: Uint8Array | string): string => (typeof key === "string" ? k
  * (`prefixKey`), so the node's reads through the public API see exactly what it wrote.
  */
 interface RawStore {
-  _batch(ops: ReadonlyArray<{ readonly type: "put" | "del"; readonly key: Buffer; readonly value?: Buffer }>, options: object): Promise<void>
+  _batch(ops: ReadonlyArray<RawOp>, options: object): Promise<void>
 }
 
 const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
-const applyOps = (storage: StorageShape, ops: ReadonlyArray<NamedOp>): Promise<void> => {
-  const raw = ops.map((op) => {
-    const key = storage[op.sublevel].prefixKey(typeof op.key === "string" ? Buffer.from(op.key, "utf8") : asBuffer(op.key), "buffer") as Buffer
-    return op.type === "put" ? { type: "put" as const, key, value: asBuffer(op.value!) } : { type: "del" as const, key }
-  })
-  return (storage.db as unknown as RawStore)._batch(raw, {})
+const rawOp = (op: StoredOp): RawOp => {
+  const key = op.sublevel.prefixKey(typeof op.key === "string" ? Buffer.from(op.key, "utf8") : asBuffer(op.key), "buffer") as Buffer
+  // Copied: the caller may reuse its buffers, and the durable copy must keep what was written.
+  return op.type === "put" ? { type: "put", key, value: Buffer.from(op.value) } : { type: "del", key }
 }
+
+const applyOps = (db: Db, ops: ReadonlyArray<RawOp>): Promise<void> => (db as unknown as RawStore)._batch(ops, {})
 
 export class Disk {
   /** The database every life reads and writes. */
   private readonly db: Db = new MemoryLevel<string, Uint8Array>({ keyEncoding: "utf8", valueEncoding: "view" }) as unknown as Db
-  /** What a crash cannot take away: sublevel -> key id -> (key, value). */
-  private readonly durable = new Map<SublevelName, Map<string, { readonly key: Uint8Array | string; readonly value: Uint8Array }>>(
-    sublevelNames.map((n) => [n, new Map()])
-  )
+  /** What a crash cannot take away: raw key id -> (raw key, value). */
+  private readonly durable = new Map<string, { readonly key: Buffer; readonly value: Buffer }>()
   /** Writes made since the last sync (some maybe still in flight), oldest first. */
-  private unsynced: Array<ReadonlyArray<NamedOp>> = []
+  private unsynced: Array<ReadonlyArray<RawOp>> = []
   private life = 0
   /** When the writer queue is free again (virtual ms). */
   private busyUntil = 0
@@ -84,16 +81,9 @@ export class Disk {
     await this.db.open()
     await this.settling
     const life = ++this.life
-    const live = over(this.db)
-    const names = new Map<unknown, SublevelName>(sublevelNames.map((n) => [live[n], n]))
-    const write = (ops: ReadonlyArray<StoredOp>, sync: boolean): Promise<void> => {
+    const live = over(this.db, await readGeneration(this.db))
+    const writeRaw = (named: ReadonlyArray<RawOp>, sync: boolean): Promise<void> => {
       if (this.life !== life) return Promise.reject(new Error("simulated disk: the process is gone"))
-      const named: NamedOp[] = ops.map((op) => ({
-        type: op.type,
-        sublevel: names.get(op.sublevel)!,
-        key: op.key,
-        value: op.type === "put" ? op.value.slice() : undefined
-      }))
       this.unsynced.push(named)
       const latency = this.world.int(0, (sync ? 2 : 1) * this.maxLatencyMs + 1) + this.slowMs
       this.busyUntil = Math.max(this.busyUntil, this.world.now) + latency
@@ -101,7 +91,7 @@ export class Disk {
         this.waiting.add(reject)
         this.world.schedule(this.busyUntil - this.world.now, () => {
           if (this.life !== life) return
-          applyOps(live, named).then(() => {
+          applyOps(this.db, named).then(() => {
             this.waiting.delete(reject)
             // The log up to this write is on disk, earlier unsynced writes included.
             if (sync && !this.liesAboutSync) this.makeDurable(this.unsynced.splice(0, this.unsynced.indexOf(named) + 1))
@@ -112,15 +102,23 @@ export class Disk {
         })
       })
     }
-    return { ...live, write }
+    const write = (ops: ReadonlyArray<StoredOp>, sync: boolean): Promise<void> => writeRaw(ops.map(rawOp), sync)
+    // A range delete is an unsynced write of every key in the range, as LevelDB logs it.
+    const drop = async <K extends string | Uint8Array>(sublevel: Sublevel<K, Uint8Array>, range: KeyRange<K>): Promise<void> => {
+      const keys = await sublevel.keys(range).all()
+      if (keys.length === 0) return
+      // K is one of the two key types StoredOp pairs with its sublevel; TypeScript cannot narrow a generic.
+      const ops = keys.map((key) => rawOp({ type: "del", sublevel, key } as unknown as StoredOp))
+      return writeRaw(ops, false)
+    }
+    return withIo(live, { write, drop })
   }
 
-  private makeDurable(writes: ReadonlyArray<ReadonlyArray<NamedOp>>): void {
+  private makeDurable(writes: ReadonlyArray<ReadonlyArray<RawOp>>): void {
     for (const w of writes) {
       for (const op of w) {
-        const m = this.durable.get(op.sublevel)!
-        if (op.type === "put") m.set(keyId(op.key), { key: op.key, value: op.value! })
-        else m.delete(keyId(op.key))
+        if (op.type === "put") this.durable.set(keyId(op.key), { key: op.key, value: op.value! })
+        else this.durable.delete(keyId(op.key))
       }
     }
   }
@@ -146,18 +144,18 @@ export class Disk {
     // Lets the dead life's code finish (its finalizers), with nothing reaching the disk.
     for (const reject of rejects) reject(new Error("simulated disk: the process is gone"))
     this.makeDurable(this.unsynced.slice(0, kept))
-    const repair: NamedOp[] = []
+    const repair: RawOp[] = []
     const seen = new Set<string>()
     for (const w of this.unsynced) {
       for (const op of w) {
-        const id = `${op.sublevel}/${keyId(op.key)}`
+        const id = keyId(op.key)
         if (seen.has(id)) continue
         seen.add(id)
-        const d = this.durable.get(op.sublevel)!.get(keyId(op.key))
-        repair.push(d === undefined ? { type: "del", sublevel: op.sublevel, key: op.key, value: undefined } : { type: "put", sublevel: op.sublevel, key: op.key, value: d.value })
+        const d = this.durable.get(id)
+        repair.push(d === undefined ? { type: "del", key: op.key } : { type: "put", key: op.key, value: d.value })
       }
     }
     this.unsynced = []
-    if (repair.length > 0) this.settling = this.settling.then(() => applyOps(over(this.db), repair))
+    if (repair.length > 0) this.settling = this.settling.then(() => applyOps(this.db, repair))
   }
 }

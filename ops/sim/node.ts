@@ -12,7 +12,7 @@ import { Cause, Effect, Exit, Fiber, Layer, Logger, LogLevel, Random } from "eff
 import type { AppliedBatch } from "../../actors/applier/applier.ts"
 import type { Tuning } from "../../actors/raft/state.ts"
 import { Bus } from "../../actors/services/bus.ts"
-import { Storage } from "../../actors/services/storage.ts"
+import { Storage, withIo } from "../../actors/services/storage.ts"
 import { Timers } from "../../actors/services/timers.ts"
 import { assemble, type AssembledNode } from "../../bootstrap/node.ts"
 import { decodeEntryValue, decodeUint64Key } from "../../protocol/raftCodec.ts"
@@ -104,8 +104,7 @@ export class SimNode {
     const alive = (): boolean => life.alive
     void this.disk.open(life).then((storage) => {
       if (!alive()) return
-      const observed: typeof storage = {
-        ...storage,
+      const observed = withIo(storage, {
         write: (ops, sync) => {
           const entries: Entry[] = []
           for (const op of ops) {
@@ -116,7 +115,7 @@ export class SimNode {
           if (alive()) this.observer.writing(id)
           return written
         }
-      }
+      })
       const conn = this.network.connect(id, life)
       process.conn = conn
       const timers = this.world.timers(this.options.skewMs, life, this.options.timerLateness)

@@ -19,6 +19,7 @@ import * as Http from "../actors/gateway/http.ts"
 import * as Metrics from "../actors/gateway/metrics.ts"
 import * as JobWorker from "../actors/jobs/jobWorker.ts"
 import * as Consensus from "../actors/raft/shell.ts"
+import * as Snapshotter from "../actors/snapshotter/snapshotter.ts"
 import type { Tuning } from "../actors/raft/state.ts"
 import type { Bus } from "../actors/services/bus.ts"
 import type { Storage } from "../actors/services/storage.ts"
@@ -43,12 +44,17 @@ export interface NodeSettings {
   readonly electionTicks: number
   readonly heartbeatTicks: number
   readonly tuning?: Partial<Tuning>
+  /** Applied entries between snapshots. */
+  readonly snapshotThreshold: number
+  /** Chunk size, window and patience of snapshot transfers; the defaults where unset. */
+  readonly snapshotTuning?: Partial<typeof Snapshotter.defaultSnapshotTuning>
 }
 
 /** A running node's actors, and the effect that fails when one of them does. */
 export interface AssembledNode {
   readonly consensus: Consensus.Consensus
   readonly applier: Applier.Applier
+  readonly snapshotter: Snapshotter.Snapshotter
   readonly jobWorker: JobWorker.JobWorker
   readonly gateway: Gateway.Gateway
   readonly metrics: Metrics.Registry
@@ -73,7 +79,19 @@ export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, n
           heartbeatTicks: settings.heartbeatTicks,
           ...(settings.tuning === undefined ? {} : { tuning: settings.tuning })
         },
-        { committed: applier.offer, stored: applier.logStored }
+        { committed: applier.offer, stored: applier.logStored, installing: applier.beginInstall, installed: applier.finishInstall }
+      )
+      const snapshotter = yield* Snapshotter.make(
+        {
+          ...Snapshotter.defaultSnapshotTuning,
+          ...settings.snapshotTuning,
+          cluster: settings.cluster,
+          id: settings.id,
+          members: settings.members,
+          threshold: settings.snapshotThreshold
+        },
+        consensus,
+        applier
       )
       const jobWorker = yield* JobWorker.make({ id: settings.id, tickMs: settings.tickMs, requestTimeoutMs }, consensus, applier)
       yield* Events.make(settings.cluster, consensus, applier)
@@ -86,7 +104,7 @@ export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, n
         applier,
         jobWorker
       )
-      return { consensus, applier, jobWorker, gateway, metrics, instanceId, failure }
+      return { consensus, applier, snapshotter, jobWorker, gateway, metrics, instanceId, failure }
     })
     return yield* Effect.provideService(node, Supervisor.Supervisor, supervisor)
   })
@@ -103,7 +121,8 @@ export const serve = (config: Config): Effect.Effect<never, Supervisor.ActorFail
       members: config.peers,
       tickMs: config.tickMs,
       electionTicks: config.electionTicks,
-      heartbeatTicks: config.heartbeatTicks
+      heartbeatTicks: config.heartbeatTicks,
+      snapshotThreshold: config.snapshotThreshold
     })
     // Added after the Gateway, so closed before it: in-flight HTTP requests still get answers.
     if (config.httpPort !== undefined) {

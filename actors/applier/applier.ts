@@ -20,7 +20,7 @@ import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type Entry } from "../../protocol/raft.ts"
 import { decodeJsonValue, encodeJsonValue, metaKeys } from "../raft/storage.ts"
 import { invariant } from "../raft/invariant.ts"
-import { Storage, type StorageShape, type StoredOp } from "../services/storage.ts"
+import { Storage, type DbSnapshot, type StateLevels, type StorageShape, type StoredOp } from "../services/storage.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { Timers } from "../services/timers.ts"
 import type { JobEvent, Token } from "../../protocol/client.ts"
@@ -67,6 +67,28 @@ export interface Applier {
   whenApplied(index: number, done: () => void): void
   /** Calls `listener` after every applied batch, for as long as the node runs. */
   onApplied(listener: (batch: AppliedBatch) => void): void
+  /**
+   * Writes what was applied and takes a LevelDB snapshot of the state as written: a
+   * point-in-time view of the state sublevels and meta at `index`, read while applying goes on.
+   */
+  stateView(): Promise<StateView>
+  /**
+   * An install is about to replace the state: stops applying and writing, drops what was not
+   * written (the snapshot supersedes it), fails awaited writes, and resolves once no write of
+   * the old state is in flight.
+   */
+  beginInstall(): Promise<void>
+  /** The installed state (now the storage's generation) at `index` is loaded; applying resumes. */
+  finishInstall(index: number): Promise<void>
+}
+
+/** A consistent view of the applied state on disk, for snapshots and backups. */
+export interface StateView {
+  readonly index: number
+  readonly levels: StateLevels
+  readonly meta: StorageShape["meta"]
+  /** The LevelDB snapshot every read of the view must use; `close` it when done. */
+  readonly snapshot: DbSnapshot
 }
 
 type Waiter = { readonly term: number; readonly done: (outcome: ApplyOutcome) => void }
@@ -83,14 +105,34 @@ const decodeCommand = (data: Uint8Array): Command => JSON.parse(untext.decode(da
 
 const actor = "applier"
 
+/** Meta keys that belong to the applied state (they travel in snapshots with the sublevels). */
+export const stateMetaKeys = [metaKeys.applied, metaRevision, metaTime, metaJobCounters] as const
+
+/** Records read per step while loading: big enough to be quick, small enough not to stall. */
+const loadBatch = 1000
+
+/** Every entry of a sublevel, read in batches (a million keys load without one long block). */
+const readAll = async (level: StorageShape["kv"], each: (key: string, value: Uint8Array) => void): Promise<void> => {
+  const it = level.iterator()
+  try {
+    for (;;) {
+      const batch = await it.nextv(loadBatch)
+      if (batch.length === 0) return
+      for (const [k, v] of batch) each(k, v)
+    }
+  } finally {
+    await it.close()
+  }
+}
+
 /** The applied state written by earlier runs (also what tools and the simulator read back). */
 export const loadState = async (storage: Pick<StorageShape, "kv" | "sessions" | "jobs" | "meta">): Promise<{ kv: KvState; jobs: JobQueue; applied: number }> => {
   const kv = new KvState()
   const jobs = new JobQueue(kv)
   const records: Array<[string, KeyRecord]> = []
-  for await (const [k, v] of storage.kv.iterator()) records.push([k, decodeJsonValue<KeyRecord>(v)])
+  await readAll(storage.kv, (k, v) => records.push([k, decodeJsonValue<KeyRecord>(v)]))
   const sessions: Array<[string, SessionRecord]> = []
-  for await (const [k, v] of storage.sessions.iterator()) sessions.push([k, decodeJsonValue<SessionRecord>(v)])
+  await readAll(storage.sessions, (k, v) => sessions.push([k, decodeJsonValue<SessionRecord>(v)]))
   const read = async (key: string): Promise<number> => {
     const raw = await storage.meta.get(key)
     return raw === undefined ? 0 : decodeJsonValue<number>(raw)
@@ -98,7 +140,7 @@ export const loadState = async (storage: Pick<StorageShape, "kv" | "sessions" | 
   const time = await read(metaTime)
   kv.restore(records, sessions, await read(metaRevision), time)
   const jobRecords: JobRecord[] = []
-  for await (const v of storage.jobs.values()) jobRecords.push(decodeJsonValue<JobRecord>(v))
+  await readAll(storage.jobs, (_k, v) => jobRecords.push(decodeJsonValue<JobRecord>(v)))
   const counters = await storage.meta.get(metaJobCounters)
   jobs.restore(jobRecords, counters === undefined ? undefined : decodeJsonValue<JobCounters>(counters), time)
   return { kv, jobs, applied: await read(metaKeys.applied) }
@@ -113,8 +155,14 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
   const timers = yield* Timers
   const supervisor = yield* Supervisor
   const loaded = yield* Effect.promise(() => loadState(storage))
-  const { kv, jobs } = loaded
+  let { kv, jobs } = loaded
   let applied = loaded.applied
+  /** The applied index of the state on disk (as of the last write that finished). */
+  let savedIndex = applied
+  /** Between beginInstall and finishInstall: nothing is applied or written. */
+  let installing = false
+  /** Called after every write of the state finishes (stateView waits on them). */
+  let afterWrite: Array<() => void> = []
 
   const waiters = new Map<number, Waiter>()
   let readReady: ReadWaiter[] = []
@@ -169,12 +217,16 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
   /** Writes the waiting batch once the log holds its applied index. */
   const writeWhenStored = (): void => {
     const w = waitingWrite
-    if (w === undefined || writing !== undefined || w.index > logStoredUpTo || stopped) return
+    if (w === undefined || writing !== undefined || w.index > logStoredUpTo || stopped || installing) return
     waitingWrite = undefined
     // No fsync: the log is durable, and a lost tail of applied state is re-applied from it.
     writing = storage.write(w.ops, false).then(
       () => {
         writing = undefined
+        savedIndex = w.index
+        const waiting = afterWrite
+        afterWrite = []
+        for (const f of waiting) f()
         if (flushAgain) {
           flushAgain = false
           flush()
@@ -182,6 +234,9 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
       },
       (cause: unknown) => {
         writing = undefined
+        const waiting = afterWrite
+        afterWrite = []
+        for (const f of waiting) f()
         die(cause)
       }
     )
@@ -189,7 +244,7 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
 
   /** Takes the unsaved changes for writing, or asks for another write after the one pending. */
   const flush = (): void => {
-    if (stopped || unsavedEntries === 0) return
+    if (stopped || installing || unsavedEntries === 0) return
     if (writing !== undefined || waitingWrite !== undefined) {
       flushAgain = true
       return
@@ -232,8 +287,14 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
 
   const drain = (): void => {
     drainQueued = false
-    if (stopped || supervisor.failed) return
-    const batches = inbox
+    if (stopped || supervisor.failed || installing) return
+    // Entries an installed snapshot already holds are skipped.
+    const batches: Array<ReadonlyArray<Entry>> = []
+    for (const entries of inbox) {
+      const last = entries[entries.length - 1]
+      if (last === undefined || last.index <= applied) continue
+      batches.push(entries[0]!.index > applied ? entries : entries.filter((e) => e.index > applied))
+    }
     inbox = []
     try {
       // Each drain's events are its own; the maps of records to write keep piling up.
@@ -270,17 +331,67 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
     })
   )
 
+  const queueDrain = (): void => {
+    if (drainQueued) return
+    drainQueued = true
+    queueMicrotask(drain)
+  }
+
+  /** Resolves after the write in flight (or the waiting one, once written) finishes. */
+  const nextWrite = (): Promise<void> => new Promise((resolve) => afterWrite.push(resolve))
+
+  const stateView = async (): Promise<StateView> => {
+    for (;;) {
+      if (stopped) throw new Error("the Applier stopped")
+      if (!installing) flush()
+      if (writing === undefined && waitingWrite === undefined && !installing) {
+        // Nothing in flight: the state on disk is exactly what was applied up to savedIndex.
+        const snapshot = storage.db.snapshot()
+        return { index: savedIndex, levels: storage.levelsOf(storage.generation), meta: storage.meta, snapshot }
+      }
+      await nextWrite()
+    }
+  }
+
   const applier: Applier = {
     get applied() {
       return applied
     },
-    kv,
-    jobs,
+    get kv() {
+      return kv
+    },
+    get jobs() {
+      return jobs
+    },
+    stateView,
+    beginInstall: async () => {
+      installing = true
+      unsaved = { ...newChanges(), ...newJobChanges() }
+      unsavedEntries = 0
+      waitingWrite = undefined
+      flushAgain = false
+      const failed = [...waiters.values()]
+      waiters.clear()
+      for (const w of failed) w.done(archioError("unavailable", "this node is installing a snapshot from the leader; retry the write"))
+      while (writing !== undefined) await writing.catch(() => undefined)
+    },
+    finishInstall: async (index) => {
+      const state = await loadState(storage)
+      invariant(state.applied === index, `the installed state is at the snapshot's index (${state.applied}, ${index})`)
+      kv = state.kv
+      jobs = state.jobs
+      applied = index
+      savedIndex = index
+      installing = false
+      const waiting = afterWrite
+      afterWrite = []
+      for (const f of waiting) f()
+      wakeReads()
+      queueDrain()
+    },
     offer: (entries) => {
       inbox.push(entries)
-      if (drainQueued) return
-      drainQueued = true
-      queueMicrotask(drain)
+      queueDrain()
     },
     logStored: (index) => {
       logStoredUpTo = index

@@ -13,7 +13,7 @@
  *      (committed entries already durable before step 2 may be applied before it)
  */
 import type { RaftRole } from "../../protocol/client.ts"
-import type { Entry, NodeId, RaftMessage } from "../../protocol/raft.ts"
+import type { Entry, InstallSnapshot, InstallSnapshotReply, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import { becomeFollower, campaign, handleVoteReply, handleVoteRequest, tickElection } from "./election.ts"
 import { invariant } from "./invariant.ts"
 import {
@@ -21,15 +21,20 @@ import {
   flushPeers,
   handleAppend,
   handleAppendReply,
+  handleSnapshot,
+  handleSnapshotReply,
   heartbeat,
   maybeCommit,
   requestRead,
   sendAppend,
+  snapshotAbandoned,
   type Proposal
 } from "./replicator.ts"
 import { makeState, type HardState, type RaftConfig, type RaftState, type ReadState, type Restored } from "./state.ts"
 
 export interface Ready {
+  /** The log's epoch when this Ready was made (see RaftLog.epoch). */
+  readonly epoch: number
   readonly hardState: HardState | null
   readonly truncateFrom: number | null
   readonly entries: ReadonlyArray<Entry>
@@ -38,6 +43,12 @@ export interface Ready {
   readonly committed: ReadonlyArray<Entry>
   readonly readStates: ReadonlyArray<ReadState>
   readonly droppedReads: ReadonlyArray<number>
+  /** Followers the Snapshotter must send a snapshot to. */
+  readonly snapshotsWanted: ReadonlyArray<NodeId>
+  /** Chunks of a snapshot from our leader, for the Snapshotter to install. */
+  readonly snapshotChunks: ReadonlyArray<InstallSnapshot>
+  /** Followers' answers to the chunks we sent. */
+  readonly snapshotReplies: ReadonlyArray<InstallSnapshotReply>
 }
 
 export type ProposeResult =
@@ -51,6 +62,9 @@ export interface Status {
   readonly vote: NodeId | null
   readonly leader: NodeId | null
   readonly commitIndex: number
+  /** Index and term of the last entry compacted into a snapshot. */
+  readonly baseIndex: number
+  readonly baseTerm: number
   readonly firstIndex: number
   readonly lastIndex: number
   readonly lastTerm: number
@@ -123,8 +137,12 @@ export class RaftCore {
         if (s.role === "follower") campaign(s, true)
         return
       case "snapshot":
+        if (s.role === "leader") return
+        if (s.role !== "follower") becomeFollower(s, m.term, m.from)
+        handleSnapshot(s, m)
+        return
       case "snapshot_resp":
-        // Snapshots arrive with the Snapshotter; until then logs are never compacted.
+        if (s.role === "leader") handleSnapshotReply(s, m)
         return
     }
   }
@@ -171,9 +189,36 @@ export class RaftCore {
     this.s.sendFirst.push({ type: "timeout_now", from: this.s.id, to, term: this.s.term })
   }
 
+  /** The Snapshotter stopped sending to `peer` without an answer: probe it again. */
+  snapshotAbandoned(peer: NodeId): void {
+    snapshotAbandoned(this.s, peer)
+  }
+
+  /** A snapshot at or past `index` is durable: entries up to it are no longer needed in memory. */
+  compact(index: number): void {
+    this.s.log.compact(Math.min(index, this.s.log.handedIndex, this.s.log.persistedIndex))
+  }
+
+  /**
+   * Can a snapshot at (index, term) from the leader of `term` replace our log now? Not once we
+   * committed past it or hold its last entry (then the log catches us up), nor from an old term.
+   */
+  canInstall(index: number, snapshotTerm: number, leaderTerm: number): boolean {
+    const s = this.s
+    return s.role === "follower" && s.term === leaderTerm && index > s.log.committed && !s.log.matchTerm(index, snapshotTerm)
+  }
+
+  /** Replaces the log with a snapshot at (index, term) that the Snapshotter has verified. */
+  installSnapshot(index: number, term: number): void {
+    this.s.log.restart(index, term)
+  }
+
   hasReady(): boolean {
     const s = this.s
     return (
+      s.snapshotsWanted.length > 0 ||
+      s.snapshotChunks.length > 0 ||
+      s.snapshotReplies.length > 0 ||
       s.sendFirst.length > 0 ||
       s.messages.length > 0 ||
       s.dirtyPeers.size > 0 ||
@@ -198,6 +243,7 @@ export class RaftCore {
     const committed = log.committed > log.handedIndex ? log.slice(log.handedIndex + 1, log.committed) : []
     invariant(log.handedIndex <= log.committed && log.committed <= log.lastIndex, "handed <= commit <= last")
     const rd: Ready = {
+      epoch: log.epoch,
       hardState,
       truncateFrom: log.truncateFrom,
       entries,
@@ -205,7 +251,10 @@ export class RaftCore {
       messages: s.messages,
       committed,
       readStates: s.readStates,
-      droppedReads: s.droppedReads
+      droppedReads: s.droppedReads,
+      snapshotsWanted: s.snapshotsWanted,
+      snapshotChunks: s.snapshotChunks,
+      snapshotReplies: s.snapshotReplies
     }
     if (hardState !== null) s.persistedHardState = hardState
     log.truncateFrom = null
@@ -215,6 +264,9 @@ export class RaftCore {
     s.messages = []
     s.readStates = []
     s.droppedReads = []
+    s.snapshotsWanted = []
+    s.snapshotChunks = []
+    s.snapshotReplies = []
     return rd
   }
 
@@ -222,8 +274,8 @@ export class RaftCore {
   advance(rd: Ready): void {
     const s = this.s
     const last = rd.entries[rd.entries.length - 1]
-    // Only count entries that are still ours: a later step may have cut the log.
-    if (last !== undefined && s.log.term(last.index) === last.term && last.index > s.log.persistedIndex) {
+    // Only count entries that are still ours: a later step may have cut the log, an install replaced it.
+    if (last !== undefined && rd.epoch === s.log.epoch && s.log.term(last.index) === last.term && last.index > s.log.persistedIndex) {
       s.log.persistedIndex = last.index
       if (s.role === "leader") maybeCommit(s)
     }
@@ -238,6 +290,8 @@ export class RaftCore {
       vote: s.vote,
       leader: s.leader,
       commitIndex: s.log.committed,
+      baseIndex: s.log.baseIndex,
+      baseTerm: s.log.baseTerm,
       firstIndex: s.log.firstIndex,
       lastIndex: s.log.lastIndex,
       lastTerm: s.log.lastTerm,

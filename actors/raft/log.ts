@@ -1,7 +1,8 @@
 /**
- * The in-memory Raft log of one node: every entry since the compaction base (snapshot), plus
- * how far it is durable and committed. Like etcd's MemoryStorage + unstable log in one place;
- * the Snapshotter will move `base` forward and drop the prefix.
+ * The in-memory Raft log of one node: the entries after the compaction base, plus how far they
+ * are durable and committed. Like etcd's MemoryStorage + unstable log in one place; the
+ * Snapshotter moves the base forward (`compact`) or replaces the log with an installed
+ * snapshot (`restart`), so memory holds the recent tail, not the history.
  */
 import type { Entry } from "../../protocol/raft.ts"
 import { encodedEntrySize } from "../../protocol/raftCodec.ts"
@@ -22,6 +23,8 @@ export class RaftLog {
   committed: number
   /** Highest committed index handed to the Applier. */
   handedIndex: number
+  /** Installs so far: a Ready made before an install must not move `persistedIndex` after it. */
+  epoch = 0
 
   constructor(baseIndex: number, baseTerm: number, entries: Entry[], applied: number) {
     this.baseIndex = baseIndex
@@ -139,6 +142,30 @@ export class RaftLog {
       if (t < term) return 0
     }
     return 0
+  }
+
+  /** Drops the entries up to `index` (applied and durable, kept in a snapshot). */
+  compact(index: number): void {
+    if (index <= this.baseIndex) return
+    invariant(index <= this.handedIndex && index <= this.persistedIndex, "only applied, durable entries are compacted")
+    const term = this.term(index)!
+    this.entries = this.entries.slice(index - this.baseIndex)
+    this.baseIndex = index
+    this.baseTerm = term
+  }
+
+  /** An installed snapshot replaces the whole log: everything up to `index` is in the state. */
+  restart(index: number, term: number): void {
+    invariant(index > this.committed, "an installed snapshot never replaces committed entries")
+    this.baseIndex = index
+    this.baseTerm = term
+    this.entries = []
+    this.committed = index
+    this.handedIndex = index
+    this.persistedIndex = index
+    this.unstableFrom = index + 1
+    this.truncateFrom = null
+    this.epoch++
   }
 
   commitTo(index: number): void {

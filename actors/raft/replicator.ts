@@ -2,7 +2,15 @@
  * The Replicator behaviour: the log, per-follower progress, pipelined AppendEntries with flow
  * control, fast conflict backtracking, the commit rule, and ReadIndex.
  */
-import { EntryKind, type AppendEntries, type AppendEntriesReply, type Entry, type NodeId } from "../../protocol/raft.ts"
+import {
+  EntryKind,
+  type AppendEntries,
+  type AppendEntriesReply,
+  type Entry,
+  type InstallSnapshot,
+  type InstallSnapshotReply,
+  type NodeId
+} from "../../protocol/raft.ts"
 import { invariant } from "./invariant.ts"
 import { resetElectionTimer, type Progress, type RaftState } from "./state.ts"
 
@@ -50,7 +58,7 @@ export const appendLocal = (s: RaftState, proposals: ReadonlyArray<Proposal>): n
 const heartbeatMessage = (s: RaftState, to: NodeId, pr: Progress, entries: ReadonlyArray<Entry>): AppendEntries => {
   const prev = pr.next - 1
   const prevTerm = s.log.term(prev)
-  invariant(prevTerm !== undefined, "a follower's next index stays inside the leader's log (snapshots come later)")
+  invariant(prevTerm !== undefined, "a follower's next index stays inside the leader's log (below it, it gets a snapshot)")
   pr.sentCommit = s.log.committed
   pr.sentSinceHeartbeat = true
   return {
@@ -72,7 +80,14 @@ const heartbeatMessage = (s: RaftState, to: NodeId, pr: Progress, entries: Reado
  */
 export const sendAppend = (s: RaftState, to: NodeId, force: boolean): void => {
   const pr = s.progress.get(to)
-  if (pr === undefined) return
+  if (pr === undefined || pr.state === "snapshot") return
+  if (pr.next <= s.log.baseIndex) {
+    // What it lacks was compacted away: only a snapshot of our state can catch it up.
+    pr.state = "snapshot"
+    pr.inflight = []
+    s.snapshotsWanted.push(to)
+    return
+  }
   let sentSomething = false
   for (;;) {
     if (pr.state === "probe" && pr.probeSent) break
@@ -227,6 +242,11 @@ export const handleAppendReply = (s: RaftState, m: AppendEntriesReply, onCaughtU
     pr.ackedRound = m.round
     releaseReads(s)
   }
+  if (pr.state === "snapshot") {
+    // Answers to appends sent before it fell behind our base; the snapshot decides now.
+    if (m.success && m.matchIndex > pr.match) pr.match = m.matchIndex
+    return
+  }
   if (m.success) {
     if (m.matchIndex > pr.match) {
       pr.match = m.matchIndex
@@ -295,4 +315,62 @@ export const dropReads = (s: RaftState): void => {
   for (const r of s.pendingReads) s.droppedReads.push(r.ctx)
   s.pendingReads = []
   s.readRoundWanted = false
+}
+
+/**
+ * Follower side of InstallSnapshot (the term check already happened in `step`). A snapshot we
+ * do not need (we hold its last entry, or committed past it: a duplicate or a late chunk) is
+ * acknowledged at once and never replaces a log that may hold acknowledged entries; any other
+ * chunk goes to the Snapshotter, which answers once it is written.
+ */
+export const handleSnapshot = (s: RaftState, m: InstallSnapshot): void => {
+  s.leader = m.from
+  resetElectionTimer(s)
+  const log = s.log
+  const index = m.lastIncludedIndex
+  if (index <= log.committed || log.matchTerm(index, m.lastIncludedTerm)) {
+    if (index > log.committed) log.commitTo(index)
+    s.messages.push({
+      type: "snapshot_resp",
+      from: s.id,
+      to: m.from,
+      term: s.term,
+      lastIncludedIndex: index,
+      offset: m.offset + m.data.length,
+      success: true
+    })
+    return
+  }
+  s.snapshotChunks.push(m)
+}
+
+/** Leader side: a follower answered a snapshot chunk. */
+export const handleSnapshotReply = (s: RaftState, m: InstallSnapshotReply): void => {
+  const pr = s.progress.get(m.from)
+  if (pr === undefined) return
+  pr.recentActive = true
+  if (pr.state === "snapshot") s.snapshotReplies.push(m)
+  if (!m.success || m.lastIncludedIndex <= pr.match) return
+  // It holds our state up to the snapshot: replicate from there.
+  pr.match = m.lastIncludedIndex
+  if (pr.state === "snapshot") {
+    pr.state = "probe"
+    pr.probeSent = false
+    pr.inflight = []
+  }
+  if (pr.next <= pr.match) pr.next = pr.match + 1
+  maybeCommit(s)
+  s.dirtyPeers.add(m.from)
+}
+
+/**
+ * The Snapshotter gave up sending to `peer` (no answer for a while): probe it again, which
+ * asks for a fresh snapshot if it still needs one.
+ */
+export const snapshotAbandoned = (s: RaftState, peer: NodeId): void => {
+  const pr = s.progress.get(peer)
+  if (pr === undefined || pr.state !== "snapshot") return
+  pr.state = "probe"
+  pr.probeSent = false
+  s.dirtyPeers.add(peer)
 }

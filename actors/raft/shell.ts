@@ -19,15 +19,15 @@
 import { errors } from "@nats-io/transport-node"
 import { Effect, Random, type Scope } from "effect"
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
-import type { Entry, NodeId, RaftMessage } from "../../protocol/raft.ts"
+import type { Entry, InstallSnapshot, InstallSnapshotReply, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { Bus } from "../services/bus.ts"
-import { Storage } from "../services/storage.ts"
+import { Storage, type StoredOp } from "../services/storage.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { Timers } from "../services/timers.ts"
 import { RaftCore, type ProposeResult, type Proposal, type Ready, type Status } from "./core.ts"
 import { defaultTuning, type RaftConfig, type RaftState, type Tuning } from "./state.ts"
-import { loadRestored, needsWrite, persistReadies } from "./storage.ts"
+import { isInstall, loadRestored, needsWrite, persistReadies, type DiskWrite, type InstallWrite } from "./storage.ts"
 
 export interface ConsensusOptions {
   readonly cluster: string
@@ -49,6 +49,32 @@ export interface ConsensusOutputs {
    * (it may move back when a leader's append cuts an uncommitted tail that was on disk).
    */
   stored(index: number): void
+  /** A snapshot will replace the state: stop applying; resolves once no state write is in flight. */
+  installing(): Promise<void>
+  /** The snapshot's state at `index` is durable and current: load it and apply on from there. */
+  installed(index: number): Promise<void>
+}
+
+/** Snapshot traffic the core routes to the Snapshotter. */
+export interface SnapshotTraffic {
+  /** We lead, and `peer` needs entries we compacted away: send it a snapshot. */
+  wanted(peer: NodeId): void
+  /** A chunk from our leader (its term is ours: checked). */
+  chunk(m: InstallSnapshot): void
+  /** A follower's answer to a chunk we sent. */
+  reply(m: InstallSnapshotReply): void
+}
+
+/** A verified snapshot the Snapshotter asks to install. */
+export interface InstallRequest {
+  readonly index: number
+  readonly term: number
+  /** The term of the leader that sent it: refused if ours moved on meanwhile. */
+  readonly leaderTerm: number
+  /** The state generation it was written to. */
+  readonly generation: number
+  /** Meta writes that make it the state (generation, applied index, compaction base, ...). */
+  readonly ops: ReadonlyArray<StoredOp>
 }
 
 export type ReadResult = { readonly ok: true; readonly index: number } | { readonly ok: false; readonly leader: NodeId | null }
@@ -59,6 +85,21 @@ export interface Consensus {
   /** ReadIndex: `done` gets the index to wait for, once leadership is confirmed. */
   read(done: (r: ReadResult) => void): void
   transferLeadership(to: NodeId): void
+  /** Sends a Raft message (the Snapshotter's chunks and answers). */
+  send(m: RaftMessage): void
+  /** Where snapshot traffic goes; one listener, the Snapshotter. */
+  onSnapshotTraffic(listener: SnapshotTraffic): void
+  /** A snapshot up to `index` is durable: drop log entries up to there from memory. */
+  compact(index: number): void
+  /** The Snapshotter gave up sending to `peer`. */
+  snapshotAbandoned(peer: NodeId): void
+  /**
+   * Replaces the log and state with a verified snapshot; `done(true)` once that is durable,
+   * `done(false)` when it may not (any more) replace them.
+   */
+  install(request: InstallRequest, done: (installed: boolean) => void): void
+  /** Term of the entry at `index`, while the log holds it (or its base). */
+  termAt(index: number): number | undefined
   status(): Status
   /** The consensus state, for reading only (the simulator's safety checks). */
   inspect(): Readonly<RaftState>
@@ -94,6 +135,9 @@ export const make = (
     outputs.stored(storedUpTo)
     const reads = new Map<number, (r: ReadResult) => void>()
     let readCtx = 0
+    let traffic: SnapshotTraffic | undefined
+    /** Installs queued in the writer: their `done`, and the Applier's word that it stopped writing. */
+    const installs = new Map<InstallWrite, { readonly done: (installed: boolean) => void; readonly quiet: Promise<void>; readonly generation: number }>()
 
     let stopped = false
     const die = (cause: unknown): void => {
@@ -151,8 +195,8 @@ export const make = (
       })
     })
 
-    // Readies whose writes are not yet durable, oldest first.
-    let writes: Ready[] = []
+    // Readies (and installs) whose writes are not yet durable, oldest first.
+    let writes: DiskWrite[] = []
     let writing: Promise<void> | undefined
     let queuedWrites = 0
 
@@ -196,7 +240,30 @@ export const make = (
         }
         if (rd.committed.length > 0) outputs.committed(rd.committed)
         answerReads(rd)
+        if (traffic !== undefined) {
+          // Replies first: one that ends a transfer frees the follower for the next it needs.
+          for (const m of rd.snapshotReplies) traffic.reply(m)
+          for (const peer of rd.snapshotsWanted) traffic.wanted(peer)
+          for (const m of rd.snapshotChunks) traffic.chunk(m)
+        }
       }
+    }
+
+    /** Queues an install behind the Readies already waiting (see InstallWrite). */
+    const queueInstall = (request: InstallRequest, done: (installed: boolean) => void): void => {
+      if (!core.canInstall(request.index, request.term, request.leaderTerm)) {
+        done(false)
+        return
+      }
+      // From here the old log and state are gone for this process: the Applier stops at once.
+      const quiet = outputs.installing()
+      core.installSnapshot(request.index, request.term)
+      const write: InstallWrite = { install: true, index: request.index, ops: request.ops }
+      installs.set(write, { done, quiet, generation: request.generation })
+      queuedWrites++
+      writes.push(write)
+      moveStored(Math.min(storedUpTo, request.index))
+      writing ??= Promise.resolve().then(writeAll)
     }
 
     /** One writer, in order: every Ready queued while the last fsync ran shares the next one. */
@@ -205,16 +272,31 @@ export const make = (
         while (writes.length > 0 && !stopped) {
           const batch = writes
           writes = []
+          // An install's switch waits until the old state is no longer being written.
+          for (const w of batch) if (isInstall(w)) await installs.get(w)!.quiet
           lastStored = await persistReadies(storage, batch, lastStored, true)
           if (stopped) return
           // Votes and acknowledgements leave only now that what they promise is durable.
           queuedWrites -= batch.length
           for (const rd of batch) {
+            if (isInstall(rd)) {
+              const install = installs.get(rd)!
+              installs.delete(rd)
+              storage.useGeneration(install.generation)
+              void outputs.installed(rd.index).then(
+                () => install.done(true),
+                (cause: unknown) => die(cause)
+              )
+              continue
+            }
             for (const m of rd.messages) publish(m)
             input(() => core.advance(rd))
           }
           let upTo = lastStored
-          for (const rd of writes) if (rd.truncateFrom !== null) upTo = Math.min(upTo, rd.truncateFrom - 1)
+          for (const rd of writes) {
+            if (isInstall(rd)) upTo = Math.min(upTo, rd.index)
+            else if (rd.truncateFrom !== null) upTo = Math.min(upTo, rd.truncateFrom - 1)
+          }
           moveStored(upTo)
         }
       } catch (cause) {
@@ -235,6 +317,8 @@ export const make = (
         // Let queued writes land before the database closes: what was appended is kept.
         while (writing !== undefined) await writing
         stopped = true
+        for (const install of installs.values()) install.done(false)
+        installs.clear()
       })
     )
 
@@ -247,6 +331,16 @@ export const make = (
           else done({ ok: false, leader: core.s.leader })
         }),
       transferLeadership: (to) => input(() => core.transferLeadership(to)),
+      send: (m) => {
+        if (!stopped && !supervisor.failed) publish(m)
+      },
+      onSnapshotTraffic: (listener) => {
+        traffic = listener
+      },
+      compact: (index) => input(() => core.compact(index)),
+      snapshotAbandoned: (peer) => input(() => core.snapshotAbandoned(peer)),
+      install: (request, done) => input(() => queueInstall(request, done)),
+      termAt: (index) => core.s.log.term(index),
       status: () => core.status(),
       inspect: () => core.s
     }

@@ -8,7 +8,7 @@
  */
 import type { RaftRole } from "../../protocol/client.ts"
 import { maxAppendBytes } from "../../protocol/limits.ts"
-import type { Entry, NodeId, RaftMessage } from "../../protocol/raft.ts"
+import type { Entry, InstallSnapshot, InstallSnapshotReply, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import { RaftLog } from "./log.ts"
 import { randomInt } from "./random.ts"
 
@@ -45,8 +45,11 @@ export const defaultTuning: Tuning = {
 export interface Progress {
   match: number
   next: number
-  /** probe: one message at a time until we find where logs agree; replicate: pipelined. */
-  state: "probe" | "replicate"
+  /**
+   * probe: one message at a time until we find where logs agree; replicate: pipelined;
+   * snapshot: it needs entries we compacted away, and the Snapshotter is sending it our state.
+   */
+  state: "probe" | "replicate" | "snapshot"
   probeSent: boolean
   /** Last index of each AppendEntries in flight (replicate state). */
   inflight: number[]
@@ -117,6 +120,12 @@ export interface RaftState {
   messages: RaftMessage[]
   /** Followers with something new to send. */
   dirtyPeers: Set<NodeId>
+  /** Followers that just entered the snapshot state: the Snapshotter starts sending to them. */
+  snapshotsWanted: NodeId[]
+  /** Snapshot chunks from our leader for the Snapshotter to install (term already checked). */
+  snapshotChunks: InstallSnapshot[]
+  /** Followers' answers to snapshot chunks, for the Snapshotter's senders. */
+  snapshotReplies: InstallSnapshotReply[]
   /** Last hard state handed out for persisting. */
   persistedHardState: HardState
   /** Leader changes observed (for metrics). */
@@ -153,6 +162,9 @@ export const makeState = (config: RaftConfig, restored: Restored): RaftState => 
     sendFirst: [],
     messages: [],
     dirtyPeers: new Set(),
+    snapshotsWanted: [],
+    snapshotChunks: [],
+    snapshotReplies: [],
     persistedHardState: restored.hardState,
     leaderChanges: 0
   }

@@ -15,6 +15,8 @@ export type RaftStores = Pick<StorageShape, "log" | "meta" | "write">
 export const metaKeys = {
   hardState: "raft.hardState",
   base: "raft.base",
+  /** The last snapshot taken or installed (SnapshotMeta in actors/snapshotter). */
+  snapshot: "snapshot",
   /** Written by the Applier in the same batch as the state it applied. */
   applied: "applied"
 } as const
@@ -36,10 +38,18 @@ export const loadRestored = async (stores: RaftStores): Promise<Restored> => {
   const base = (await getMeta<{ index: number; term: number }>(stores, metaKeys.base)) ?? { index: 0, term: 0 }
   const appliedRaw = await getMeta<number>(stores, metaKeys.applied)
   const entries: Entry[] = []
-  for await (const [key, value] of stores.log.iterator({ gt: encodeUint64Key(base.index) })) {
-    const index = decodeUint64Key(key)
-    invariant(index === base.index + 1 + entries.length, `log keys are contiguous (found ${index})`)
-    entries.push(decodeEntryValue(index, value))
+  // Only the tail after the compaction base: the Snapshotter keeps it short.
+  const it = stores.log.iterator({ gt: encodeUint64Key(base.index) })
+  try {
+    for (let batch = await it.nextv(1000); batch.length > 0; batch = await it.nextv(1000)) {
+      for (const [key, value] of batch) {
+        const index = decodeUint64Key(key)
+        invariant(index === base.index + 1 + entries.length, `log keys are contiguous (found ${index})`)
+        entries.push(decodeEntryValue(index, value))
+      }
+    }
+  } finally {
+    await it.close()
   }
   const applied = Math.max(appliedRaw ?? base.index, base.index)
   return { hardState, baseIndex: base.index, baseTerm: base.term, entries, applied }
@@ -49,19 +59,40 @@ export const loadRestored = async (stores: RaftStores): Promise<Restored> => {
 export const needsWrite = (rd: Ready): boolean => rd.hardState !== null || rd.truncateFrom !== null || rd.entries.length > 0
 
 /**
- * Writes the durable part of several Readies, in order, as one atomic batch (one fsync for all).
- * `lastStored` is the highest log index on disk before the write; the return value is the one
- * after it.
+ * An installed snapshot's switch, queued among the Readies: the new state's meta, generation
+ * and compaction base (`ops`), and the end of the old log after `index`.
+ */
+export interface InstallWrite {
+  readonly install: true
+  readonly index: number
+  readonly ops: ReadonlyArray<StoredOp>
+}
+
+export type DiskWrite = Ready | InstallWrite
+
+export const isInstall = (w: DiskWrite): w is InstallWrite => "install" in w
+
+/**
+ * Writes the durable part of several Readies (and installs), in order, as one atomic batch (one
+ * fsync for all). `lastStored` is the highest log index on disk before the write; the return
+ * value is the one after it.
  */
 export const persistReadies = async (
   stores: RaftStores,
-  readies: ReadonlyArray<Ready>,
+  readies: ReadonlyArray<DiskWrite>,
   lastStored: number,
   sync: boolean
 ): Promise<number> => {
   const ops: StoredOp[] = []
   let last = lastStored
   for (const rd of readies) {
+    if (isInstall(rd)) {
+      // The old log's entries after the snapshot go; those up to it are dropped later, unread.
+      for (let i = rd.index + 1; i <= last; i++) ops.push({ type: "del", sublevel: stores.log, key: encodeUint64Key(i) })
+      ops.push(...rd.ops)
+      last = rd.index
+      continue
+    }
     if (rd.hardState !== null) {
       ops.push({ type: "put", sublevel: stores.meta, key: metaKeys.hardState, value: encodeJsonValue(rd.hardState) })
     }

@@ -27,6 +27,8 @@ type Format = string | Buffer | Uint8Array
 
 /** The root database; its default encodings are utf8 keys and `view` values. */
 export type Db = AbstractLevel<Format, string, Uint8Array>
+/** A LevelDB snapshot: reads given it see the database as it was when it was taken. */
+export type DbSnapshot = ReturnType<Db["snapshot"]>
 export type Sublevel<K, V> = AbstractSublevel<Db, Format, K, V>
 
 /** One operation of an atomic write, in one of the node's sublevels. */

@@ -14,7 +14,7 @@ import type { Tuning } from "../../actors/raft/state.ts"
 import { Bus } from "../../actors/services/bus.ts"
 import { Storage, withIo } from "../../actors/services/storage.ts"
 import { Timers } from "../../actors/services/timers.ts"
-import { assemble, type AssembledNode } from "../../bootstrap/node.ts"
+import { assemble, type AssembledNode, type NodeSettings } from "../../bootstrap/node.ts"
 import { decodeEntryValue, decodeUint64Key } from "../../protocol/raftCodec.ts"
 import type { Entry } from "../../protocol/raft.ts"
 import { Disk } from "./disk.ts"
@@ -30,6 +30,8 @@ export interface SimNodeOptions {
   readonly electionTicks: number
   readonly heartbeatTicks: number
   readonly tuning: Partial<Tuning>
+  readonly snapshotThreshold: number
+  readonly snapshotTuning: NonNullable<NodeSettings["snapshotTuning"]>
   /** This node's clock runs this far ahead of (or behind) the virtual clock. */
   readonly skewMs: number
   /** How late this node's timers fire (1: on time; 1.2: 20% late, as on a busy machine). */
@@ -131,7 +133,9 @@ export class SimNode {
           tickMs: this.options.tickMs,
           electionTicks: this.options.electionTicks,
           heartbeatTicks: this.options.heartbeatTicks,
-          tuning: this.options.tuning
+          tuning: this.options.tuning,
+          snapshotThreshold: this.options.snapshotThreshold,
+          snapshotTuning: this.options.snapshotTuning
         })
         node.applier.onApplied((batch) => {
           if (alive()) this.observer.applied(id, batch)

@@ -123,6 +123,10 @@ export class Simulation {
         }
       }
     }
+    // Small snapshots often: most seeds compact several times, and a lagging or wiped node
+    // catches up by InstallSnapshot in several small chunks, some of them lost or repeated.
+    const snapshotThreshold = this.world.int(8, 60)
+    const snapshotTuning = { chunkBytes: this.world.int(64, 2048), maxInflight: this.world.int(1, 4), resendMs: 200, maxSilences: 3 }
     for (const id of members) {
       const skewMs = this.world.int(-30, 31)
       const timerLateness = this.world.chance(0.5) ? 1 : 1 + this.world.random() * 0.3
@@ -131,7 +135,7 @@ export class Simulation {
           this.world,
           this.network,
           // Small windows and batches, so flow control and multi-message catch-up are exercised.
-          { id, cluster, members, tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, skewMs, timerLateness },
+          { id, cluster, members, tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, snapshotThreshold, snapshotTuning, skewMs, timerLateness },
           observer,
           opts.verbose,
           new Disk(this.world, 2, opts.lyingDisks === true)

@@ -192,6 +192,8 @@ t.test("status() reports the node's view", async (t) => {
     vote: "n2",
     leader: null,
     commitIndex: 1,
+    baseIndex: 0,
+    baseTerm: 0,
     firstIndex: 1,
     lastIndex: 2,
     lastTerm: 4,

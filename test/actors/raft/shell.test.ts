@@ -29,7 +29,12 @@ const loneNode = async (t: Test) => {
   const stored: number[] = []
   const services = Layer.mergeAll(Layer.succeed(Bus, nc), Layer.succeed(Storage, storage), timersLayer(timers), supervisorLayer)
   const consensus = await Effect.runPromise(
-    Consensus.make(options, { committed: (entries) => committed.push(...entries.map((e) => e.index)), stored: (i) => stored.push(i) }).pipe(
+    Consensus.make(options, {
+      committed: (entries) => committed.push(...entries.map((e) => e.index)),
+      stored: (i) => stored.push(i),
+      installing: () => Promise.reject(new Error("a lone node never installs a snapshot")),
+      installed: () => Promise.reject(new Error("a lone node never installs a snapshot"))
+    }).pipe(
       Scope.extend(scope),
       Effect.provide(services)
     )

@@ -33,7 +33,7 @@ export type LoggedJobCommand = JobCommand & { readonly token?: Token }
 /** Every command the replicated log carries. */
 export type Command = KvCommand | LoggedJobCommand
 
-type Changes = KvChanges & JobChanges
+export type Changes = KvChanges & JobChanges
 
 /** How often, and after how many applied entries, the Applier writes its state. */
 export const flushEveryMs = 100
@@ -80,6 +80,8 @@ export interface Applier {
   beginInstall(): Promise<void>
   /** The installed state (now the storage's generation) at `index` is loaded; applying resumes. */
   finishInstall(index: number): Promise<void>
+  /** Calls `listener` each time an installed snapshot became the state (before anything is applied on it). */
+  onInstalled(listener: (index: number) => void): void
 }
 
 /** A consistent view of the applied state on disk, for snapshots and backups. */
@@ -105,6 +107,22 @@ const decodeCommand = (data: Uint8Array): Command => JSON.parse(untext.decode(da
 
 const actor = "applier"
 
+/**
+ * One committed entry applied to the state machines: the step every replica takes, and the
+ * simulator's reference replica too.
+ */
+export const applyToState = (kv: KvState, jobs: JobQueue, e: Entry, changes: Changes): CommandResult | undefined => {
+  // Leader time drives expiry identically on every node, whatever the batching.
+  kv.advanceTime(e.time, changes)
+  jobs.advanceTime(e.time, changes)
+  if (e.kind !== EntryKind.Command) return undefined
+  const cmd = decodeCommand(e.data)
+  return isJobCommand(cmd) ? kv.withSession(cmd.token, changes, () => jobs.apply(cmd, changes)) : kv.apply(cmd, changes)
+}
+
+/** Fresh change maps for `applyToState`. */
+export const newStateChanges = (): Changes => ({ ...newChanges(), ...newJobChanges() })
+
 /** Meta keys that belong to the applied state (they travel in snapshots with the sublevels). */
 export const stateMetaKeys = [metaKeys.applied, metaRevision, metaTime, metaJobCounters] as const
 
@@ -129,16 +147,23 @@ const readAll = async (level: StorageShape["kv"], each: (key: string, value: Uin
 export const loadState = async (storage: Pick<StorageShape, "kv" | "sessions" | "jobs" | "meta">): Promise<{ kv: KvState; jobs: JobQueue; applied: number }> => {
   const kv = new KvState()
   const jobs = new JobQueue(kv)
-  const records: Array<[string, KeyRecord]> = []
-  await readAll(storage.kv, (k, v) => records.push([k, decodeJsonValue<KeyRecord>(v)]))
-  const sessions: Array<[string, SessionRecord]> = []
-  await readAll(storage.sessions, (k, v) => sessions.push([k, decodeJsonValue<SessionRecord>(v)]))
   const read = async (key: string): Promise<number> => {
     const raw = await storage.meta.get(key)
     return raw === undefined ? 0 : decodeJsonValue<number>(raw)
   }
   const time = await read(metaTime)
-  kv.restore(records, sessions, await read(metaRevision), time)
+  const revision = await read(metaRevision)
+  // Restored batch by batch: a million keys never block the event loop in one go.
+  let records: Array<[string, KeyRecord]> = []
+  await readAll(storage.kv, (k, v) => {
+    records.push([k, decodeJsonValue<KeyRecord>(v)])
+    if (records.length < loadBatch) return
+    kv.restore(records, [], revision, time)
+    records = []
+  })
+  const sessions: Array<[string, SessionRecord]> = []
+  await readAll(storage.sessions, (k, v) => sessions.push([k, decodeJsonValue<SessionRecord>(v)]))
+  kv.restore(records, sessions, revision, time)
   const jobRecords: JobRecord[] = []
   await readAll(storage.jobs, (_k, v) => jobRecords.push(decodeJsonValue<JobRecord>(v)))
   const counters = await storage.meta.get(metaJobCounters)
@@ -167,11 +192,12 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
   const waiters = new Map<number, Waiter>()
   let readReady: ReadWaiter[] = []
   const listeners: Array<(batch: AppliedBatch) => void> = []
+  const installListeners: Array<(index: number) => void> = []
   /** Committed entries handed over and not applied yet. */
   let inbox: Array<ReadonlyArray<Entry>> = []
   let drainQueued = false
   /** Applied changes not written yet, and how many entries they cover. */
-  let unsaved: Changes = { ...newChanges(), ...newJobChanges() }
+  let unsaved: Changes = newStateChanges()
   let unsavedEntries = 0
   /** How far the local log is on disk (the consensus actor says). */
   let logStoredUpTo = 0
@@ -209,7 +235,7 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
   /** The batch that writes what was applied so far, with the applied index; starts afresh. */
   const takeUnsaved = (): { readonly ops: StoredOp[]; readonly index: number } => {
     const changes = unsaved
-    unsaved = { ...newChanges(), ...newJobChanges() }
+    unsaved = newStateChanges()
     unsavedEntries = 0
     return { ops: opsFor(changes), index: applied }
   }
@@ -257,14 +283,7 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
     invariant(e.index === applied + 1, `entries apply in order (${e.index} after ${applied})`)
     applied = e.index
     unsavedEntries++
-    // Leader time drives expiry identically on every node, whatever the batching.
-    kv.advanceTime(e.time, changes)
-    jobs.advanceTime(e.time, changes)
-    let result: CommandResult | undefined
-    if (e.kind === EntryKind.Command) {
-      const cmd = decodeCommand(e.data)
-      result = isJobCommand(cmd) ? kv.withSession(cmd.token, changes, () => jobs.apply(cmd, changes)) : kv.apply(cmd, changes)
-    }
+    const result = applyToState(kv, jobs, e, changes)
     const w = waiters.get(e.index)
     if (w === undefined) return
     waiters.delete(e.index)
@@ -366,7 +385,7 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
     stateView,
     beginInstall: async () => {
       installing = true
-      unsaved = { ...newChanges(), ...newJobChanges() }
+      unsaved = newStateChanges()
       unsavedEntries = 0
       waitingWrite = undefined
       flushAgain = false
@@ -386,6 +405,7 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
       const waiting = afterWrite
       afterWrite = []
       for (const f of waiting) f()
+      for (const listener of installListeners) listener(index)
       wakeReads()
       queueDrain()
     },
@@ -407,6 +427,9 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
     },
     onApplied: (listener) => {
       listeners.push(listener)
+    },
+    onInstalled: (listener) => {
+      installListeners.push(listener)
     }
   }
   return applier

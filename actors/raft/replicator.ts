@@ -243,8 +243,12 @@ export const handleAppendReply = (s: RaftState, m: AppendEntriesReply, onCaughtU
     releaseReads(s)
   }
   if (pr.state === "snapshot") {
-    // Answers to appends sent before it fell behind our base; the snapshot decides now.
-    if (m.success && m.matchIndex > pr.match) pr.match = m.matchIndex
+    // Answers to appends sent before it fell behind our base: the snapshot decides, unless one
+    // shows it holds our log after all.
+    if (m.success && m.matchIndex > pr.match) {
+      pr.match = m.matchIndex
+      if (pr.match >= s.log.baseIndex) leaveSnapshotState(s, m.from, pr)
+    }
     return
   }
   if (m.success) {
@@ -350,17 +354,20 @@ export const handleSnapshotReply = (s: RaftState, m: InstallSnapshotReply): void
   if (pr === undefined) return
   pr.recentActive = true
   if (pr.state === "snapshot") s.snapshotReplies.push(m)
-  if (!m.success || m.lastIncludedIndex <= pr.match) return
+  if (!m.success) return
   // It holds our state up to the snapshot: replicate from there.
-  pr.match = m.lastIncludedIndex
-  if (pr.state === "snapshot") {
-    pr.state = "probe"
-    pr.probeSent = false
-    pr.inflight = []
-  }
-  if (pr.next <= pr.match) pr.next = pr.match + 1
+  if (m.lastIncludedIndex > pr.match) pr.match = m.lastIncludedIndex
+  if (pr.state === "snapshot") leaveSnapshotState(s, m.from, pr)
   maybeCommit(s)
-  s.dirtyPeers.add(m.from)
+}
+
+/** Back to probing from what it holds (its transfer ends with this). */
+const leaveSnapshotState = (s: RaftState, peer: NodeId, pr: Progress): void => {
+  pr.state = "probe"
+  pr.probeSent = false
+  pr.inflight = []
+  pr.next = Math.max(pr.next, pr.match + 1)
+  s.dirtyPeers.add(peer)
 }
 
 /**

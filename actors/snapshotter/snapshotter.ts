@@ -291,6 +291,9 @@ export const make = (
 
     const startSender = (peer: NodeId): void => {
       const status = consensus.status()
+      // A sender left from an earlier term of ours is stale (its timer would end it without telling the core).
+      const stale = senders.get(peer)
+      if (stale !== undefined && stale.term !== status.term) endSender(stale)
       if (stopped || status.role !== "leader" || senders.has(peer)) return
       const sender: Sender = {
         peer,

@@ -49,6 +49,7 @@ export class SnapshotStream {
 
   /** Up to `maxBytes` of the stream (fewer only at its end); an empty array once it ended. */
   async next(maxBytes: number): Promise<Uint8Array> {
+    if (this.closed) throw new Error("snapshot stream closed")
     while (this.encoder.buffered < maxBytes && !this.encoder.finished) {
       if (this.closed) throw new Error("snapshot stream closed")
       const step = this.fill()

@@ -93,6 +93,11 @@ export class SafetyChecker {
     }
   }
 
+  /** The entry some node applied at `index`, if any did. */
+  appliedAt(index: number): Entry | undefined {
+    return this.applied.get(index)
+  }
+
   /** Full Log Matching: logs that agree at an index agree on everything before it. */
   checkLogsMatch(cores: ReadonlyArray<readonly [NodeId, Readonly<RaftState>]>): void {
     for (let a = 0; a < cores.length; a++) {

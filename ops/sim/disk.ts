@@ -128,6 +128,13 @@ export class Disk {
     this.end(this.world.int(0, this.unsynced.length + 1))
   }
 
+  /** The disk is lost (a wiped data dir, a new machine): the process dies and nothing survives. */
+  wipe(): void {
+    this.end(0)
+    this.durable.clear()
+    this.settling = this.settling.then(() => this.db.clear())
+  }
+
   /** A clean stop: LevelDB closed, everything written survives. */
   close(): void {
     this.end(this.unsynced.length)

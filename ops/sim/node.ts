@@ -9,7 +9,7 @@
  * cluster goes on meanwhile), and boot again from what its disk kept.
  */
 import { Cause, Effect, Exit, Fiber, Layer, Logger, LogLevel, Random } from "effect"
-import type { AppliedBatch } from "../../actors/applier/applier.ts"
+import type { AppliedBatch, Applier } from "../../actors/applier/applier.ts"
 import type { Tuning } from "../../actors/raft/state.ts"
 import { Bus } from "../../actors/services/bus.ts"
 import { Storage, withIo } from "../../actors/services/storage.ts"
@@ -44,6 +44,10 @@ export interface NodeObserver {
   written(node: string, entries: ReadonlyArray<Entry>): void
   /** A batch this node applied. */
   applied(node: string, batch: AppliedBatch): void
+  /** The node installed a snapshot at `index`; `applier` holds exactly that state now. */
+  installed(node: string, index: number, applier: Applier): void
+  /** The node took a snapshot (and compacted its log). */
+  snapshotTaken(node: string): void
   /** The node failed on its own (an actor failure): always a bug. */
   failed(node: string, cause: string): void
   /** A line the node logged. */
@@ -140,6 +144,12 @@ export class SimNode {
         node.applier.onApplied((batch) => {
           if (alive()) this.observer.applied(id, batch)
         })
+        node.snapshotter.onEvent((e) => {
+          if (alive() && e.phase === "persist" && e.status === "succeeded") this.observer.snapshotTaken(id)
+        })
+        node.applier.onInstalled((index) => {
+          if (alive()) this.observer.installed(id, index, node.applier)
+        })
         process.node = node
         if (alive()) this.state = { kind: "up", process, node }
         return yield* node.failure
@@ -176,6 +186,12 @@ export class SimNode {
     // Its finalizers meet a dead disk and connection; interrupting lets the fiber end.
     const fiber = state.process.fiber
     if (fiber !== undefined) void Effect.runPromise(Fiber.interrupt(fiber))
+  }
+
+  /** The process dies and its disk is wiped: it boots empty and must catch up by InstallSnapshot. */
+  wipe(): void {
+    this.crash()
+    this.disk.wipe()
   }
 
   /** The process freezes (SIGSTOP, a long GC pause): nothing of it runs until `resume`. */

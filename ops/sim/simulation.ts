@@ -17,9 +17,9 @@
  */
 import type { RaftState } from "../../actors/raft/state.ts"
 import { InvariantViolation } from "../../actors/raft/invariant.ts"
-import { loadState } from "../../actors/applier/applier.ts"
-import type { JobQueue } from "../../actors/applier/jobQueue.ts"
-import type { KvState } from "../../actors/applier/kvState.ts"
+import { applyToState, loadState, newStateChanges, type Applier } from "../../actors/applier/applier.ts"
+import { JobQueue } from "../../actors/applier/jobQueue.ts"
+import { KvState } from "../../actors/applier/kvState.ts"
 import type { HistoryEntry } from "../chaos/history.ts"
 import { checkRegisterHistory } from "../chaos/linearizability.ts"
 import { SafetyChecker, SafetyViolation } from "./checker.ts"
@@ -62,6 +62,9 @@ export interface SimResult {
   readonly restarts: number
   readonly partitions: number
   readonly pauses: number
+  readonly wipes: number
+  readonly installs: number
+  readonly snapshots: number
 }
 
 const cluster = "sim"
@@ -97,7 +100,17 @@ export class Simulation {
   private restarts = 0
   private partitions = 0
   private pauses = 0
+  private wipes = 0
+  private installs = 0
+  private snapshots = 0
+  /** Installs whose index the reference replica had passed already (not compared). */
+  private installsUnchecked = 0
   private elections = 0
+  /** A replica of no node: every committed entry applied in order, to check installed snapshots against. */
+  private readonly reference = (() => {
+    const kv = new KvState()
+    return { kv, jobs: new JobQueue(kv), applied: 0 }
+  })()
   /** When (in events run) to compare whole logs again. */
   private nextLogsMatch = 0
 
@@ -112,6 +125,10 @@ export class Simulation {
         this.guard(() => {
           for (const entries of batch.entries) this.checker.observeApplied(node, entries)
         }),
+      installed: (node: string, index: number, applier: Applier) => this.guard(() => this.checkInstall(node, index, applier)),
+      snapshotTaken: () => {
+        this.snapshots++
+      },
       failed: (node: string, cause: string) => this.world.fail(new SafetyViolation(`${node} failed on its own (an actor failure):\n${cause}`)),
       log: (node: string, line: string) => this.note(`${node} ${line}`),
       // Now and then a crash lands while a write is on its way to the disk.
@@ -199,6 +216,48 @@ export class Simulation {
     }
   }
 
+  /** After an install, the node's state equals what every replica had at that index. */
+  private checkInstall(node: string, index: number, applier: Applier): void {
+    this.installs++
+    const ref = this.reference
+    if (ref.applied > index) {
+      this.installsUnchecked++
+      return
+    }
+    while (ref.applied < index) {
+      const e = this.checker.appliedAt(ref.applied + 1)
+      if (e === undefined) throw new SafetyViolation(`${node} installed a snapshot at ${index}, but no node applied entry ${ref.applied + 1}`)
+      applyToState(ref.kv, ref.jobs, e, newStateChanges())
+      ref.applied = e.index
+    }
+    if (digest(applier.kv, applier.jobs) !== digest(ref.kv, ref.jobs)) {
+      throw new SafetyViolation(`${node} installed a snapshot at ${index} whose state differs from the replicas' state at that index`)
+    }
+  }
+
+  /**
+   * Wipes a follower's disk, only while that loses nothing Raft needs: every node up in one term
+   * under one leader (no vote of this term is still to be cast, so the wiped node's lost vote
+   * cannot elect a second leader) and every other node holding every committed entry durably.
+   */
+  private wipe(): void {
+    const leader = this.leader()
+    if (leader === undefined || this.nodes.some((n) => n.running === undefined)) return
+    const ls = leader.running!.consensus.inspect()
+    const steady = this.nodes.every((n) => {
+      const s = n.running!.consensus.inspect()
+      return s.term === ls.term && s.leader === leader.id
+    })
+    if (!steady) return
+    const victim = this.world.pick(this.nodes.filter((n) => n !== leader))
+    const othersHoldAll = this.nodes.every((n) => n === victim || n.running!.consensus.inspect().log.persistedIndex >= ls.log.committed)
+    if (!othersHoldAll) return
+    this.wipes++
+    this.note(`${victim.id}'s disk is wiped`)
+    victim.wipe()
+    this.restartLater(victim, 50, 450)
+  }
+
   private crash(node: SimNode, how: string): void {
     if (node.isDown) return
     this.crashes++
@@ -276,6 +335,8 @@ export class Simulation {
       this.network.dupRate = this.world.random() * (harsh ? 0.1 : 0.04)
       this.network.maxDelayMs = this.world.int(1, harsh ? 25 : 10)
       this.note(`network drop=${this.network.dropRate.toFixed(2)} dup=${this.network.dupRate.toFixed(2)} delay<=${this.network.maxDelayMs}`)
+    } else if (r < 0.92) {
+      this.wipe()
     } else {
       this.network.maxDelayMs = this.world.int(1, 4)
     }
@@ -335,7 +396,12 @@ export class Simulation {
     return this.nodes
       .map((n) => {
         const s = n.running?.consensus.inspect()
-        return s === undefined ? `${n.id} down` : `${n.id} ${s.role} term ${s.term} commit ${s.log.committed} applied ${n.running!.applier.applied}`
+        if (s === undefined) return `${n.id} down`
+        const progress = [...s.progress].map(([id, pr]) => `${id}:${pr.state}@${pr.next}`).join(",")
+        const snap = n.running!.snapshotter.status()
+        const sending = snap.sending.length > 0 ? ` sending to ${snap.sending.join(",")}` : ""
+        const receiving = snap.receiving === null ? "" : ` receiving ${snap.receiving.index} (${snap.receiving.received} bytes)`
+        return `${n.id} ${s.role} term ${s.term} base ${s.log.baseIndex} commit ${s.log.committed} applied ${n.running!.applier.applied}${progress === "" ? "" : ` [${progress}]`}${sending}${receiving}`
       })
       .join("; ")
   }
@@ -409,7 +475,10 @@ export class Simulation {
       crashes: this.crashes,
       restarts: this.restarts,
       partitions: this.partitions,
-      pauses: this.pauses
+      pauses: this.pauses,
+      wipes: this.wipes,
+      installs: this.installs,
+      snapshots: this.snapshots
     }
     return error === undefined ? base : { ...base, error, failedAtMs: this.world.now }
   }

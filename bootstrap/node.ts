@@ -22,7 +22,7 @@ import * as Consensus from "../actors/raft/shell.ts"
 import * as Snapshotter from "../actors/snapshotter/snapshotter.ts"
 import type { Tuning } from "../actors/raft/state.ts"
 import type { Bus } from "../actors/services/bus.ts"
-import type { Storage } from "../actors/services/storage.ts"
+import { Storage } from "../actors/services/storage.ts"
 import * as Supervisor from "../actors/services/supervisor.ts"
 import * as Timers from "../actors/services/timers.ts"
 import type { Config } from "./config.ts"
@@ -63,6 +63,29 @@ export interface AssembledNode {
   readonly failure: Effect.Effect<never, Supervisor.ActorFailure>
 }
 
+/** How often `archio_raft_log_disk_bytes` may ask LevelDB for the log's size. */
+const logDiskSampleMs = 5_000
+
+/**
+ * The log's size on disk, read at most every few seconds when /metrics is scraped, where the
+ * store can tell: classic-level's `approximateSize` over the log sublevel's key range (the
+ * compacted table files; what is still only in the write-ahead log is not counted).
+ * memory-level has no such method, so the simulator and in-memory tests go without it.
+ */
+const logDiskBytes: Effect.Effect<Metrics.SampledGauge | undefined, never, Storage | Timers.Timers> = Effect.gen(function* () {
+  const { db, log } = yield* Storage
+  const timers = yield* Timers.Timers
+  const sized = db as typeof db & { approximateSize?: (start: string, end: string) => Promise<number> }
+  if (db.supports.additionalMethods["approximateSize"] !== true || typeof sized.approximateSize !== "function") return undefined
+  // Every key of the sublevel starts with its prefix ("!log!"); the range ends where the next
+  // prefix byte begins.
+  const start = log.prefix
+  const end = start.slice(0, -1) + String.fromCharCode(start.charCodeAt(start.length - 1) + 1)
+  const gauge = new Metrics.SampledGauge(() => sized.approximateSize!(start, end), () => timers.now(), logDiskSampleMs)
+  gauge.sample() // a first reading, so the first scrape has one
+  return gauge
+})
+
 /** Wires one node's actors into the current scope. */
 export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, never, Bus | Timers.Timers | Storage | Scope.Scope> =>
   Effect.gen(function* () {
@@ -97,12 +120,14 @@ export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, n
       yield* Events.make(settings.cluster, consensus, applier)
       const suffix = yield* Random.nextIntBetween(0, 2 ** 31 - 1)
       const instanceId = `${settings.id}-${suffix.toString(36)}`
-      const metrics = Metrics.make(version)
+      const metrics = Metrics.make(version, yield* logDiskBytes)
+      snapshotter.onEvent((e) => metrics.snapshots.record(e))
       const gateway = yield* Gateway.make(
         { cluster: settings.cluster, id: settings.id, members: settings.members, instanceId, version, requestTimeoutMs, metrics: metrics.nats },
         consensus,
         applier,
-        jobWorker
+        jobWorker,
+        snapshotter
       )
       return { consensus, applier, snapshotter, jobWorker, gateway, metrics, instanceId, failure }
     })

@@ -681,6 +681,18 @@ export const PeerProgress = Schema.Struct({
 }).annotations({ identifier: "PeerProgress" })
 export type PeerProgress = Schema.Schema.Type<typeof PeerProgress>
 
+/** The last snapshot a node took or installed, as `admin.status` reports it. */
+export const SnapshotSummary = Schema.Struct({
+  /** Log index and term the snapshot covers. */
+  index: NonNegativeInt,
+  term: NonNegativeInt,
+  /** Its size in the snapshot format, bytes. */
+  size: NonNegativeInt,
+  /** When it was taken or installed on this node, ms since the epoch. */
+  time: NonNegativeInt
+}).annotations({ identifier: "SnapshotSummary" })
+export type SnapshotSummary = Schema.Schema.Type<typeof SnapshotSummary>
+
 export const StatusResponse = Schema.Struct({
   ok: Ok,
   /** This node's id. */
@@ -701,10 +713,86 @@ export const StatusResponse = Schema.Struct({
   leaderChanges: NonNegativeInt,
   /** Milliseconds since this node's Gateway started. */
   uptimeMs: NonNegativeInt,
+  /** Index and term of the last entry compacted away (0 while nothing is): the log starts after it. */
+  logBaseIndex: NonNegativeInt,
+  logBaseTerm: NonNegativeInt,
+  /** The last snapshot taken or installed here, or null. */
+  snapshot: Schema.NullOr(SnapshotSummary),
   /** Replication progress of each follower; only on the leader. */
   peers: opt(Schema.Array(PeerProgress))
 }).annotations({ identifier: "StatusResponse" })
 export type StatusResponse = Schema.Schema.Type<typeof StatusResponse>
+
+/** No fields: take a snapshot now on the node that answers (and compact its log behind it). */
+export const SnapshotRequest = emptyRequest().annotations({ identifier: "SnapshotRequest" })
+export type SnapshotRequest = Schema.Schema.Type<typeof SnapshotRequest>
+
+export const SnapshotResponse = Schema.Struct({
+  ok: Ok,
+  ...AnsweredBy,
+  /** Log index and term of the applied state the snapshot holds. */
+  index: NonNegativeInt,
+  term: NonNegativeInt,
+  /** Bytes in the snapshot format. */
+  size: NonNegativeInt,
+  /** Hex SHA-256 of those bytes (the snapshot's trailer). */
+  checksum: Schema.String,
+  /** When it was taken, ms since the epoch (the node's clock). */
+  time: NonNegativeInt
+}).annotations({ identifier: "SnapshotResponse" })
+export type SnapshotResponse = Schema.Schema.Type<typeof SnapshotResponse>
+
+/** No fields: open a backup session on the node that answers (a consistent view of its applied state). */
+export const BackupRequest = emptyRequest().annotations({ identifier: "BackupRequest" })
+export type BackupRequest = Schema.Schema.Type<typeof BackupRequest>
+
+export const BackupResponse = Schema.Struct({
+  ok: Ok,
+  /** Send it with every `admin.backupChunk`; it names the node that holds the session (`<node>:<n>`). */
+  session: Schema.String,
+  ...AnsweredBy,
+  /** Log index and term of the state being backed up. */
+  index: NonNegativeInt,
+  term: NonNegativeInt,
+  /** Bytes per chunk (the last chunk may be shorter). */
+  chunkBytes: PositiveInt
+}).annotations({ identifier: "BackupResponse" })
+export type BackupResponse = Schema.Schema.Type<typeof BackupResponse>
+
+const backupSessionPattern = /^[A-Za-z0-9_-]{1,64}:[0-9]{1,15}$/
+
+/** A backup session id from an `admin.backup` reply: `<node>:<n>`. */
+export const BackupSession = Schema.String.annotations(expecting("a backup session id")).pipe(
+  Schema.filter(
+    (s) => backupSessionPattern.test(s) || `expected a session id from an admin.backup reply ("<node>:<n>"), got ${JSON.stringify(s)}`
+  )
+).annotations({ identifier: "BackupSession" })
+
+/** The node holding a backup session (the part of its id before ":"). */
+export const backupSessionNode = (session: string): string => session.slice(0, session.indexOf(":"))
+
+/**
+ * The next chunk of a backup: `offset` is the number of bytes received so far (0 first). Asking
+ * again for the offset of the chunk just received gets the same bytes (a retry).
+ */
+export const BackupChunkRequest = request({
+  session: BackupSession,
+  offset: NonNegativeInt
+}).annotations({ identifier: "BackupChunkRequest" })
+export type BackupChunkRequest = Schema.Schema.Type<typeof BackupChunkRequest>
+
+export const BackupChunkResponse = Schema.Struct({
+  ok: Ok,
+  offset: NonNegativeInt,
+  /** Base64 of up to `chunkBytes` bytes of the snapshot, from `offset`. */
+  data: Schema.String,
+  /** True on the last chunk: then `size` and `checksum` (hex SHA-256) describe the whole stream. */
+  done: Schema.Boolean,
+  size: opt(NonNegativeInt),
+  checksum: opt(Schema.String),
+  ...AnsweredBy
+}).annotations({ identifier: "BackupChunkResponse" })
+export type BackupChunkResponse = Schema.Schema.Type<typeof BackupChunkResponse>
 
 // ---------------------------------------------------------------------------------------------
 // errors and the endpoint table
@@ -749,6 +837,9 @@ export const endpoints = {
     purge: { request: PurgeRequest, response: PurgeResponse }
   },
   admin: {
-    status: { request: StatusRequest, response: StatusResponse }
+    status: { request: StatusRequest, response: StatusResponse },
+    snapshot: { request: SnapshotRequest, response: SnapshotResponse },
+    backup: { request: BackupRequest, response: BackupResponse },
+    backupChunk: { request: BackupChunkRequest, response: BackupChunkResponse }
   }
 } as const

@@ -7,6 +7,10 @@
  * Forwarding asks the leader on its own subject with the client's bytes and relays the answer
  * to the client's inbox (responder.ts says why a request and not a plain re-publish). A handler
  * that throws answers `internal` and stops the node (actors/services/supervisor.ts).
+ *
+ * Admin endpoints act on the node that answers: `admin.snapshot` takes a snapshot there,
+ * `admin.backup` opens a backup session there (backup.ts), and `admin.backupChunk` reads it,
+ * forwarded to the session's node when another node gets it.
  */
 import { Effect, Either, type Scope } from "effect"
 import type { BusMessage } from "../../protocol/bus.ts"
@@ -20,9 +24,11 @@ import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "..
 import { duplicateKey, type KvCommand } from "../applier/kvState.ts"
 import type { JobWorker } from "../jobs/jobWorker.ts"
 import type { Consensus } from "../raft/shell.ts"
+import type { SnapshotMeta, Snapshotter } from "../snapshotter/snapshotter.ts"
 import { Bus } from "../services/bus.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { everyScoped, Timers } from "../services/timers.ts"
+import * as Backup from "./backup.ts"
 import { decodeJobGet, decodeLease, decodeList, decodeListCursor, decodeStats, jobWrites, listLimit, toJobView } from "./jobRequests.ts"
 import type { RequestMetrics } from "./metrics.ts"
 import { opt } from "./optional.ts"
@@ -74,6 +80,11 @@ export interface NodeStatus {
   readonly lastTerm: number
   readonly leaderChanges: number
   readonly uptimeMs: number
+  /** Index and term of the last entry compacted into a snapshot (0 while none is). */
+  readonly logBaseIndex: number
+  readonly logBaseTerm: number
+  /** The last snapshot taken or installed here. */
+  readonly snapshot: Client.SnapshotSummary | null
   readonly peers?: ReadonlyArray<{ readonly id: NodeId; readonly nextIndex: number; readonly matchIndex: number; readonly state: string }>
 }
 
@@ -84,6 +95,9 @@ const decodeCas = makeDecoder(Client.KvCasRequest)
 const decodeTxn = makeDecoder(Client.KvTxnRequest)
 const decodeScan = makeDecoder(Client.KvScanRequest)
 const decodeStatus = makeDecoder(Client.StatusRequest)
+const decodeSnapshot = makeDecoder(Client.SnapshotRequest)
+const decodeBackup = makeDecoder(Client.BackupRequest)
+const decodeBackupChunk = makeDecoder(Client.BackupChunkRequest)
 
 /**
  * Scan cursors are the base64url (no padding) of the last key returned; the next page starts
@@ -148,7 +162,8 @@ export const make = (
   options: GatewayOptions,
   consensus: Consensus,
   applier: Applier,
-  jobWorker: JobWorker
+  jobWorker: JobWorker,
+  snapshotter: Snapshotter
 ): Effect.Effect<Gateway, never, Bus | Timers | Supervisor | Scope.Scope> =>
   Effect.gen(function* () {
     const { cluster, id } = options
@@ -367,6 +382,7 @@ export const make = (
 
     const status = (): NodeStatus => {
       const s = consensus.status()
+      const last = snapshotter.status().last
       return {
         ok: true,
         id,
@@ -382,6 +398,9 @@ export const make = (
         lastTerm: s.lastTerm,
         leaderChanges: s.leaderChanges,
         uptimeMs: now - startedAt,
+        logBaseIndex: s.baseIndex,
+        logBaseTerm: s.baseTerm,
+        snapshot: last === null ? null : { index: last.index, term: last.term, size: last.size, time: last.time },
         ...(s.role === "leader" ? { peers: s.peers.map((p) => ({ id: p.id, nextIndex: p.nextIndex, matchIndex: p.matchIndex, state: p.state })) } : {})
       }
     }
@@ -399,6 +418,62 @@ export const make = (
         }
       }
 
+    // Backup sessions live until the node stops: closed after the service stops answering.
+    const backupTuning = Backup.defaultBackupTuning
+    const backups = Backup.make({ ...backupTuning, id, open: () => snapshotter.openStream(), timers, supervisor })
+    yield* Effect.addFinalizer(() => Effect.promise(() => backups.stop()))
+
+    const handleSnapshot = (r: Responder): void => {
+      const decoded = decodeSnapshot(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      snapshotter.takeNow().then(
+        supervisor.guard(actor, (m: SnapshotMeta) => r.ok({ ok: true, node: id, index: m.index, term: m.term, size: m.size, checksum: m.checksum, time: m.time })),
+        supervisor.guard(actor, (cause: unknown) =>
+          r.fail(archioError("unavailable", `node ${id} could not take a snapshot (${cause instanceof Error ? cause.message : String(cause)}); retry`))
+        )
+      )
+    }
+
+    const handleBackup = (r: Responder): void => {
+      const decoded = decodeBackup(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      void backups.open().then(
+        supervisor.guard(actor, (opened: Backup.OpenedBackup | ArchioError) => {
+          if (opened instanceof ArchioError) return r.fail(opened)
+          const { index, term } = opened.header
+          r.ok({ ok: true, session: opened.session, node: id, index, term, chunkBytes: backupTuning.chunkBytes })
+        })
+      )
+    }
+
+    const handleBackupChunk = (r: Responder): void => {
+      const decoded = decodeBackupChunk(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const { session, offset } = decoded.right
+      const owner = Client.backupSessionNode(session)
+      if (owner !== id) {
+        if (r.forwardedBy !== undefined) return r.fail(archioError("not_found", `backup session ${session} belongs to node ${owner}, not ${id}`))
+        // The session's stream is on its node: ask there, and relay the answer.
+        return r.forward(nc, Subjects.node(cluster, owner, "admin.backupChunk"), id, options.requestTimeoutMs, () =>
+          archioError("unavailable", `node ${owner}, which holds backup session ${session}, did not answer; retry, or start a new backup if it stopped`, { node: owner })
+        )
+      }
+      void backups.chunk(session, offset).then(
+        supervisor.guard(actor, (chunk: Backup.BackupChunk | ArchioError) => {
+          if (chunk instanceof ArchioError) return r.fail(chunk)
+          r.ok({
+            ok: true,
+            offset: chunk.offset,
+            data: Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength).toString("base64"),
+            done: chunk.done,
+            ...opt("size", chunk.size),
+            ...opt("checksum", chunk.checksum),
+            node: id
+          })
+        })
+      )
+    }
+
     /** Every endpoint of the service, by `<group>.<op>`. */
     const endpoints: Record<string, (r: Responder) => void> = {
       ...Object.fromEntries(Object.keys(writes).map((op) => [op, (r: Responder) => handleWrite(op, r)])),
@@ -412,7 +487,10 @@ export const make = (
         const decoded = decodeStatus(r.data)
         if (Either.isLeft(decoded)) return r.fail(decoded.left)
         r.ok(status())
-      }
+      },
+      "admin.snapshot": handleSnapshot,
+      "admin.backup": handleBackup,
+      "admin.backupChunk": handleBackupChunk
     }
     const service = Service.start(nc, {
       name: "archio",
@@ -427,12 +505,16 @@ export const make = (
     })
     yield* Effect.addFinalizer(() => Effect.promise(() => service.stop()))
 
-    // This node's own subjects: forwarded writes and leases, ReadIndex for followers, status.
+    // This node's own subjects: forwarded writes and leases, ReadIndex for followers, status,
+    // snapshots and backups of this node.
     const own: Record<string, (r: Responder) => void> = {
       ...Object.fromEntries(Object.keys(writes).map((op) => [op, endpoints[op]!])),
       "jobs.lease": handleLease,
       readindex: (r) => consensus.read((res) => (res.ok ? r.ok({ index: res.index }) : r.fail(noLeader(res.leader)))),
-      "admin.status": endpoints["admin.status"]!
+      "admin.status": endpoints["admin.status"]!,
+      "admin.snapshot": handleSnapshot,
+      "admin.backup": handleBackup,
+      "admin.backupChunk": handleBackupChunk
     }
     const subs = Object.entries(own).map(([op, handle]) => {
       const answer = guarded(handle)

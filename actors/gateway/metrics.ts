@@ -10,7 +10,9 @@
  * in-process nodes in one test would share it) and would be our first dependency for ~150
  * lines of formatting.
  *
- * Plain data and I/O-free: the HTTP shell renders it, callers pass the latency they measured.
+ * Plain data and I/O-free: the HTTP shell renders it, callers pass the latency they measured
+ * and the snapshot events they saw. The one gauge whose reading is I/O (`SampledGauge`, the log's
+ * size on disk) is given its reader by the node and reads it at most every few seconds.
  */
 
 /** Latency buckets in seconds: 0.5 ms to 10 s, covering a local fsync up to a client deadline. */
@@ -104,6 +106,140 @@ export class RequestMetrics {
   }
 }
 
+/** Observations of one unlabelled histogram. */
+export class Histogram {
+  /** Observations per bucket, not cumulative; the last slot is `+Inf`. */
+  readonly buckets: Float64Array
+  sum = 0
+  count = 0
+
+  constructor(readonly bounds: ReadonlyArray<number>) {
+    this.buckets = new Float64Array(bounds.length + 1)
+  }
+
+  observe(value: number): void {
+    const bounds = this.bounds
+    let i = 0
+    while (i < bounds.length && value > bounds[i]!) i++
+    this.buckets[i]!++
+    this.sum += value
+    this.count++
+  }
+
+  render(out: Array<string>, name: string, help: string): void {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`)
+    let cumulative = 0
+    this.bounds.forEach((bound, i) => {
+      cumulative += this.buckets[i]!
+      out.push(`${name}_bucket{le="${formatNumber(bound)}"} ${cumulative}`)
+    })
+    out.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${formatNumber(this.sum)}`, `${name}_count ${this.count}`)
+  }
+}
+
+/** Seconds a snapshot or a restore took: 1 ms to 10 minutes. */
+export const snapshotSecondsBuckets: ReadonlyArray<number> = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+
+/** Snapshot sizes in bytes: 1 KiB to 4 GiB, by powers of 4. */
+export const snapshotSizeBuckets: ReadonlyArray<number> = Array.from({ length: 12 }, (_, i) => 1024 * 4 ** i)
+
+export const snapshotPhases = ["snapshot", "persist", "restore"] as const
+export const snapshotStatuses = ["started", "succeeded", "failed"] as const
+
+/** One step of the snapshot lifecycle, as the Snapshotter reports it (`onEvent`). */
+export interface SnapshotObservation {
+  readonly phase: (typeof snapshotPhases)[number]
+  readonly status: (typeof snapshotStatuses)[number]
+  readonly seconds?: number
+  readonly bytes?: number
+}
+
+/**
+ * The snapshot families, under the older Go service's names so its dashboards and alerts keep
+ * working: operations by phase and status, and histograms of succeeded snapshots (duration,
+ * size) and restores (duration).
+ */
+export class SnapshotMetrics {
+  /** Count per phase x status, in the order of `snapshotPhases` then `snapshotStatuses`. */
+  readonly operations = new Float64Array(snapshotPhases.length * snapshotStatuses.length)
+  readonly duration = new Histogram(snapshotSecondsBuckets)
+  readonly size = new Histogram(snapshotSizeBuckets)
+  readonly restoreDuration = new Histogram(snapshotSecondsBuckets)
+
+  record(e: SnapshotObservation): void {
+    const phase = snapshotPhases.indexOf(e.phase)
+    const status = snapshotStatuses.indexOf(e.status)
+    if (phase < 0 || status < 0) return
+    this.operations[phase * snapshotStatuses.length + status]!++
+    if (e.status !== "succeeded") return
+    if (e.phase === "snapshot") {
+      if (e.seconds !== undefined) this.duration.observe(e.seconds)
+      if (e.bytes !== undefined) this.size.observe(e.bytes)
+    } else if (e.phase === "restore" && e.seconds !== undefined) this.restoreDuration.observe(e.seconds)
+  }
+
+  /** How many `phase` steps ended (or started) with `status`. */
+  count(phase: SnapshotObservation["phase"], status: SnapshotObservation["status"]): number {
+    return this.operations[snapshotPhases.indexOf(phase) * snapshotStatuses.length + snapshotStatuses.indexOf(status)]!
+  }
+
+  render(out: Array<string>): void {
+    const ops = "kvstore_snapshot_operations_total"
+    out.push(
+      `# HELP ${ops} Snapshot lifecycle steps by phase (snapshot: taking one; persist: recording it and compacting the log; restore: installing one) and status.`,
+      `# TYPE ${ops} counter`
+    )
+    for (const phase of snapshotPhases) {
+      for (const status of snapshotStatuses) out.push(`${ops}{phase="${phase}",status="${status}"} ${this.count(phase, status)}`)
+    }
+    this.duration.render(out, "kvstore_snapshot_duration_seconds", "Seconds to take a snapshot (succeeded ones).")
+    this.size.render(out, "kvstore_snapshot_size_bytes", "Bytes of each snapshot taken (succeeded ones).")
+    this.restoreDuration.render(out, "kvstore_snapshot_restore_duration_seconds", "Seconds to receive and install a snapshot (succeeded ones).")
+  }
+}
+
+/**
+ * A gauge read through I/O (an async call), on scrape but at most every `everyMs`: a scrape gets
+ * the last value read and, when it is old, starts the next read. Unknown until the first read
+ * ends; a failed read keeps the last value.
+ */
+export class SampledGauge {
+  value: number | undefined
+  #readAt = -Infinity
+  #reading = false
+
+  constructor(
+    private readonly read: () => Promise<number>,
+    private readonly now: () => number,
+    readonly everyMs: number
+  ) {}
+
+  /** The last value read; starts a new read when it is older than `everyMs`. */
+  sample(): number | undefined {
+    const now = this.now()
+    if (!this.#reading && now - this.#readAt >= this.everyMs) {
+      this.#reading = true
+      this.#readAt = now
+      let reading: Promise<number>
+      try {
+        reading = this.read()
+      } catch (e) {
+        reading = Promise.reject(e)
+      }
+      reading.then(
+        (v) => {
+          this.value = v
+          this.#reading = false
+        },
+        () => {
+          this.#reading = false
+        }
+      )
+    }
+    return this.value
+  }
+}
+
 /** What the Raft gauges are read from: the node's `admin.status` (see `Gateway.make`). */
 export interface RaftSample {
   readonly id: string
@@ -116,6 +252,10 @@ export interface RaftSample {
   readonly firstIndex: number
   readonly lastIndex: number
   readonly leaderChanges: number
+  /** The last index compacted away: the log holds lastIndex - logBaseIndex entries. */
+  readonly logBaseIndex: number
+  /** The last snapshot taken or installed, or null. */
+  readonly snapshot: { readonly index: number } | null
 }
 
 /** Every metric of one node. */
@@ -124,11 +264,15 @@ export interface Registry {
   readonly nats: RequestMetrics
   /** Requests to the HTTP shim, `code` = the HTTP status. */
   readonly http: RequestMetrics
+  /** Snapshot lifecycle steps (fed by the Snapshotter's events). */
+  readonly snapshots: SnapshotMetrics
+  /** Bytes of the Raft log on disk, when the store can tell (classic-level's `approximateSize`). */
+  readonly logDiskBytes: SampledGauge | undefined
   /** Static labels of `archio_node_info`. */
   readonly version: string
 }
 
-export const make = (version: string): Registry => ({
+export const make = (version: string, logDiskBytes?: SampledGauge): Registry => ({
   nats: new RequestMetrics(
     "archio_nats",
     "Client requests over NATS answered by this node, by endpoint and code (ok or the error code).",
@@ -139,6 +283,8 @@ export const make = (version: string): Registry => ({
     "HTTP requests answered, by endpoint (the route, or other) and code (the HTTP status).",
     "Seconds from receiving an HTTP request to answering it, by endpoint."
   ),
+  snapshots: new SnapshotMetrics(),
+  logDiskBytes,
   version
 })
 
@@ -162,11 +308,16 @@ export const render = (registry: Registry, raft: RaftSample): string => {
   gauge(out, "gauge", "archio_raft_term", "Current Raft term.", raft.term)
   gauge(out, "gauge", "archio_raft_commit_index", "Highest log index known to be committed.", raft.commitIndex)
   gauge(out, "gauge", "archio_raft_applied_index", "Highest log index applied to the state machine.", raft.appliedIndex)
-  gauge(out, "gauge", "archio_raft_log_entries", "Entries in the log (last index - first index + 1).", Math.max(0, raft.lastIndex - raft.firstIndex + 1))
+  gauge(out, "gauge", "archio_raft_log_entries", "Entries in the log after its compaction base (last index - base index).", Math.max(0, raft.lastIndex - raft.logBaseIndex))
   gauge(out, "gauge", "archio_raft_last_index", "Index of the last entry in the log.", raft.lastIndex)
+  gauge(out, "gauge", "archio_raft_log_base_index", "Index of the last entry compacted into a snapshot (0 while none is).", raft.logBaseIndex)
+  const disk = registry.logDiskBytes?.sample()
+  if (disk !== undefined) gauge(out, "gauge", "archio_raft_log_disk_bytes", "Approximate bytes of the Raft log in the database's files on disk (read at most every few seconds).", disk)
+  gauge(out, "gauge", "archio_snapshot_last_index", "Log index of the last snapshot taken or installed (0 while none is).", raft.snapshot?.index ?? 0)
   gauge(out, "counter", "archio_raft_leader_changes_total", "Times this node saw the leader change since it started.", raft.leaderChanges)
   gauge(out, "gauge", "archio_raft_is_leader", "1 when this node is the leader, else 0.", raft.role === "leader" ? 1 : 0)
   gauge(out, "gauge", "archio_raft_has_leader", "1 when this node knows a leader, else 0.", raft.leader === null ? 0 : 1)
+  registry.snapshots.render(out)
   return `${out.join("\n")}\n`
 }
 

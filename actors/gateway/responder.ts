@@ -32,10 +32,17 @@ export interface Responder {
   readonly forwardedBy: string | undefined
   ok(body: unknown): void
   fail(err: ArchioError): void
-  /** Passes the request to `subject` (the leader's own subject) and relays its answer. */
-  forward(nc: Bus, subject: string, self: string, timeoutMs: number): void
+  /**
+   * Passes the request to `subject` (the leader's own subject) and relays its answer;
+   * `unanswered` says what the client gets when nobody answers there (default: the leader is
+   * gone, or `timeout`).
+   */
+  forward(nc: Bus, subject: string, self: string, timeoutMs: number, unanswered?: Unanswered): void
   readonly done: boolean
 }
+
+/** The error for a forwarded request that got no answer (no responders, or a timeout). */
+export type Unanswered = (cause: unknown) => ArchioError
 
 const seconds = (start: number): number => (performance.now() - start) / 1000
 
@@ -54,11 +61,11 @@ export const fromService = (req: ServiceRequest, meter?: Meter): Responder => {
       req.respondError(err)
       meter?.record(err.code, seconds(start))
     },
-    forward: (nc, subject, self, timeoutMs) => {
+    forward: (nc, subject, self, timeoutMs, unanswered) => {
       if (req.responded) return
       const reply = req.reply
       req.handOff()
-      relay(nc, subject, self, req.data, reply, timeoutMs, meter === undefined ? undefined : (code) => meter.record(code, seconds(start)))
+      relay(nc, subject, self, req.data, reply, timeoutMs, meter === undefined ? undefined : (code) => meter.record(code, seconds(start)), unanswered)
     },
     get done() {
       return req.responded
@@ -82,13 +89,13 @@ export const fromForwarded = (nc: Bus, msg: BusMessage, meter?: Meter): Responde
     forwardedBy,
     ok: (body) => send(encodeJson(body), "ok"),
     fail: (err) => send(err, err.code),
-    forward: (nc, subject, self, timeoutMs) => {
+    forward: (nc, subject, self, timeoutMs, unanswered) => {
       if (forwardedBy !== undefined) {
         send(archioError("unavailable", "this node is not the leader and the request was already forwarded once; retry"), "unavailable")
       } else if (!done && reply !== "") {
         // A client that addressed this node directly (leader affinity) and guessed wrong.
         done = true
-        relay(nc, subject, self, msg.data, reply, timeoutMs, meter === undefined ? undefined : (code) => meter.record(code, seconds(start)))
+        relay(nc, subject, self, msg.data, reply, timeoutMs, meter === undefined ? undefined : (code) => meter.record(code, seconds(start)), unanswered)
       }
     },
     get done() {
@@ -123,7 +130,7 @@ export const inProcess = (data: Uint8Array, answer: Answer): Responder => {
       done = true
       answer.fail(err)
     },
-    forward: (nc, subject, self, timeoutMs) => {
+    forward: (nc, subject, self, timeoutMs, unanswered) => {
       if (done) return
       done = true
       nc.request(subject, data, { timeout: timeoutMs, headers: forwardHeaders(self) }).then(
@@ -138,7 +145,7 @@ export const inProcess = (data: Uint8Array, answer: Answer): Responder => {
           }
           answer.ok(body)
         },
-        (e: unknown) => answer.fail(relayFailure(e, subject))
+        (e: unknown) => answer.fail(unanswered === undefined ? relayFailure(e, subject) : unanswered(e))
       )
     },
     get done() {
@@ -179,7 +186,8 @@ const relay = (
   data: Uint8Array,
   reply: string,
   timeoutMs: number,
-  settled: ((code: string) => void) | undefined
+  settled: ((code: string) => void) | undefined,
+  unanswered: Unanswered | undefined
 ): void => {
   nc.request(subject, data, { timeout: timeoutMs, headers: forwardHeaders(self) }).then(
     (answer) => {
@@ -191,7 +199,7 @@ const relay = (
       settled?.(answerCode(answer.headers))
     },
     (e: unknown) => {
-      const err = relayFailure(e, subject)
+      const err = unanswered === undefined ? relayFailure(e, subject) : unanswered(e)
       respondOnSubject(nc, reply, err)
       settled?.(err.code)
     }

@@ -13,6 +13,7 @@ import { runNode } from "../../bootstrap/node.ts"
 import * as Client from "../../protocol/client.ts"
 import { statusOf, type ErrorCode } from "../../protocol/errors.ts"
 import { maxValueBytes } from "../../protocol/limits.ts"
+import { SnapshotDecoder } from "../../protocol/snapshotFormat.ts"
 import { errorCodeHeader, errorHeader } from "../../protocol/reply.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { config, quiet, singleNode } from "../support/node.ts"
@@ -152,8 +153,57 @@ t.test("every endpoint's replies match protocol/client.ts, strictly", async (t) 
 
   t.test("admin", async (t) => {
     const status = await ok(t, nc, "admin", "status", "", "of the leader")
-    t.match(status, { id: "n1", cluster: "c", role: "leader", leader: "n1" })
+    t.match(status, { id: "n1", cluster: "c", role: "leader", leader: "n1", logBaseIndex: 0, logBaseTerm: 0 })
     await ok(t, nc, "admin", "status", {}, "asked with {}")
+
+    const snap = await ok(t, nc, "admin", "snapshot", "", "of the node that answers")
+    t.match(snap, { node: "n1", checksum: /^[0-9a-f]{64}$/ })
+    t.ok(snap.index >= status.appliedIndex && snap.term >= 1 && snap.size > 0, "a snapshot of the applied state")
+    const later = await ok(t, nc, "admin", "status", "", "after a snapshot")
+    t.same(later.snapshot, { index: snap.index, term: snap.term, size: snap.size, time: snap.time }, "admin.status reports the last snapshot")
+    await ok(t, nc, "admin", "snapshot", {}, "asked with {}")
+    await fails(t, nc, "admin.snapshot", { now: true }, "bad_request", "a field it does not know")
+
+    // Three values of ~200 KB: a state over two chunks of 256 KiB.
+    const big = (i: number) => String(i).repeat(200_000)
+    for (let i = 0; i < 3; i++) await ok(t, nc, "kv", "put", { key: `backup/big${i}`, value: big(i) }, `of a big value ${i}`)
+    await ok(t, nc, "kv", "put", { key: "backup/small", value: "s" }, "of a small value")
+    const opened = await ok(t, nc, "admin", "backup", "", "of the node that answers")
+    t.match(opened, { session: /^n1:\d+$/, node: "n1", chunkBytes: 262_144 })
+    await fails(t, nc, "admin.backup", { full: true }, "bad_request", "a field it does not know")
+
+    const chunk = (offset: number, why: string) => ok(t, nc, "admin", "backupChunk", { session: opened.session, offset }, why)
+    const decoder = new SnapshotDecoder()
+    const first = await chunk(0, "the first chunk")
+    t.match(first, { offset: 0, done: false, node: "n1" })
+    const bytes = Buffer.from(first.data, "base64")
+    t.equal(bytes.length, opened.chunkBytes, "a whole chunk")
+    t.same(Buffer.from((await chunk(0, "the first chunk again (a retry)")).data, "base64"), bytes, "a retry gets the same bytes")
+    const wrong = await fails(t, nc, "admin.backupChunk", { session: opened.session, offset: 5 }, "conflict", "at an offset it is not at")
+    t.equal(wrong.error.detail?.["offset"], bytes.length, "conflict says which offset comes next")
+    decoder.push(bytes)
+    let offset = bytes.length
+    let last = first
+    while (!last.done) {
+      last = await chunk(offset, `the chunk at ${offset}`)
+      t.equal(last.offset, offset)
+      const data = Buffer.from(last.data, "base64")
+      decoder.push(data)
+      offset += data.length
+    }
+    decoder.end()
+    t.ok(decoder.done, "the chunks make one whole, verified snapshot")
+    t.equal(last.size, offset, "the last chunk says the whole size")
+    t.equal(last.checksum, decoder.digest, "and the checksum the trailer holds")
+    t.match(decoder.header, { index: opened.index, term: opened.term, cluster: "c", members: ["n1"] })
+    const kv = new Map(decoder.takeRecords().filter((r) => r.section === "kv").map((r) => [r.key, JSON.parse(Buffer.from(r.value).toString("utf8")) as { value: string }]))
+    for (let i = 0; i < 3; i++) t.equal(kv.get(`backup/big${i}`)?.value, big(i), `backup/big${i} is in the backup`)
+    t.equal(kv.get("backup/small")?.value, "s", "backup/small is in the backup")
+    t.same(await chunk(last.offset, "the last chunk again"), last, "the last chunk can be asked again")
+    t.match(await chunk(offset, "past the end"), { offset, data: "", done: true, size: offset, checksum: last.checksum })
+    await fails(t, nc, "admin.backupChunk", { session: "n1:999999", offset: 0 }, "not_found", "of an unknown session")
+    await fails(t, nc, "admin.backupChunk", { session: "no-session", offset: 0 }, "bad_request", "with something that is not a session id")
+    await fails(t, nc, "admin.backupChunk", { session: opened.session, offset: -1 }, "bad_request", "with a negative offset")
   })
 
   t.test("no endpoint was left out", async (t) => {

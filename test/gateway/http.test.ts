@@ -111,23 +111,28 @@ const parseExposition = (text: string): Exposition => {
 const value = (e: Exposition, name: string, labels: Record<string, string> = {}): number | undefined =>
   e.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value
 
-/** Buckets of every histogram series rise with `le` and end at `+Inf` = `_count`. */
+/** Buckets of every histogram series (labelled or not) rise with `le` and end at `+Inf` = `_count`. */
 const checkHistograms = (t: Test, e: Exposition): void => {
   for (const [family, type] of e.types) {
     if (type !== "histogram") continue
-    const byEndpoint = new Map<string, Array<Sample>>()
+    const bySeries = new Map<string, { labels: Record<string, string>; buckets: Array<Sample> }>()
     for (const s of e.samples.filter((s) => s.name === `${family}_bucket`)) {
-      const key = s.labels["endpoint"] ?? ""
-      byEndpoint.set(key, [...(byEndpoint.get(key) ?? []), s])
+      const labels = Object.fromEntries(Object.entries(s.labels).filter(([k]) => k !== "le"))
+      const key = JSON.stringify(labels)
+      const series = bySeries.get(key) ?? { labels, buckets: [] }
+      series.buckets.push(s)
+      bySeries.set(key, series)
     }
-    t.ok(byEndpoint.size > 0, `${family} has series`)
-    for (const [endpoint, buckets] of byEndpoint) {
+    t.ok(bySeries.size > 0, `${family} has series`)
+    for (const [key, { labels, buckets }] of bySeries) {
       const les = buckets.map((b) => (b.labels["le"] === "+Inf" ? Infinity : Number(b.labels["le"])))
-      t.same(les, [...les].sort((a, b) => a - b), `${family}{${endpoint}} le ascending`)
-      t.equal(les[les.length - 1], Infinity, `${family}{${endpoint}} ends at +Inf`)
+      t.same(les, [...les].sort((a, b) => a - b), `${family}${key} le ascending`)
+      t.equal(les[les.length - 1], Infinity, `${family}${key} ends at +Inf`)
       const counts = buckets.map((b) => b.value)
-      t.ok(counts.every((c, i) => i === 0 || c >= counts[i - 1]!), `${family}{${endpoint}} cumulative`)
-      t.equal(counts[counts.length - 1], value(e, `${family}_count`, { endpoint }), `${family}{${endpoint}} +Inf = count`)
+      t.ok(counts.every((c, i) => i === 0 || c >= counts[i - 1]!), `${family}${key} cumulative`)
+      const count = e.samples.find((s) => s.name === `${family}_count` && JSON.stringify(s.labels) === key)?.value
+      t.equal(counts[counts.length - 1], count, `${family}${key} +Inf = count`)
+      t.ok(e.samples.some((s) => s.name === `${family}_sum` && JSON.stringify(s.labels) === JSON.stringify(labels)), `${family}${key} has a sum`)
     }
   }
 }
@@ -169,8 +174,11 @@ t.test("the HTTP shim of a single node", async (t) => {
       lastIndex: Number,
       lastTerm: Number,
       leaderChanges: Number,
+      logBaseIndex: Number,
+      logBaseTerm: Number,
       peers: []
     })
+    t.ok("snapshot" in r.json!, "the last snapshot (null while none was taken)")
   })
 
   t.test("PUT and POST /set write through the same path as kv.put", async (t) => {
@@ -290,7 +298,13 @@ t.test("the HTTP shim of a single node", async (t) => {
       ["archio_raft_last_index", "gauge"],
       ["archio_raft_leader_changes_total", "counter"],
       ["archio_raft_is_leader", "gauge"],
-      ["archio_raft_has_leader", "gauge"]
+      ["archio_raft_has_leader", "gauge"],
+      ["archio_raft_log_base_index", "gauge"],
+      ["archio_snapshot_last_index", "gauge"],
+      ["kvstore_snapshot_operations_total", "counter"],
+      ["kvstore_snapshot_duration_seconds", "histogram"],
+      ["kvstore_snapshot_size_bytes", "histogram"],
+      ["kvstore_snapshot_restore_duration_seconds", "histogram"]
     ] as const) {
       t.equal(a.types.get(name), type, `TYPE ${name} ${type}`)
       t.ok(a.helps.get(name), `HELP ${name}`)
@@ -302,7 +316,8 @@ t.test("the HTTP shim of a single node", async (t) => {
     t.ok(value(a, "archio_raft_term")! >= 1)
     t.ok(value(a, "archio_raft_leader_changes_total")! >= 1)
     const status = (await http("GET", "/raft/status")).json!
-    t.equal(value(a, "archio_raft_log_entries"), (status["lastIndex"] as number) - (status["firstIndex"] as number) + 1)
+    t.equal(value(a, "archio_raft_log_entries"), (status["lastIndex"] as number) - (status["logBaseIndex"] as number))
+    t.equal(value(a, "archio_raft_log_base_index"), status["logBaseIndex"])
     t.ok(value(a, "archio_raft_applied_index")! <= value(a, "archio_raft_commit_index")!)
     t.ok(value(a, "archio_http_requests_total", { endpoint: "/set", code: "200" })! >= 3, "earlier /set requests")
     t.ok(value(a, "archio_http_requests_total", { endpoint: "/get", code: "400" })! >= 1)
@@ -334,6 +349,39 @@ t.test("the HTTP shim of a single node", async (t) => {
     grew("archio_nats_requests_total", { endpoint: "admin.status", code: "ok" }, 1)
     grew("archio_nats_request_duration_seconds_count", { endpoint: "kv.put" }, 3)
     t.ok(value(b, "archio_raft_commit_index")! >= value(a, "archio_raft_commit_index")! + 3, "three more writes committed")
+  })
+
+  t.test("GET /metrics after admin.snapshot: the snapshot families count it", async (t) => {
+    const before = parseExposition((await http("GET", "/metrics")).text)
+    const taken = (await nc.request("archio.c.admin.snapshot", "", { timeout: 5000 })).json<{ ok: boolean; index: number; size: number }>()
+    t.match(taken, { ok: true, index: Number, size: Number })
+    const after = parseExposition((await http("GET", "/metrics")).text)
+    checkHistograms(t, after)
+    const ops = "kvstore_snapshot_operations_total"
+    const grew = (name: string, labels: Record<string, string>, by: number) =>
+      t.equal((value(after, name, labels) ?? 0) - (value(before, name, labels) ?? 0), by, `${name}${JSON.stringify(labels)} +${by}`)
+    grew(ops, { phase: "snapshot", status: "started" }, 1)
+    grew(ops, { phase: "snapshot", status: "succeeded" }, 1)
+    grew(ops, { phase: "persist", status: "succeeded" }, 1)
+    grew(ops, { phase: "snapshot", status: "failed" }, 0)
+    t.equal(value(after, ops, { phase: "restore", status: "succeeded" }), 0, "a restore series, at 0")
+    grew("kvstore_snapshot_duration_seconds_count", {}, 1)
+    grew("kvstore_snapshot_size_bytes_count", {}, 1)
+    grew("kvstore_snapshot_size_bytes_sum", {}, taken.size)
+    t.equal(value(after, "kvstore_snapshot_size_bytes_bucket", { le: "+Inf" }), value(after, "kvstore_snapshot_size_bytes_count"))
+    t.equal(value(after, "kvstore_snapshot_restore_duration_seconds_count"), 0, "nothing restored on a single node")
+    t.equal(value(after, "archio_snapshot_last_index"), taken.index)
+    const status = (await http("GET", "/raft/status")).json!
+    t.match(status["snapshot"], { index: taken.index, term: Number, size: taken.size, time: Number }, "/raft/status has the last snapshot")
+    grew("archio_nats_requests_total", { endpoint: "admin.snapshot", code: "ok" }, 1)
+    // classic-level can tell the log's size on disk: the gauge appears once its first read ended.
+    await until("the log disk gauge", async () => value(parseExposition((await http("GET", "/metrics")).text), "archio_raft_log_disk_bytes") !== undefined, {
+      timeoutMs: 5_000,
+      everyMs: 50
+    })
+    const disk = parseExposition((await http("GET", "/metrics")).text)
+    t.equal(disk.types.get("archio_raft_log_disk_bytes"), "gauge")
+    t.ok(value(disk, "archio_raft_log_disk_bytes")! >= 0)
   })
 })
 
@@ -432,7 +480,9 @@ const stubStatus = (leader: string | null) => ({
   appliedIndex: 11,
   firstIndex: 3,
   lastIndex: 12,
-  leaderChanges: 2
+  leaderChanges: 2,
+  logBaseIndex: 2,
+  snapshot: leader === null ? null : { index: 2 }
 })
 
 const startStub = async (t: Test, backend: Http.Backend, port = 0, closeGraceMs = 200) => {
@@ -508,6 +558,9 @@ t.test("the shell: thrown handlers, request logs, shutdown, a port in use", asyn
   t.equal(value(e, "archio_http_requests_total", { endpoint: "/raft/status", code: "500" }), 1)
   t.equal(value(e, "archio_http_requests_total", { endpoint: "/set", code: "500" }), 1)
   t.equal(value(e, "archio_raft_log_entries"), 10)
+  t.equal(value(e, "archio_raft_log_base_index"), 2)
+  t.equal(value(e, "archio_snapshot_last_index"), 2)
+  t.equal(value(e, "archio_raft_log_disk_bytes"), undefined, "no disk gauge without a reader")
   t.equal(value(e, "archio_raft_leader_changes_total"), 2)
 
   const requestLines = logs.filter((l) => /^http [A-Z]+ /.test(l.message))

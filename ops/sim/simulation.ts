@@ -22,6 +22,7 @@ import { JobQueue } from "../../actors/applier/jobQueue.ts"
 import { KvState } from "../../actors/applier/kvState.ts"
 import type { HistoryEntry } from "../chaos/history.ts"
 import { checkRegisterHistory } from "../chaos/linearizability.ts"
+import { stateDigest } from "../stateDigest.ts"
 import { SafetyChecker, SafetyViolation } from "./checker.ts"
 import { ClientBug, Clients } from "./clients.ts"
 import { Network } from "./network.ts"
@@ -76,18 +77,7 @@ const cluster = "sim"
 const crashWhileWriting = 1 / 200
 const crashWhileWritingSlowly = 1 / 25
 
-/** Everything of a state machine that every replica must agree on, as one string. */
-const digest = (kv: KvState, jobs: JobQueue): string => {
-  const byKey = <A>(m: ReadonlyMap<string, A>) => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-  return JSON.stringify({
-    revision: kv.revision,
-    time: kv.time,
-    keys: byKey(kv.records),
-    sessions: byKey(kv.sessions),
-    jobs: byKey(jobs.jobs),
-    counters: jobs.counters()
-  })
-}
+const digest = stateDigest
 
 export class Simulation {
   readonly world: World

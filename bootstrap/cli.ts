@@ -8,6 +8,7 @@ import { devCommand } from "./dev.ts"
 import { kvGroup } from "./kv/index.ts"
 import { version } from "./node.ts"
 import { nodeCommand } from "./nodeCommand.ts"
+import { snapshotGroup } from "./snapshot/index.ts"
 import { statusCommand } from "./statusCommand.ts"
 import { processTerminal, type Terminal } from "./terminal.ts"
 import { workerCommand } from "./workerCommand.ts"
@@ -15,7 +16,7 @@ import { workerCommand } from "./workerCommand.ts"
 export const archio = defineGroup({
   path: "",
   summary: "a replicated key-value store and job queue: Raft over NATS, state in LevelDB",
-  commands: [nodeCommand, devCommand, statusCommand, kvGroup, workerCommand],
+  commands: [nodeCommand, devCommand, statusCommand, kvGroup, workerCommand, snapshotGroup],
   options: [{ title: "Global flags", options: { version: { flag: "--version", short: "-v", help: "print the version" } } }]
 })
 

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { createWriteStream, type WriteStream } from "node:fs"
-import { mkdir } from "node:fs/promises"
+import { mkdir, rm } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
@@ -39,15 +39,24 @@ export interface NodeStatus {
   readonly commitIndex: number
   readonly appliedIndex: number
   readonly lastIndex: number
+  /** Where the log starts after compaction (issue 19; absent from older nodes). */
+  readonly logBaseIndex?: number
+  readonly logBaseTerm?: number
+  /** The last snapshot taken or installed on the node. */
+  readonly snapshot?: { readonly index: number; readonly term: number; readonly size: number; readonly time: number } | null
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Called with each line a node writes (stdout or stderr), across its restarts. */
+export type LineListener = (id: string, line: string) => void
 
 export class LocalCluster {
   readonly ids: ReadonlyArray<string>
   readonly cluster: string
   private readonly procs = new Map<string, ChildProcess>()
   private readonly logs = new Map<string, WriteStream>()
+  private readonly lineListeners = new Set<LineListener>()
 
   private constructor(
     private readonly options: ClusterOptions,
@@ -76,6 +85,33 @@ export class LocalCluster {
     return p !== undefined && p.exitCode === null && p.signalCode === null
   }
 
+  /** The folder node `id` keeps its database in. */
+  dataDir(id: string): string {
+    return join(this.options.dataRoot, id)
+  }
+
+  /** Deletes node `id`'s data folder (a lost disk); the node must be stopped. */
+  async wipe(id: string): Promise<void> {
+    if (this.isRunning(id)) throw new Error(`node ${id} is running; stop or kill it before wiping its data`)
+    await rm(this.dataDir(id), { recursive: true, force: true })
+  }
+
+  /** Calls `listener` with every line any node writes from now on; returns an unsubscribe. */
+  onLine(listener: LineListener): () => void {
+    this.lineListeners.add(listener)
+    return () => this.lineListeners.delete(listener)
+  }
+
+  /** The file node `id` logs to, when the cluster keeps logs. */
+  logFile(id: string): string | undefined {
+    return this.options.logDir === undefined ? undefined : join(this.options.logDir, `${id}.log`)
+  }
+
+  /** The process id of node `id` while it runs (for /proc/<pid>/status and the like). */
+  pid(id: string): number | undefined {
+    return this.isRunning(id) ? this.procs.get(id)?.pid : undefined
+  }
+
   /** Starts (or restarts) one node process with its data folder. */
   startNode(id: string): void {
     if (this.isRunning(id)) throw new Error(`node ${id} is already running`)
@@ -91,7 +127,7 @@ export class LocalCluster {
       "--nats",
       this.options.natsUrls?.[id] ?? this.options.natsUrl,
       "--data",
-      join(this.options.dataRoot, id)
+      this.dataDir(id)
     ]
     // Supervised: a node exits when its stdin closes, so none outlives a crashed harness.
     const child = spawn(process.execPath, args, {
@@ -111,6 +147,18 @@ export class LocalCluster {
       child.stdout?.resume()
       child.stderr?.resume()
     }
+    for (const stream of [child.stdout, child.stderr]) {
+      let partial = ""
+      stream?.on("data", (chunk: Buffer) => {
+        if (this.lineListeners.size === 0) {
+          partial = ""
+          return
+        }
+        const lines = (partial + chunk.toString("utf8")).split("\n")
+        partial = lines.pop()!
+        for (const line of lines) for (const l of this.lineListeners) l(id, line)
+      })
+    }
     this.procs.set(id, child)
   }
 
@@ -125,6 +173,18 @@ export class LocalCluster {
 
   kill(id: string): Promise<void> {
     return this.signal(id, "SIGKILL")
+  }
+
+  /** Stops one node cleanly (SIGTERM; SIGKILL after `graceMs`) and waits until it is gone. */
+  async stopNode(id: string, graceMs = 10_000): Promise<void> {
+    const p = this.procs.get(id)
+    if (p === undefined || !this.isRunning(id)) return
+    const exited = new Promise<void>((r) => p.once("exit", () => r()))
+    p.kill("SIGCONT")
+    p.kill("SIGTERM")
+    const timer = setTimeout(() => p.kill("SIGKILL"), graceMs)
+    await exited
+    clearTimeout(timer)
   }
 
   pause(id: string): Promise<void> {
@@ -175,19 +235,7 @@ export class LocalCluster {
 
   /** Stops every node (SIGTERM, then SIGKILL after a grace period) and closes the harness. */
   async stop(): Promise<void> {
-    await Promise.all(
-      this.ids.map(async (id) => {
-        const p = this.procs.get(id)
-        if (p === undefined || !this.isRunning(id)) return
-        if (p.signalCode === "SIGSTOP") p.kill("SIGCONT")
-        const exited = new Promise<void>((r) => p.once("exit", () => r()))
-        p.kill("SIGCONT")
-        p.kill("SIGTERM")
-        const timer = setTimeout(() => p.kill("SIGKILL"), 10_000)
-        await exited
-        clearTimeout(timer)
-      })
-    )
+    await Promise.all(this.ids.map((id) => this.stopNode(id)))
     for (const log of this.logs.values()) log.end()
     if (!this.nc.isClosed()) await this.nc.close()
   }

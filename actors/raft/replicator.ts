@@ -80,7 +80,27 @@ const heartbeatMessage = (s: RaftState, to: NodeId, pr: Progress, entries: Reado
  */
 export const sendAppend = (s: RaftState, to: NodeId, force: boolean): void => {
   const pr = s.progress.get(to)
-  if (pr === undefined || pr.state === "snapshot") return
+  if (pr === undefined) return
+  if (pr.state === "snapshot") {
+    // Its heartbeat names our base, which it cannot match: it keeps its election timer reset
+    // and answers the round (ReadIndex) while the Snapshotter sends it our state.
+    if (force) {
+      pr.sentCommit = s.log.committed
+      pr.sentSinceHeartbeat = true
+      s.sendFirst.push({
+        type: "append",
+        from: s.id,
+        to,
+        term: s.term,
+        prevLogIndex: s.log.baseIndex,
+        prevLogTerm: s.log.baseTerm,
+        leaderCommit: s.log.committed,
+        round: s.round,
+        entries: []
+      })
+    }
+    return
+  }
   if (pr.next <= s.log.baseIndex) {
     // What it lacks was compacted away: only a snapshot of our state can catch it up.
     pr.state = "snapshot"

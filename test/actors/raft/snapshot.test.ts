@@ -58,7 +58,14 @@ t.test("a leader asks the Snapshotter for a follower that needs compacted entrie
   core.tick(1001)
   core.tick(1002)
   const later = drain(core)
-  t.equal(later.sendFirst.filter((m) => m.to === "n2").length, 0, "no heartbeats either while it waits for the snapshot")
+  const beats = later.sendFirst.filter((m) => m.to === "n2")
+  t.ok(beats.length > 0, "heartbeats go on while it waits for the snapshot (its election timer stays reset)")
+  t.ok(
+    beats.every((m) => m.type === "append" && m.entries.length === 0 && m.prevLogIndex === 10 && m.prevLogTerm === 1),
+    "empty, naming our base"
+  )
+  core.step(rejectAt("n2", 10, 3))
+  t.equal(core.status().peers.find((p) => p.id === "n2")!.state, "snapshot", "its rejection changes nothing")
   t.notOk(core.ready().snapshotsWanted.length > 0, "asked once")
 })
 

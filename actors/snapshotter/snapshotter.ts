@@ -182,7 +182,12 @@ export const make = (
       const persisting = timers.now()
       emit({ phase: "persist", status: "started" })
       const currentBase = consensus.status().baseIndex
-      const base = compactionBase(meta.index, options.threshold, currentBase)
+      // Never past a snapshot still on its way to a follower: it goes on from the log after it,
+      // and a long transfer under heavy writes would otherwise need another one, forever.
+      let base = compactionBase(meta.index, options.threshold, currentBase)
+      for (const sender of senders.values()) {
+        if (sender.stream !== undefined) base = Math.max(currentBase, Math.min(base, sender.stream.header.index))
+      }
       const baseTerm = consensus.termAt(base)
       const ops: StoredOp[] = [{ type: "put", sublevel: storage.meta, key: metaKeys.snapshot, value: encodeJsonValue(meta) }]
       const compacts = base > currentBase && baseTerm !== undefined

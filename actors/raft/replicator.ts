@@ -292,6 +292,18 @@ export const handleAppendReply = (s: RaftState, m: AppendEntriesReply, onCaughtU
     return
   }
   const rejected = m.matchIndex
+  if (m.lastLogIndex < pr.match) {
+    // It holds fewer entries than it acknowledged: its disk was lost (a wiped or replaced data
+    // dir), or this is a very late reply. Starting over from what it holds is safe either way
+    // (a lower match only delays commits) and costs at most a probe.
+    pr.match = 0
+    pr.next = Math.min(m.lastLogIndex + 1, s.log.lastIndex + 1)
+    pr.state = "probe"
+    pr.probeSent = false
+    pr.inflight = []
+    s.dirtyPeers.add(m.from)
+    return
+  }
   if (pr.state === "replicate" && rejected <= pr.match) return // stale
   if (pr.state === "probe" && rejected !== pr.next - 1) return // stale
   let next: number

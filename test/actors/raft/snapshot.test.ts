@@ -162,3 +162,17 @@ t.test("compaction drops entries from memory, never ones not yet applied or dura
   core.compact(2)
   t.equal(core.status().baseIndex, 3, "never backwards")
 })
+
+t.test("a follower that lost its disk is noticed at its first rejection, and gets a snapshot", async (t) => {
+  const core = compactedLeader()
+  drain(core)
+  core.step(msg.appendResp("n2", "n1", 2, true, 13))
+  drain(core)
+  t.equal(core.status().peers.find((p) => p.id === "n2")!.matchIndex, 13)
+  // Wiped and restarted: it rejects the next append with an empty log.
+  core.step(rejectAt("n2", 13, 0))
+  const rd = core.ready()
+  t.same(rd.snapshotsWanted, ["n2"], "everything it needs was compacted: a snapshot")
+  const n2 = core.status().peers.find((p) => p.id === "n2")!
+  t.same([n2.state, n2.matchIndex], ["snapshot", 0], "its old match no longer counts")
+})

@@ -28,6 +28,11 @@ export interface BenchOptions {
   readonly jobs: number
   readonly workerConcurrency: number
   readonly batch: number
+  /** `snapshot`: keys in the state (`--keys`); `memory`: puts in all (`--puts`). */
+  readonly keys?: number | undefined
+  readonly puts?: number | undefined
+  /** The nodes' SNAPSHOT_THRESHOLD (`--snapshot-threshold`); the product default when absent. */
+  readonly snapshotThreshold?: number | undefined
   /** Extra environment for node (and worker) processes, e.g. NODE_OPTIONS for `--cpu-prof`. */
   readonly nodeEnv: Readonly<Record<string, string>> | undefined
 }

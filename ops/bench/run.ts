@@ -11,6 +11,10 @@
  *   npm run bench -- jobs-e2e [--workers 1,2,4] [--worker-concurrency 64] [--jobs 60000]
  *   npm run bench -- jobs-latency [--seconds 10]
  *   npm run bench -- jobs                  (the three jobs-* above)
+ *   npm run bench -- snapshot [--keys 1000000] [--value-bytes 256] [--snapshot-threshold N]
+ *                                          (snapshot, backup, install, restart times of a big state; snapshot.ts)
+ *   npm run bench -- memory [--puts 2000000] [--snapshot-threshold N]
+ *                                          (disk and RSS over many puts on 10,000 keys, restart times; memory.ts)
  *   npm run bench -- disk | transport      (the machine's floor: fsync and NATS hop costs)
  *   npm run bench -- write-path [--seconds 10]  (one client's put along Archio's path, nothing else;
  *                                               its log in LevelDB, then in a preallocated file)
@@ -28,8 +32,10 @@ import type { BenchOptions } from "./common.ts"
 import { etcdWriteBench } from "./etcd.ts"
 import { disk, transport, writePaths } from "./floor.ts"
 import { jobsBench, jobsE2eBench, jobsEnqueueBench, jobsLatencyBench } from "./jobs.ts"
+import { memoryBench } from "./memory.ts"
 import { readBench } from "./reads.ts"
 import { sideBySide } from "./sideBySide.ts"
+import { snapshotBench } from "./snapshot.ts"
 import { failoverBench, writeBench } from "./writes.ts"
 
 const { positionals, values } = parseArgs({
@@ -45,11 +51,24 @@ const { positionals, values } = parseArgs({
     "worker-concurrency": { type: "string", default: "64" },
     jobs: { type: "string", default: "60000" },
     batch: { type: "string", default: "100" },
+    keys: { type: "string" },
+    puts: { type: "string" },
+    "snapshot-threshold": { type: "string" },
     "profile-dir": { type: "string" }
   }
 })
 
 const list = (s: string): number[] => s.split(",").map(Number)
+/** A positive integer option, or undefined when absent; exits on anything else. */
+const count = (name: string, raw: string | undefined): number | undefined => {
+  if (raw === undefined) return undefined
+  const n = Number(raw.replace(/_/g, ""))
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`)
+    process.exit(2)
+  }
+  return n
+}
 const profileDir = values["profile-dir"]
 
 const options: BenchOptions = {
@@ -63,6 +82,9 @@ const options: BenchOptions = {
   workerConcurrency: Number(values["worker-concurrency"]),
   jobs: Number(values.jobs),
   batch: Number(values.batch),
+  keys: count("keys", values.keys),
+  puts: count("puts", values.puts),
+  snapshotThreshold: count("snapshot-threshold", values["snapshot-threshold"]),
   // --cpu-prof is refused in NODE_OPTIONS: a preload starts the profiler instead.
   nodeEnv:
     profileDir === undefined
@@ -81,6 +103,8 @@ const benches: Record<string, (o: BenchOptions) => Promise<unknown>> = {
   "jobs-enqueue": jobsEnqueueBench,
   "jobs-e2e": jobsE2eBench,
   "jobs-latency": jobsLatencyBench,
+  snapshot: snapshotBench,
+  memory: memoryBench,
   disk: () => disk(),
   transport: () => transport(),
   "write-path": (o) => writePaths(o.seconds, o.warmup, o.valueBytes)

@@ -17,13 +17,21 @@
  * - `nats-restart`: stop a NATS server (SIGKILL or SIGTERM), keep it down, start it again on the
  *   same ports; its node and clients lose NATS meanwhile.
  * - `delay`: add latency and jitter to every route.
+ * - `snapshot`: `admin.snapshot` on every node that is up (each takes a snapshot and compacts
+ *   its log); in about half of the steps where it is alone, also a wipe: a follower is stopped,
+ *   its data folder deleted and the node started again empty, so it must come back by
+ *   InstallSnapshot from the leader (only when every node and server is up, and only after the
+ *   other nodes hold everything committed, so no committed entry lives on the wiped disk
+ *   alone). The step ends when the wiped node has caught up (at most 30 s). A plan with
+ *   `snapshot` among its faults always holds at least one wipe.
  * A step holds one fault, sometimes two of different kinds at once; a quiet gap follows each.
  * At the end everything is healed (`healAll`).
  */
 import type { HistoryRecorder } from "./history.ts"
+import type { NodeStatus } from "../cluster.ts"
 import type { ChaosCluster } from "./topology.ts"
 
-export const faultKinds = ["kill", "pause", "partition", "nats-restart", "delay"] as const
+export const faultKinds = ["kill", "pause", "partition", "nats-restart", "delay", "snapshot"] as const
 export type FaultKind = (typeof faultKinds)[number]
 
 export const isFaultKind = (s: string): s is FaultKind => (faultKinds as ReadonlyArray<string>).includes(s)
@@ -37,6 +45,8 @@ export type Fault =
   | { readonly kind: "partition"; readonly shape: PartitionShape; readonly order: ReadonlyArray<number>; readonly holdMs: number }
   | { readonly kind: "nats-restart"; readonly target: Target; readonly downMs: number; readonly signal: "SIGKILL" | "SIGTERM" }
   | { readonly kind: "delay"; readonly ms: number; readonly jitterMs: number; readonly holdMs: number }
+  /** `wipe`: also stop a follower, delete its data and start it again, down for `downMs`. */
+  | { readonly kind: "snapshot"; readonly wipe: boolean; readonly downMs: number }
 
 export interface Step {
   /** Milliseconds after the nemesis starts. */
@@ -120,8 +130,14 @@ const planFault = (rng: Rng, kind: FaultKind, nodes: number): Fault => {
       return { kind, target: target(), downMs: rng.int(200, 5_000), signal: rng.chance(0.7) ? "SIGKILL" : "SIGTERM" }
     case "delay":
       return { kind, ms: rng.int(20, 300), jitterMs: rng.int(0, 200), holdMs: rng.int(2_000, 8_000) }
+    case "snapshot":
+      return { kind, wipe: rng.chance(0.5), downMs: rng.int(300, 3_000) }
   }
 }
+
+/** Time planned for the forced snapshots of a step, and for a wiped node to catch up. */
+const snapshotMs = 1_000
+const catchUpMs = 3_000
 
 export const faultDuration = (f: Fault): number => {
   switch (f.kind) {
@@ -133,8 +149,12 @@ export const faultDuration = (f: Fault): number => {
     case "partition":
     case "delay":
       return f.holdMs
+    case "snapshot":
+      return f.wipe ? f.downMs + catchUpMs : snapshotMs
   }
 }
+
+const isWipe = (f: Fault): boolean => f.kind === "snapshot" && f.wipe
 
 /** The whole schedule for a run, from the seed alone. */
 export const planSchedule = (seed: number, options: PlanOptions): Array<Step> => {
@@ -146,14 +166,33 @@ export const planSchedule = (seed: number, options: PlanOptions): Array<Step> =>
   for (;;) {
     const kinds = [rng.pick(options.faults)]
     if (options.faults.length > 1 && rng.chance(combo)) kinds.push(rng.pick(options.faults.filter((k) => k !== kinds[0])))
-    const faults = kinds.map((k) => planFault(rng, k, options.nodes))
+    // A wipe is never combined with another fault: it runs only on a whole cluster.
+    const faults = kinds.map((k) => planFault(rng, k, options.nodes)).map((f) => (f.kind === "snapshot" && kinds.length > 1 ? { ...f, wipe: false } : f))
     const length = Math.max(...faults.map(faultDuration))
     // Leave time to heal and settle inside the run.
     if (at + length > options.durationMs) break
     steps.push({ at, faults })
     at += length + rng.int(1_000, 3_000)
   }
-  return steps
+  return options.faults.includes("snapshot") ? withAWipe(steps, rng, options.durationMs) : steps
+}
+
+/**
+ * A plan with `snapshot` enabled gets at least one wipe (a short run may draw none): when it has
+ * none, the step nearest the middle of the run becomes a lone wipe, dropping the steps after it
+ * that it would overlap. A run too short for a wipe has none.
+ */
+const withAWipe = (steps: Array<Step>, rng: Rng, durationMs: number): Array<Step> => {
+  if (steps.length === 0 || steps.some((s) => s.faults.some(isWipe))) return steps
+  const minMs = 300
+  const drawn = rng.int(minMs, 3_000)
+  const order = steps.map((_, i) => i).sort((a, b) => Math.abs(a - steps.length / 2) - Math.abs(b - steps.length / 2))
+  const chosen = order.find((i) => steps[i]!.at + minMs + catchUpMs <= durationMs)
+  if (chosen === undefined) return steps
+  const at = steps[chosen]!.at
+  const downMs = Math.min(drawn, durationMs - at - catchUpMs)
+  const end = at + downMs + catchUpMs
+  return [...steps.slice(0, chosen), { at, faults: [{ kind: "snapshot", wipe: true, downMs }] }, ...steps.slice(chosen + 1).filter((s) => s.at >= end + 1_000)]
 }
 
 /** Which servers a partition cuts apart, as pairs of server indexes, and the groups it makes. */
@@ -194,6 +233,20 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     }
     signal?.addEventListener("abort", done)
   })
+
+/** Polls `f` every 100 ms until it gives a value, or `ms` pass (undefined). */
+const pollFor = async <A>(ms: number, f: () => Promise<A | undefined>): Promise<A | undefined> => {
+  const deadline = performance.now() + ms
+  for (;;) {
+    const a = await f()
+    if (a !== undefined) return a
+    if (performance.now() >= deadline) return undefined
+    await sleep(100)
+  }
+}
+
+/** Polls `test` every 100 ms until it holds (true) or `ms` pass (false). */
+const waitUntil = async (ms: number, test: () => Promise<boolean>): Promise<boolean> => (await pollFor(ms, async () => ((await test()) ? true : undefined))) === true
 
 /** Runs a schedule against a cluster, recording every fault in the history. */
 export class Nemesis {
@@ -316,6 +369,98 @@ export class Nemesis {
         this.history.nemesis("end", "delay", {})
         return
       }
+      case "snapshot": {
+        const up = this.cluster.ids.filter((id) => this.isUp(id))
+        this.count("snapshot")
+        this.history.nemesis("start", "snapshot", { nodes: up, wipe: f.wipe, ...(f.wipe ? { downMs: f.downMs } : {}) })
+        const taken = await Promise.all(
+          up.map(async (id) => {
+            const sent = performance.now()
+            let r = await this.cluster.snapshot(id)
+            // A node started a moment ago may not have subscribed yet.
+            while (!r.ok && r.error.includes("no responders") && performance.now() - sent < 5_000 && this.isUp(id)) {
+              await sleep(200)
+              r = await this.cluster.snapshot(id)
+            }
+            if (r.ok) this.count("snapshot:forced")
+            return r.ok ? { node: id, index: r.reply.index, size: r.reply.size, ms: Math.round(performance.now() - sent) } : { node: id, error: r.error }
+          })
+        )
+        this.log(`snapshot on ${taken.map((t) => ("error" in t ? `${t.node} (failed: ${t.error})` : `${t.node} (index ${t.index}, ${t.size} bytes)`)).join(", ") || "no node (none is up)"}`)
+        const wiped = f.wipe ? await this.wipeFollower(f.downMs) : undefined
+        this.history.nemesis("end", "snapshot", { taken, ...(wiped === undefined ? {} : { wipe: wiped }) })
+        return
+      }
+    }
+  }
+
+  /** Running (and not being killed), not paused, and its NATS server up. */
+  private isUp(id: string): boolean {
+    return this.cluster.nodes.isRunning(id) && !this.killed.has(id) && !this.paused.has(id) && this.cluster.mesh.isUp(this.cluster.serverOf(id))
+  }
+
+  /**
+   * Stops a follower, deletes its data folder and starts it again empty; waits (at most 30 s)
+   * until it has applied the leader's commit index, and says whether it installed a snapshot
+   * (its log says "installed a snapshot from") or caught up from the log alone (the leader had
+   * not compacted). Skipped unless every node and server is up with no link cut, and until the
+   * other nodes have applied the leader's commit index: a committed entry must not live on the
+   * wiped disk alone.
+   */
+  private async wipeFollower(downMs: number): Promise<Record<string, unknown>> {
+    const skip = (why: string): Record<string, unknown> => {
+      this.count("snapshot:wipe-skipped")
+      this.log(`snapshot: no wipe: ${why}`)
+      return { skipped: why }
+    }
+    const cluster = this.cluster
+    if (!cluster.ids.every((id) => this.isUp(id)) || cluster.mesh.cutLinks().length > 0) return skip("not every node and server is up")
+    // Nodes restarted by the step before may still be starting: give them a moment.
+    const leader = await pollFor(10_000, async (): Promise<NodeStatus | undefined> => {
+      const statuses = (await cluster.statuses(1_000)).filter((s) => s !== undefined)
+      const l = statuses.filter((s) => s.role === "leader").sort((a, b) => b.term - a.term)[0]
+      return l !== undefined && statuses.length === cluster.ids.length && statuses.every((s) => s.leader === l.id) ? l : undefined
+    })
+    if (leader === undefined) return skip("no leader that every node follows, for 10 s")
+    const commitIndex = leader.commitIndex
+    const followers = cluster.ids.filter((id) => id !== leader.id)
+    const id = this.rng.pick(followers)
+    const others = cluster.ids.filter((x) => x !== id)
+    const held = await waitUntil(10_000, async () => (await Promise.all(others.map((o) => cluster.status(o, 1_000)))).every((s) => s !== undefined && s.appliedIndex >= commitIndex))
+    if (!held) return skip(`${others.join(",")} did not all apply the leader's commit index ${commitIndex} within 10 s`)
+    const leaderBase = (await cluster.status(leader.id, 1_000))?.logBaseIndex ?? leader.logBaseIndex
+    let installed = false
+    const unlisten = cluster.nodes.onLine((from, line) => {
+      if (from === id && line.includes("installed a snapshot from")) installed = true
+    })
+    try {
+      this.count("snapshot:wipe")
+      this.log(`snapshot: wipe ${id} (follower; leader ${leader.id}, log base ${leaderBase ?? "?"}): stop, delete its data, down ${downMs} ms`)
+      this.killed.add(id)
+      await cluster.nodes.kill(id)
+      await cluster.nodes.wipe(id)
+      await sleep(downMs)
+      const started = performance.now()
+      if (!cluster.nodes.isRunning(id)) cluster.nodes.startNode(id)
+      this.killed.delete(id)
+      let caughtUpMs: number | undefined
+      await waitUntil(30_000, async () => {
+        const now = await cluster.leader()
+        const [l, s] = await Promise.all([now === undefined ? undefined : cluster.status(now, 1_000), cluster.status(id, 1_000)])
+        if (l === undefined || s === undefined || s.appliedIndex < l.commitIndex) return false
+        caughtUpMs = performance.now() - started
+        return true
+      })
+      // The log line may trail the status a little.
+      if (caughtUpMs !== undefined) await waitUntil(3_000, () => Promise.resolve(installed))
+      if (installed) this.count("snapshot:installed")
+      if (caughtUpMs === undefined) this.count("snapshot:not-caught-up")
+      this.log(
+        `snapshot: ${id} ${caughtUpMs === undefined ? "did NOT catch up within 30 s" : `caught up ${Math.round(caughtUpMs)} ms after its start`}, ${installed ? "by InstallSnapshot" : "without installing a snapshot"}`
+      )
+      return { node: id, leader: leader.id, leaderLogBase: leaderBase ?? null, caughtUpMs: caughtUpMs === undefined ? null : Math.round(caughtUpMs), installed }
+    } finally {
+      unlisten()
     }
   }
 

@@ -24,6 +24,9 @@ import { defaultRegisterOptions, RegisterWorkload } from "./register.ts"
 import { ChaosCluster } from "./topology.ts"
 import { CompositeWorkload, type Workload } from "./workload.ts"
 
+/** The nodes' SNAPSHOT_THRESHOLD in a chaos run, unless `--snapshot-threshold`. */
+export const defaultSnapshotThreshold = 400
+
 export const usage = `Usage: npm run chaos -- [options]
 
   --seconds S        how long faults and clients run (default 60)
@@ -31,6 +34,9 @@ export const usage = `Usage: npm run chaos -- [options]
   --faults LIST      comma-separated: ${faultKinds.join(",")} (default: all); "none" for none
   --nodes N          Archio nodes, each on its own nats-server: 3 or 5 (default 3)
   --workload NAME    register (default), jobs, or both at once
+  --snapshot-threshold N
+                     the nodes' SNAPSHOT_THRESHOLD: applied entries between snapshots (default
+                     ${defaultSnapshotThreshold}, far below the product's 10,000, so a run compacts many times)
   --clients N        register: concurrent clients, spread over the servers (default ${defaultRegisterOptions.clients})
   --keys N           register: keys in use at once (default ${defaultRegisterOptions.keys})
   --op-timeout MS    deadline of one operation (register op, enqueue), retries included (default ${defaultRegisterOptions.opTimeoutMs})
@@ -62,6 +68,8 @@ export interface ChaosOptions {
   readonly clients: number
   readonly keys: number
   readonly opTimeoutMs: number
+  /** The nodes' SNAPSHOT_THRESHOLD (default `defaultSnapshotThreshold`). */
+  readonly snapshotThreshold?: number
   /** Jobs workload (defaults in `defaultJobsOptions`). */
   readonly producers?: number
   readonly workers?: number
@@ -94,6 +102,8 @@ export interface ChaosSummary {
   readonly settledMs: number | undefined
   /** Nodes that exited without the nemesis killing them. */
   readonly crashed: ReadonlyArray<string>
+  /** Snapshots the nodes logged: taken (by threshold or forced) and installed from a leader. */
+  readonly snapshots: { readonly taken: number; readonly installed: number }
   readonly lines: ReadonlyArray<string>
 }
 
@@ -112,6 +122,7 @@ export const parseChaosArgs = (argv: ReadonlyArray<string>): { options: Omit<Cha
         clients: { type: "string" },
         keys: { type: "string" },
         "op-timeout": { type: "string" },
+        "snapshot-threshold": { type: "string" },
         producers: { type: "string" },
         workers: { type: "string" },
         "lease-ms": { type: "string" },
@@ -151,6 +162,7 @@ export const parseChaosArgs = (argv: ReadonlyArray<string>): { options: Omit<Cha
   const producers = int("producers", v.producers, defaultJobsOptions.producers, 1, 64)
   const workers = int("workers", v.workers, defaultJobsOptions.workers, 1, 32)
   const leaseMs = int("lease-ms", v["lease-ms"], defaultJobsOptions.leaseMs, 100, 600_000)
+  const snapshotThreshold = int("snapshot-threshold", v["snapshot-threshold"], defaultSnapshotThreshold, 1, 1_000_000_000)
   let faults: FaultKind[] = [...faultKinds]
   if (v.faults !== undefined) {
     faults = []
@@ -173,6 +185,7 @@ export const parseChaosArgs = (argv: ReadonlyArray<string>): { options: Omit<Cha
     clients,
     keys,
     opTimeoutMs,
+    snapshotThreshold,
     producers,
     workers,
     leaseMs,
@@ -270,6 +283,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
   const durationMs = options.seconds * 1000
   const schedule = planSchedule(options.seed, { durationMs, faults: options.faults, nodes: options.nodes })
   const runId = `chaos${options.seed}-${Date.now().toString(36)}`
+  const snapshotThreshold = options.snapshotThreshold ?? defaultSnapshotThreshold
   history.append({
     type: "meta",
     version: 1,
@@ -281,6 +295,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
     clients: options.clients,
     keys: options.keys,
     opTimeoutMs: options.opTimeoutMs,
+    snapshotThreshold,
     ...(options.workload === "register"
       ? {}
       : {
@@ -303,13 +318,19 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
         ? `jobs: ${jobsText}`
         : `register: ${options.clients} clients, ${options.keys} keys; jobs: ${jobsText}`
   say(
-    `chaos: seed ${options.seed}, ${options.seconds} s, faults ${options.faults.join(",") || "none"}, ${options.nodes} nodes, ${loadText}${options.staleReads === true ? ", STALE READS (self-test: expect a violation)" : ""}${options.wrongRefusals === true ? ", WRONG REFUSALS (self-test: expect a violation)" : ""}`
+    `chaos: seed ${options.seed}, ${options.seconds} s, faults ${options.faults.join(",") || "none"}, ${options.nodes} nodes, snapshot threshold ${snapshotThreshold}, ${loadText}${options.staleReads === true ? ", STALE READS (self-test: expect a violation)" : ""}${options.wrongRefusals === true ? ", WRONG REFUSALS (self-test: expect a violation)" : ""}`
   )
   say(`chaos: run folder ${relative(process.cwd(), dir) || dir}; ${schedule.length} fault steps planned`)
 
   const workload = makeWorkload(options.workload, options)
   const jitter = root.fork("proxy-jitter")
-  const cluster = await ChaosCluster.start({ nodes: options.nodes, dir, random: () => jitter.next() })
+  const cluster = await ChaosCluster.start({ nodes: options.nodes, dir, random: () => jitter.next(), env: { SNAPSHOT_THRESHOLD: String(snapshotThreshold) } })
+  // What the nodes say about snapshots, counted for the summary.
+  const snapshots = { taken: 0, installed: 0 }
+  const unlisten = cluster.nodes.onLine((_id, line) => {
+    if (line.includes("snapshot at index")) snapshots.taken++
+    else if (line.includes("installed a snapshot from")) snapshots.installed++
+  })
   // A harness that dies must not leave servers or stopped nodes behind.
   const emergency = (): void => {
     for (const id of cluster.ids) void cluster.nodes.kill(id)
@@ -360,13 +381,14 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
     await within("closing the clients", 15_000, workload.close().catch(() => undefined))
     await history.close()
     await cluster.stop().catch((e: unknown) => say(`chaos: stopping the cluster: ${String(e)}`))
+    unlisten()
     process.off("exit", emergency)
   }
 
   say("chaos: checking the history")
   const result = workload.check(history.entries)
   const injected = nemesis?.stats.injected ?? {}
-  const faultTotal = ["kill", "pause", "partition", "nats-restart", "delay"].reduce((n, k) => n + (injected[k] ?? 0), 0)
+  const faultTotal = faultKinds.reduce((n, k) => n + (injected[k] ?? 0), 0)
   const clean: Verdict = options.workload === "register" ? "linearizable" : "valid"
   let verdict: Verdict = result.valid === true ? clean : result.valid === false ? "violation" : "undecided"
   if (verdict === clean && settledMs === undefined) verdict = "no-recovery"
@@ -387,6 +409,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
   const lines = [
     ...result.lines,
     `faults      ${faultTotal} injected in ${nemesis?.stats.steps ?? 0} steps${faultLine === "" ? "" : `: ${faultLine}`}${shapes === "" ? "" : ` (partitions: ${shapes})`}`,
+    `snapshots   ${snapshots.taken} taken by the nodes (threshold ${snapshotThreshold}; ${injected["snapshot:forced"] ?? 0} forced by the nemesis), ${snapshots.installed} installed from a leader; follower wipes ${injected["snapshot:wipe"] ?? 0}${injected["snapshot:wipe-skipped"] === undefined ? "" : ` (${injected["snapshot:wipe-skipped"]} skipped)`}, back by InstallSnapshot ${injected["snapshot:installed"] ?? 0}${injected["snapshot:not-caught-up"] === undefined ? "" : `, NOT caught up within 30 s ${injected["snapshot:not-caught-up"]}`}`,
     `recovery    ${settledMs === undefined ? "the cluster did not settle within 30 s after the heal" : `settled ${(settledMs / 1000).toFixed(1)} s after the final heal`}`,
     ...(stalled.length > 0 ? [`stalled     ${stalled.join("; ")}`] : []),
     ...(crashed.size > 0 ? [`node exits  ${[...crashed].join(", ")} exited without being killed (see logs/)`] : []),
@@ -395,10 +418,10 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosSummary> => 
   ]
   await writeFile(join(dir, "check.json"), `${JSON.stringify({ verdict, valid: result.valid, details: result.details }, null, 2)}\n`)
   if (result.violations.length > 0) await writeFile(join(dir, "violations.txt"), `${result.violations.join("\n\n")}\n`)
-  const summary: ChaosSummary = { verdict, exitCode: exitCodes[verdict], dir, operations, ...counts, faults: injected, settledMs, crashed: [...crashed], lines }
+  const summary: ChaosSummary = { verdict, exitCode: exitCodes[verdict], dir, operations, ...counts, faults: injected, settledMs, crashed: [...crashed], snapshots: { ...snapshots }, lines }
   await writeFile(
     join(dir, "summary.json"),
-    `${JSON.stringify({ ...summary, seed: options.seed, seconds: options.seconds, workload: options.workload, faultsEnabled: options.faults, nodes: options.nodes, clients: options.clients }, null, 2)}\n`
+    `${JSON.stringify({ ...summary, seed: options.seed, seconds: options.seconds, workload: options.workload, faultsEnabled: options.faults, nodes: options.nodes, clients: options.clients, snapshotThreshold }, null, 2)}\n`
   )
   if (verdict === clean && !options.keepData) await rm(join(dir, "data"), { recursive: true, force: true })
   for (const v of result.violations) say(v)

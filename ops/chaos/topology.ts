@@ -243,6 +243,17 @@ export class NatsMesh {
   }
 }
 
+/** An `admin.snapshot` reply. */
+export interface SnapshotReply {
+  readonly node: string
+  readonly index: number
+  readonly term: number
+  readonly size: number
+  readonly checksum: string
+  /** When it was taken, ms since the epoch (the node's clock). */
+  readonly time: number
+}
+
 export interface ChaosClusterOptions {
   readonly nodes: number
   /** The run folder: node data in `data/`, logs in `logs/`. */
@@ -331,6 +342,29 @@ export class ChaosCluster {
     } catch {
       return undefined
     }
+  }
+
+  /**
+   * A request to node `id`'s own subject `op` (`admin.snapshot`, ...), through its server: the
+   * parsed reply, or what went wrong (the node's error, a timeout, no responders).
+   */
+  async ask<A>(id: string, op: string, body: unknown, timeoutMs: number): Promise<{ readonly ok: true; readonly reply: A } | { readonly ok: false; readonly error: string }> {
+    const i = this.serverOf(id)
+    const nc = this.admin[i]
+    if (nc === undefined || !this.mesh.isUp(i) || !this.nodes.isRunning(id)) return { ok: false, error: "down" }
+    try {
+      const m = await nc.request(Subjects.node(this.cluster, id, op), JSON.stringify(body), { timeout: timeoutMs })
+      const reply = m.json<A & { ok?: boolean; error?: { code?: string; message?: string } }>()
+      if (reply.ok === false) return { ok: false, error: `${reply.error?.code ?? "error"}: ${reply.error?.message ?? ""}` }
+      return { ok: true, reply }
+    } catch (e) {
+      return { ok: false, error: e instanceof Error ? e.message : String(e) }
+    }
+  }
+
+  /** `admin.snapshot` on node `id`: it takes a snapshot now and compacts its log. */
+  snapshot(id: string, timeoutMs = 10_000): Promise<{ readonly ok: true; readonly reply: SnapshotReply } | { readonly ok: false; readonly error: string }> {
+    return this.ask<SnapshotReply>(id, "admin.snapshot", {}, timeoutMs)
   }
 
   async statuses(timeoutMs = 400): Promise<Array<NodeStatus | undefined>> {

@@ -1,9 +1,9 @@
 /** The nemesis schedule is a pure function of the seed; partitions cut the right links. */
 import t from "tap"
-import { faultDuration, partitionCuts, planSchedule, Rng } from "../../../ops/chaos/nemesis.ts"
+import { faultDuration, faultKinds, partitionCuts, planSchedule, Rng } from "../../../ops/chaos/nemesis.ts"
 import { parseChaosArgs, phaseDeadlines } from "../../../ops/chaos/run.ts"
 
-const all = ["kill", "pause", "partition", "nats-restart", "delay"] as const
+const all = faultKinds
 
 t.test("the same seed plans the same schedule; another seed another one", async (t) => {
   const a = planSchedule(42, { durationMs: 120_000, faults: all, nodes: 3 })
@@ -35,6 +35,7 @@ t.test("the schedule stays inside the run, uses only the chosen faults, and cove
         seen.add(f.kind)
         if (f.kind === "partition") shapes.add(f.shape)
         if (f.kind === "pause") t.ok(f.pauseMs > 300, "pauses outlast the election timeout")
+        if (f.kind === "snapshot" && f.wipe) t.equal(step.faults.length, 1, "a wipe is never combined with another fault")
         if ("target" in f) targets.add(f.target)
       }
     }
@@ -49,6 +50,28 @@ t.test("the schedule stays inside the run, uses only the chosen faults, and cove
     "only the listed faults"
   )
   t.same(planSchedule(1, { durationMs: 60_000, faults: [], nodes: 3 }), [], "no faults, no steps")
+})
+
+t.test("a plan with the snapshot fault holds a wipe, alone in its step; one without has none", async (t) => {
+  for (let seed = 0; seed < 100; seed++) {
+    for (const faults of [all, ["snapshot"] as const, ["snapshot", "kill"] as const]) {
+      const steps = planSchedule(seed, { durationMs: 15_000, faults, nodes: 3 })
+      const wipes = steps.filter((s) => s.faults.some((f) => f.kind === "snapshot" && f.wipe))
+      if (wipes.length === 0 || wipes.some((s) => s.faults.length !== 1)) {
+        t.fail(`seed ${seed}, faults ${faults.join(",")}: ${JSON.stringify(steps)}`)
+        return
+      }
+      steps.forEach((s, i) => {
+        const end = s.at + Math.max(...s.faults.map(faultDuration))
+        if (end > (steps[i + 1]?.at ?? 15_000)) t.fail(`seed ${seed}: step ${i} overruns the next one or the run: ${JSON.stringify(steps)}`)
+      })
+    }
+  }
+  const withoutSnapshot = planSchedule(3, { durationMs: 60_000, faults: ["kill", "pause", "partition", "nats-restart", "delay"], nodes: 3 })
+  t.notOk(
+    withoutSnapshot.some((s) => s.faults.some((f) => f.kind === "snapshot")),
+    "no snapshot fault unless listed"
+  )
 })
 
 t.test("partition shapes", async (t) => {
@@ -105,7 +128,13 @@ t.test("command-line options", async (t) => {
     t.equal(ok.options.seed, 5)
     t.same(ok.options.faults, ["kill", "partition"])
     t.equal(ok.options.nodes, 5)
+    t.equal(ok.options.snapshotThreshold, 400, "a low snapshot threshold by default, so runs compact often")
   }
+  const threshold = parseChaosArgs(["--snapshot-threshold", "50", "--faults", "snapshot"])
+  t.equal("options" in threshold && threshold.options.snapshotThreshold, 50)
+  t.same("options" in threshold && threshold.options.faults, ["snapshot"])
+  const badThreshold = parseChaosArgs(["--snapshot-threshold", "0"])
+  t.match("errors" in badThreshold ? badThreshold.errors.join("\n") : "", /--snapshot-threshold must be an integer from 1/)
   const none = parseChaosArgs(["--faults", "none"])
   t.same("options" in none && none.options.faults, [])
   const bad = parseChaosArgs(["--seconds", "x", "--faults", "kill,meteor", "--nodes", "4"])

@@ -71,6 +71,34 @@ export interface StorageShape extends StateLevels {
    * reads any more, which a crash may leave behind for the next start to drop again.
    */
   drop<K extends string | Uint8Array>(sublevel: Sublevel<K, Uint8Array>, range: KeyRange<K>): Promise<void>
+  /** LevelDB's own upkeep, where the store has it (classic-level; memory-level has none). */
+  readonly upkeep: Upkeep | undefined
+}
+
+export interface Upkeep {
+  /** Bytes of table files on disk (what is only in the write-ahead log is not counted). */
+  sizeOnDisk(): Promise<number>
+  /** Rewrites every table, dropping overwritten and deleted records; runs off the event loop. */
+  compactAll(): Promise<void>
+}
+
+/** classic-level's extra methods, when the store has them. */
+interface NativeLevel {
+  approximateSize?: (start: string, end: string) => Promise<number>
+  compactRange?: (start: string, end: string) => Promise<void>
+}
+
+/** Every sublevel's keys start with "!<name>!"; names use characters below "~". */
+const everyKey = ["!", "~"] as const
+
+const upkeepOf = (db: Db): Upkeep | undefined => {
+  const native = db as Db & NativeLevel
+  const { approximateSize, compactRange } = native
+  if (typeof approximateSize !== "function" || typeof compactRange !== "function") return undefined
+  return {
+    sizeOnDisk: () => approximateSize.call(native, ...everyKey),
+    compactAll: () => compactRange.call(native, ...everyKey)
+  }
 }
 
 export interface KeyRange<K> {
@@ -148,7 +176,8 @@ export const over = (db: Db, generation = 0): StorageShape => {
       state = stateLevels(db, n)
     },
     write,
-    drop: (sublevel, range) => sublevel.clear(range)
+    drop: (sublevel, range) => sublevel.clear(range),
+    upkeep: upkeepOf(db)
   }
 }
 

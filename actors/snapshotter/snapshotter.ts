@@ -83,6 +83,9 @@ export interface Snapshotter {
 
 const actor = "snapshotter"
 
+/** Table bytes beyond twice the state before the database is compacted (the log window, LevelDB's levels). */
+const reclaimSlackBytes = 4 * 1024 * 1024
+
 /** A session of the follower's install, with what it parsed so far. */
 interface Receiving extends InstallSession {
   readonly generation: number
@@ -205,8 +208,24 @@ export const make = (
         dropLater(() => storage.drop(storage.log, { lte: encodeUint64Key(base) }))
       }
       emit({ phase: "persist", status: "succeeded", seconds: (timers.now() - persisting) / 1000, bytes: meta.size })
+      await reclaimDisk(meta.size)
       log("info", `snapshot at index ${meta.index} term ${meta.term}: ${meta.size} bytes; log compacted to ${compacts ? base : currentBase}`)
       return meta
+    }
+
+    /**
+     * LevelDB keeps overwritten state and dropped log entries in its tables until a compaction
+     * reaches them, which for a small, busy state can be many times the state. Once the tables
+     * hold more than twice the snapshot (plus room for the log window), they are compacted, in
+     * LevelDB's own thread.
+     */
+    const reclaimDisk = async (stateBytes: number): Promise<void> => {
+      const upkeep = storage.upkeep
+      if (upkeep === undefined) return
+      const onDisk = await upkeep.sizeOnDisk()
+      if (onDisk <= 2 * stateBytes + reclaimSlackBytes) return
+      await upkeep.compactAll()
+      log("info", `compacted the database: ${onDisk} bytes of tables for a ${stateBytes}-byte state`)
     }
 
     let due = false

@@ -29,9 +29,12 @@ const mutated = (valid: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> =>
     jsonValue
   )
 
-t.test("the guard of every request schema but the empty one compiles (valid requests skip the parser)", async (t) => {
+/** Requests that carry nothing (`{}`): there is no guard to compile. */
+const emptyRequests = new Set(["StatusRequest", "SnapshotRequest", "BackupRequest"])
+
+t.test("the guard of every request schema but the empty ones compiles (valid requests skip the parser)", async (t) => {
   for (const [name, schema] of requests) {
-    if (name === "StatusRequest") continue
+    if (emptyRequests.has(name)) continue
     t.ok(compileGuard(schema, requestParseOptions), name)
   }
 })

@@ -217,7 +217,13 @@ export class KvState {
       this.lapsing.pop()
       const [at, client] = top
       const s = this.sessions.get(client)
-      if (s === undefined || s.lastSeen + sessionTtlMs !== at) continue
+      if (s === undefined) continue
+      // One entry per client: seen again since it was queued, it goes back for its new deadline
+      // (which may already have passed: then it lapses in this same loop).
+      if (s.lastSeen + sessionTtlMs !== at) {
+        this.lapsing.push([s.lastSeen + sessionTtlMs, client])
+        continue
+      }
       this.sessions.delete(client)
       changes.sessions.set(client, null)
     }
@@ -254,7 +260,8 @@ export class KvState {
     if (token !== undefined) {
       const record: SessionRecord = { seq: token.seq, result, lastSeen: this.time }
       const before = this.sessions.get(token.client)
-      if (before?.lastSeen !== record.lastSeen) this.lapsing.push([record.lastSeen + sessionTtlMs, token.client])
+      // A new client gets its entry; one seen before already has one, moved on when it comes due.
+      if (before === undefined) this.lapsing.push([record.lastSeen + sessionTtlMs, token.client])
       this.sessions.set(token.client, record)
       changes.sessions.set(token.client, record)
     }

@@ -709,3 +709,21 @@ t.test("scan: the index is the same after any batching and after a restart", asy
   t.same(restored.sortedKeys(), expected, "restore builds the index from records in any order")
   t.same(restored.scan({ limit: 100 }), one.kv.scan({ limit: 100 }), "and scans the same")
 })
+
+t.test("a client seen again keeps its session until its last write is sessionTtlMs old, with one timer", async (t) => {
+  const kv = new KvState()
+  const changes = newChanges()
+  for (let i = 1; i <= 50; i++) {
+    kv.advanceTime(i * 1000, changes)
+    kv.apply({ op: "put", key: `k${i}`, value: "v", token: { client: "c1", seq: i } }, changes)
+  }
+  t.equal((kv as unknown as { lapsing: { size: number } }).lapsing.size, 1, "one queued deadline per client, however many writes")
+  kv.advanceTime(1000 + sessionTtlMs, newChanges())
+  t.ok(kv.sessions.has("c1"), "its first write's deadline passed, not its last")
+  kv.advanceTime(50_000 + sessionTtlMs - 1, newChanges())
+  t.ok(kv.sessions.has("c1"))
+  const lapsed = newChanges()
+  kv.advanceTime(50_000 + sessionTtlMs, lapsed)
+  t.notOk(kv.sessions.has("c1"), "gone at its last write's deadline")
+  t.equal(lapsed.sessions.get("c1"), null, "and deleted on disk")
+})

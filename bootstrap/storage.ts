@@ -50,7 +50,9 @@ export const make = (dataDir: string): Effect.Effect<StorageShape, StorageError,
       try: () => mkdir(location, { recursive: true }),
       catch: (cause) => new StorageError({ dataDir: location, cause, message: `cannot create data dir ${location}: ${errorMessage(cause)}` })
     })
-    const db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: "utf8", valueEncoding: "view" })
+    // A 1 MiB write buffer (LevelDB: 4 MiB) keeps the write-ahead log, which no compaction
+    // shrinks, small beside a small state; the memtable still batches many writes per flush.
+    const db = new ClassicLevel<string, Uint8Array>(location, { keyEncoding: "utf8", valueEncoding: "view", writeBufferSize: 1024 * 1024 })
     yield* Effect.tryPromise({
       try: () => db.open(),
       catch: (cause) => {

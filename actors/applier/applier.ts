@@ -186,6 +186,8 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
   let savedIndex = applied
   /** Between beginInstall and finishInstall: nothing is applied or written. */
   let installing = false
+  /** Installs begun: a load finished after a newer install began is dropped. */
+  let installs = 0
   /** Called after every write of the state finishes (stateView waits on them). */
   let afterWrite: Array<() => void> = []
 
@@ -385,6 +387,7 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
     stateView,
     beginInstall: async () => {
       installing = true
+      installs++
       unsaved = newStateChanges()
       unsavedEntries = 0
       waitingWrite = undefined
@@ -395,7 +398,10 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
       while (writing !== undefined) await writing.catch(() => undefined)
     },
     finishInstall: async (index) => {
+      const install = installs
       const state = await loadState(storage)
+      // A newer install began while this one loaded (its generation may be gone already): that one's load counts.
+      if (install !== installs) return
       invariant(state.applied === index, `the installed state is at the snapshot's index (${state.applied}, ${index})`)
       kv = state.kv
       jobs = state.jobs

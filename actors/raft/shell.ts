@@ -283,10 +283,10 @@ export const make = (
               const install = installs.get(rd)!
               installs.delete(rd)
               storage.useGeneration(install.generation)
-              void outputs.installed(rd.index).then(
-                () => install.done(true),
-                (cause: unknown) => die(cause)
-              )
+              // Durable now: the leader may go on from here while the Applier loads the state
+              // (seconds for a million keys; entries committed meanwhile wait in its inbox).
+              outputs.installed(rd.index).catch(die)
+              install.done(true)
               continue
             }
             for (const m of rd.messages) publish(m)

@@ -3,6 +3,7 @@
  * code: 0 done, 1 failed at run time, 2 bad usage. Each command is a module with its option
  * table (see command.ts); this one lists them.
  */
+import { clusterGroup } from "./cluster/index.ts"
 import { defineGroup } from "./command.ts"
 import { devCommand } from "./dev.ts"
 import { kvGroup } from "./kv/index.ts"
@@ -16,7 +17,7 @@ import { workerCommand } from "./workerCommand.ts"
 export const archio = defineGroup({
   path: "",
   summary: "a replicated key-value store and job queue: Raft over NATS, state in LevelDB",
-  commands: [nodeCommand, devCommand, statusCommand, kvGroup, workerCommand, snapshotGroup],
+  commands: [nodeCommand, devCommand, statusCommand, kvGroup, workerCommand, snapshotGroup, clusterGroup],
   options: [{ title: "Global flags", options: { version: { flag: "--version", short: "-v", help: "print the version" } } }]
 })
 

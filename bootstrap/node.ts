@@ -6,12 +6,12 @@
  *
  * Construction order follows the data: the Applier first (it only consumes), then consensus
  * (its outputs go to the Applier), then those that use both. Closing the scope undoes it in
- * reverse: the HTTP shim and the Gateway stop taking requests, the JobWorker stops, consensus
- * finishes its queued writes, the Applier writes what it applied, then NATS drains and the
- * database closes.
+ * reverse: the HTTP shim stops taking requests, a leader hands leadership over (`handOver`),
+ * the Gateway stops taking requests, the JobWorker stops, consensus finishes its queued writes,
+ * the Applier writes what it applied, then NATS drains and the database closes.
  */
 import { createRequire } from "node:module"
-import { Effect, Random, type Scope } from "effect"
+import { Cause, Effect, Exit, Random, type Scope } from "effect"
 import * as Applier from "../actors/applier/applier.ts"
 import * as Events from "../actors/gateway/events.ts"
 import * as Gateway from "../actors/gateway/gateway.ts"
@@ -86,6 +86,40 @@ const logDiskBytes: Effect.Effect<Metrics.SampledGauge | undefined, never, Stora
   return gauge
 })
 
+/**
+ * A clean stop of the leader (SIGTERM, SIGINT) first hands leadership to the most caught-up
+ * follower, so the others need not wait an election timeout to notice it is gone. It runs
+ * before the Gateway stops: writes that reach this node meanwhile wait for the new leader and
+ * are passed to it. The shell gives up after two election timeouts; `backstopMs` only bounds
+ * the wait if the consensus actor itself has stopped answering.
+ */
+const handOver = (consensus: Consensus.Consensus, backstopMs: number): Effect.Effect<void, never, Timers.Timers> =>
+  Effect.gen(function* () {
+    // A stopping follower must not take over meanwhile: a leader handing over would pick it.
+    consensus.retire()
+    if (consensus.status().role !== "leader") return
+    const timers = yield* Timers.Timers
+    const started = timers.now()
+    const result = yield* Effect.async<Consensus.TransferResult | undefined>((resume) => {
+      let resumed = false
+      const finish = (r: Consensus.TransferResult | undefined): void => {
+        if (resumed) return
+        resumed = true
+        cancel()
+        resume(Effect.succeed(r))
+      }
+      const cancel = timers.after(backstopMs, () => finish(undefined))
+      consensus.transferLeadership(null, finish)
+    })
+    const ms = timers.now() - started
+    if (result?.ok === true) {
+      yield* Effect.logInfo(`stopping: handed leadership to ${result.leader} (term ${result.term}) in ${ms} ms`)
+    } else if (result === undefined || result.reason !== "no_target") {
+      const why = result === undefined ? "no answer" : result.reason === "timeout" ? `${result.to ?? "the follower"} did not take over` : result.reason
+      yield* Effect.logWarning(`stopping: could not hand leadership over (${why}, ${ms} ms); the others elect a leader after an election timeout`)
+    }
+  })
+
 /** Wires one node's actors into the current scope. */
 export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, never, Bus | Timers.Timers | Storage | Scope.Scope> =>
   Effect.gen(function* () {
@@ -129,6 +163,9 @@ export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, n
         jobWorker,
         snapshotter
       )
+      // Added after the Gateway, so run before it stops (finalizers run in reverse).
+      const electionMs = settings.electionTicks * settings.tickMs
+      yield* Effect.addFinalizer((exit) => (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? Effect.void : handOver(consensus, 3 * electionMs)))
       return { consensus, applier, snapshotter, jobWorker, gateway, metrics, instanceId, failure }
     })
     return yield* Effect.provideService(node, Supervisor.Supervisor, supervisor)

@@ -2,7 +2,8 @@
  * `archio node`: one node in this process, until SIGINT or SIGTERM.
  *
  * `runNodeProcess` runs `runNode` in a fiber; SIGINT or SIGTERM interrupt it, which releases the
- * layers in order (NATS drained, then the database closed) before we exit 0. A second signal
+ * layers in order (a leader hands leadership to its most caught-up follower, NATS drained, then
+ * the database closed) before we exit 0. A second signal
  * during shutdown is only noted: under `archio dev` a Ctrl-C reaches the node twice (from the
  * terminal and from the launcher). A shutdown that hangs ends with exit 1 after `shutdownGraceMs`.
  *
@@ -46,7 +47,7 @@ export const runNodeProcess = async (config: Config, terminal: Terminal = proces
       return
     }
     stopping = true
-    log(Effect.logInfo(`${why}: shutting down (draining NATS, closing the database)`))
+    log(Effect.logInfo(`${why}: shutting down (handing leadership over if leading, draining NATS, closing the database)`))
     deadline = setTimeout(() => {
       terminal.err(`archio node ${config.id}: shutdown took longer than ${shutdownGraceMs} ms; exiting\n`)
       process.exit(1)
@@ -100,7 +101,9 @@ export const nodeCommand = defineCommand({
   summary: "run one Archio node (archio node --help lists its flags)",
   description: `Runs one Archio node. Every flag can also be set with the environment variable shown;
 a flag wins over its variable. Older variable names are accepted when the new one is unset.
-SIGINT or SIGTERM shut the node down cleanly (NATS drained, database closed) with exit code 0.`,
+SIGINT or SIGTERM shut the node down cleanly with exit code 0: a leader first hands leadership
+to its most caught-up follower (waiting at most two election timeouts), so clients see no
+election; then NATS is drained and the database closed.`,
   options: [{ title: "Flags", options: nodeOptions }],
   examples: ["archio node --id n1 --cluster dev --nats nats://127.0.0.1:4222 --peers n1,n2,n3 --data ./data/n1 --http-port 8081"],
   check: nodeConfig,

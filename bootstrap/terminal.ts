@@ -15,12 +15,15 @@ export interface Terminal {
   readonly cwd?: string
   /** Stops a long-running command (kv watch, worker, dev) when aborted; default: SIGINT or SIGTERM. */
   readonly signal?: AbortSignal
+  /** Whether `out` goes to a terminal (a screen to redraw) rather than a file or pipe; default false. */
+  readonly isTTY?: boolean
 }
 
 export const processTerminal: Terminal = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
-  env: process.env
+  env: process.env,
+  isTTY: process.stdout.isTTY === true
 }
 
 /** Standard input, whole: the terminal's when it has one (tests), else the process's. */

@@ -681,6 +681,24 @@ export const PeerProgress = Schema.Struct({
 }).annotations({ identifier: "PeerProgress" })
 export type PeerProgress = Schema.Schema.Type<typeof PeerProgress>
 
+/** Whether a member counts for quorum (`voter`) or only receives the log (`learner`). */
+export const MemberRole = oneOf("voter", "learner")
+export type MemberRole = Schema.Schema.Type<typeof MemberRole>
+
+/**
+ * One member of the cluster as `admin.members` and `admin.status` list it. `matchIndex` (the
+ * highest log index the leader knows the member holds; the leader's own last index for itself)
+ * and `lag` (the leader's last index minus `matchIndex`) come from the leader's view: both are
+ * null when the answering node has none (it does not lead, and no leader is known).
+ */
+export const Member = Schema.Struct({
+  id: Schema.String,
+  role: MemberRole,
+  matchIndex: Schema.NullOr(NonNegativeInt),
+  lag: Schema.NullOr(NonNegativeInt)
+}).annotations({ identifier: "Member" })
+export type Member = Schema.Schema.Type<typeof Member>
+
 /** The last snapshot a node took or installed, as `admin.status` reports it. */
 export const SnapshotSummary = Schema.Struct({
   /** Log index and term the snapshot covers. */
@@ -698,8 +716,11 @@ export const StatusResponse = Schema.Struct({
   /** This node's id. */
   id: Schema.String,
   cluster: Schema.String,
-  /** The members this node was started with (`--peers`). */
-  members: Schema.Array(Schema.String),
+  /**
+   * Every member, with match index and lag from this node's view when it leads (null
+   * otherwise: ask `admin.members` for the leader's view from any node).
+   */
+  members: Schema.Array(Member),
   role: RaftRole,
   term: NonNegativeInt,
   /** The leader this node knows of in `term`, or null. */
@@ -722,6 +743,22 @@ export const StatusResponse = Schema.Struct({
   peers: opt(Schema.Array(PeerProgress))
 }).annotations({ identifier: "StatusResponse" })
 export type StatusResponse = Schema.Schema.Type<typeof StatusResponse>
+
+/** No fields: the members as the leader sees them (any node answers). */
+export const MembersRequest = emptyRequest().annotations({ identifier: "MembersRequest" })
+export type MembersRequest = Schema.Schema.Type<typeof MembersRequest>
+
+export const MembersResponse = Schema.Struct({
+  ok: Ok,
+  members: Schema.Array(Member),
+  /** The leader whose view this is, or null when none is known (then every matchIndex and lag is null). */
+  leader: Schema.NullOr(Schema.String),
+  /** The answering node's term. */
+  term: NonNegativeInt,
+  /** The node that answered: the leader, unless none is known. */
+  ...AnsweredBy
+}).annotations({ identifier: "MembersResponse" })
+export type MembersResponse = Schema.Schema.Type<typeof MembersResponse>
 
 /** No fields: take a snapshot now on the node that answers (and compact its log behind it). */
 export const SnapshotRequest = emptyRequest().annotations({ identifier: "SnapshotRequest" })
@@ -794,6 +831,33 @@ export const BackupChunkResponse = Schema.Struct({
 }).annotations({ identifier: "BackupChunkResponse" })
 export type BackupChunkResponse = Schema.Schema.Type<typeof BackupChunkResponse>
 
+/** A node id as `--id` takes it: 1-64 letters, digits, `_` or `-`. */
+export const NodeIdName = Schema.String.annotations(expecting("a node id")).pipe(
+  Schema.filter((s) => validToken(s) || `expected a node id (1-64 letters, digits, "_" or "-"), got ${JSON.stringify(s)}`)
+).annotations({ identifier: "NodeIdName" })
+
+/**
+ * Move leadership to voter `id`, or (no `id`) to the most caught-up other voter. Any node takes
+ * it; a follower passes it to the leader, which answers once the new leader has taken over.
+ */
+export const TransferRequest = request({
+  id: opt(NodeIdName)
+}).annotations({ identifier: "TransferRequest" })
+export type TransferRequest = Schema.Schema.Type<typeof TransferRequest>
+
+export const TransferResponse = Schema.Struct({
+  ok: Ok,
+  /** The node that leads now: the one named, or the one chosen. */
+  leader: Schema.String,
+  /** Its term. */
+  term: NonNegativeInt,
+  /** Milliseconds from the old leader taking the request to hearing from the new one. */
+  ms: NonNegativeInt,
+  /** The old leader, which handed over and answered. */
+  ...AnsweredBy
+}).annotations({ identifier: "TransferResponse" })
+export type TransferResponse = Schema.Schema.Type<typeof TransferResponse>
+
 // ---------------------------------------------------------------------------------------------
 // errors and the endpoint table
 
@@ -838,8 +902,10 @@ export const endpoints = {
   },
   admin: {
     status: { request: StatusRequest, response: StatusResponse },
+    members: { request: MembersRequest, response: MembersResponse },
     snapshot: { request: SnapshotRequest, response: SnapshotResponse },
     backup: { request: BackupRequest, response: BackupResponse },
-    backupChunk: { request: BackupChunkRequest, response: BackupChunkResponse }
+    backupChunk: { request: BackupChunkRequest, response: BackupChunkResponse },
+    transfer: { request: TransferRequest, response: TransferResponse }
   }
 } as const

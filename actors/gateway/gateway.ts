@@ -10,7 +10,8 @@
  *
  * Admin endpoints act on the node that answers: `admin.snapshot` takes a snapshot there,
  * `admin.backup` opens a backup session there (backup.ts), and `admin.backupChunk` reads it,
- * forwarded to the session's node when another node gets it.
+ * forwarded to the session's node when another node gets it. `admin.transfer` is the leader's:
+ * a follower forwards it there, and the leader answers once the new leader has taken over.
  */
 import { Effect, Either, type Scope } from "effect"
 import type { BusMessage } from "../../protocol/bus.ts"
@@ -23,13 +24,14 @@ import * as Subjects from "../../protocol/subjects.ts"
 import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "../applier/applier.ts"
 import { duplicateKey, type KvCommand } from "../applier/kvState.ts"
 import type { JobWorker } from "../jobs/jobWorker.ts"
-import type { Consensus } from "../raft/shell.ts"
+import type { Consensus, TransferResult } from "../raft/shell.ts"
 import type { SnapshotMeta, Snapshotter } from "../snapshotter/snapshotter.ts"
 import { Bus } from "../services/bus.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { everyScoped, Timers } from "../services/timers.ts"
 import * as Backup from "./backup.ts"
 import { decodeJobGet, decodeLease, decodeList, decodeListCursor, decodeStats, jobWrites, listLimit, toJobView } from "./jobRequests.ts"
+import { memberList } from "./members.ts"
 import type { RequestMetrics } from "./metrics.ts"
 import { opt } from "./optional.ts"
 import * as Responders from "./responder.ts"
@@ -69,7 +71,8 @@ export interface NodeStatus {
   readonly ok: true
   readonly id: NodeId
   readonly cluster: string
-  readonly members: ReadonlyArray<NodeId>
+  /** Every member; match index and lag only when this node leads (`members.ts`). */
+  readonly members: ReadonlyArray<Client.Member>
   readonly role: string
   readonly term: number
   readonly leader: NodeId | null
@@ -95,9 +98,11 @@ const decodeCas = makeDecoder(Client.KvCasRequest)
 const decodeTxn = makeDecoder(Client.KvTxnRequest)
 const decodeScan = makeDecoder(Client.KvScanRequest)
 const decodeStatus = makeDecoder(Client.StatusRequest)
+const decodeMembers = makeDecoder(Client.MembersRequest)
 const decodeSnapshot = makeDecoder(Client.SnapshotRequest)
 const decodeBackup = makeDecoder(Client.BackupRequest)
 const decodeBackupChunk = makeDecoder(Client.BackupChunkRequest)
+const decodeTransfer = makeDecoder(Client.TransferRequest)
 
 /**
  * Scan cursors are the base64url (no padding) of the last key returned; the next page starts
@@ -387,7 +392,7 @@ export const make = (
         ok: true,
         id,
         cluster,
-        members: options.members,
+        members: memberList(options.members, s),
         role: s.role,
         term: s.term,
         leader: s.leader,
@@ -403,6 +408,21 @@ export const make = (
         snapshot: last === null ? null : { index: last.index, term: last.term, size: last.size, time: last.time },
         ...(s.role === "leader" ? { peers: s.peers.map((p) => ({ id: p.id, nextIndex: p.nextIndex, matchIndex: p.matchIndex, state: p.state })) } : {})
       }
+    }
+
+    // The leader's view of the members: a follower forwards to the leader it knows, and answers
+    // from its own view (no match indexes, `leader` null) only when it knows none. A request
+    // forwarded here by a node that took us for the leader is `unavailable` (asked again, it
+    // finds the leader).
+    const handleMembers = (r: Responder): void => {
+      const decoded = decodeMembers(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const s = consensus.status()
+      if (s.role !== "leader" && s.leader !== null) {
+        if (r.forwardedBy !== undefined) return r.fail(archioError("unavailable", `node ${id} no longer leads (${s.leader} does); retry`, { leader: s.leader }))
+        return r.forward(nc, Subjects.node(cluster, s.leader, "admin.members"), id, options.requestTimeoutMs)
+      }
+      r.ok({ ok: true, members: memberList(options.members, s), leader: s.leader, term: s.term, node: id })
     }
 
     /** A handler's throw is a bug: the client gets `internal` and the node stops (supervisor.ts). */
@@ -474,6 +494,53 @@ export const make = (
       )
     }
 
+    /**
+     * `admin.transfer`: the leader hands over to the named voter (or the most caught-up one) and
+     * answers once it hears from it as leader; a follower passes the request to the leader.
+     */
+    const handleTransfer = (r: Responder): void => {
+      const decoded = decodeTransfer(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const to = decoded.right.id ?? null
+      if (to !== null && !options.members.includes(to)) {
+        return r.fail(archioError("bad_request", `id: node ${to} is not a voting member (the voters are ${options.members.join(", ")})`, { members: options.members }))
+      }
+      const s = consensus.status()
+      if (s.role !== "leader") {
+        if (s.leader !== null && s.leader !== id && r.forwardedBy === undefined) {
+          return r.forward(nc, Subjects.node(cluster, s.leader, "admin.transfer"), id, options.requestTimeoutMs)
+        }
+        return r.fail(noLeader(s.leader))
+      }
+      if (to === id) return r.fail(archioError("bad_request", `id: node ${id} already leads; name another voter, or send {} to pick the most caught-up one`, { leader: id }))
+      track(r)
+      const started = timers.now()
+      consensus.transferLeadership(to, (res) => {
+        if (res.ok) return r.ok({ ok: true, leader: res.leader, term: res.term, ms: Math.max(0, timers.now() - started), node: id })
+        r.fail(transferError(res, to))
+      })
+    }
+
+    const transferError = (res: Exclude<TransferResult, { ok: true }>, asked: NodeId | null): ArchioError => {
+      const detail = { leader: res.leader, ...(res.to === null ? {} : { to: res.to }) }
+      switch (res.reason) {
+        case "no_target":
+          return asked === null
+            ? archioError("bad_request", `node ${id} leads alone: there is no other voter to hand leadership to`, detail)
+            : archioError("bad_request", `id: node ${asked} is not a voter node ${id} replicates to`, detail)
+        case "not_leader":
+          return noLeader(res.leader)
+        case "busy":
+          return archioError("unavailable", `a transfer of leadership to ${res.to ?? "another node"} is already under way; retry`, detail)
+        case "stopped":
+          return archioError("unavailable", `node ${id} is stopping; retry`, detail)
+        case "timeout": {
+          const now = res.leader === null ? "no leader is known right now" : res.leader === id ? `${id} still leads` : `${res.leader} leads instead`
+          return archioError("unavailable", `node ${res.to ?? "?"} did not take over leadership within an election timeout; ${now}; retry`, detail)
+        }
+      }
+    }
+
     /** Every endpoint of the service, by `<group>.<op>`. */
     const endpoints: Record<string, (r: Responder) => void> = {
       ...Object.fromEntries(Object.keys(writes).map((op) => [op, (r: Responder) => handleWrite(op, r)])),
@@ -488,9 +555,11 @@ export const make = (
         if (Either.isLeft(decoded)) return r.fail(decoded.left)
         r.ok(status())
       },
+      "admin.members": handleMembers,
       "admin.snapshot": handleSnapshot,
       "admin.backup": handleBackup,
-      "admin.backupChunk": handleBackupChunk
+      "admin.backupChunk": handleBackupChunk,
+      "admin.transfer": handleTransfer
     }
     const service = Service.start(nc, {
       name: "archio",
@@ -512,9 +581,11 @@ export const make = (
       "jobs.lease": handleLease,
       readindex: (r) => consensus.read((res) => (res.ok ? r.ok({ index: res.index }) : r.fail(noLeader(res.leader)))),
       "admin.status": endpoints["admin.status"]!,
+      "admin.members": handleMembers,
       "admin.snapshot": handleSnapshot,
       "admin.backup": handleBackup,
-      "admin.backupChunk": handleBackupChunk
+      "admin.backupChunk": handleBackupChunk,
+      "admin.transfer": handleTransfer
     }
     const subs = Object.entries(own).map(([op, handle]) => {
       const answer = guarded(handle)

@@ -30,7 +30,7 @@ import {
   snapshotAbandoned,
   type Proposal
 } from "./replicator.ts"
-import { makeState, type HardState, type RaftConfig, type RaftState, type ReadState, type Restored } from "./state.ts"
+import { makeState, type HardState, type Progress, type RaftConfig, type RaftState, type ReadState, type Restored } from "./state.ts"
 
 export interface Ready {
   /** The log's epoch when this Ready was made (see RaftLog.epoch). */
@@ -173,16 +173,49 @@ export class RaftCore {
     return requestRead(this.s, ctx)
   }
 
-  /** Hands leadership to `to` once it has our whole log (§3.10). */
+  /**
+   * Hands leadership to `to` once it has our whole log (§3.10). Proposals are refused until it
+   * leads, or until an election timeout passes without that (then we go on leading, as etcd
+   * does). Asking again for the transfer under way changes nothing (its timeout keeps running).
+   */
   transferLeadership(to: NodeId): boolean {
     const s = this.s
     const pr = s.progress.get(to)
     if (s.role !== "leader" || pr === undefined) return false
+    if (s.transferee === to) return true
     s.transferee = to
     s.transferElapsed = 0
     if (pr.match === s.log.lastIndex) this.sendTimeoutNow(to)
     else sendAppend(s, to, false)
     return true
+  }
+
+  /**
+   * The node is shutting down: it never campaigns again, so a leader handing over (to it, or to
+   * anyone) cannot make it lead for the moment it has left. A leader leads on until it hands over.
+   */
+  retire(): void {
+    this.s.retiring = true
+  }
+
+  /**
+   * The follower most worth handing leadership to: the most caught-up one (highest match), then
+   * one heard from this check-quorum round, then the lowest id. Null when we do not lead or
+   * lead alone.
+   */
+  transferTarget(): NodeId | null {
+    const s = this.s
+    if (s.role !== "leader") return null
+    let best: NodeId | null = null
+    let bestPr: Progress | undefined
+    for (const [id, pr] of s.progress) {
+      if (bestPr !== undefined && best !== null) {
+        if (pr.match !== bestPr.match ? pr.match < bestPr.match : pr.recentActive !== bestPr.recentActive ? !pr.recentActive : id > best) continue
+      }
+      best = id
+      bestPr = pr
+    }
+    return best
   }
 
   private sendTimeoutNow(to: NodeId): void {

@@ -48,7 +48,7 @@ const becomeLeader = (s: RaftState): void => {
 
 /** Starts a campaign: a pre-vote round first, unless a leader handed over to us on purpose. */
 export const campaign = (s: RaftState, transfer: boolean): void => {
-  if (s.role === "leader") return
+  if (s.role === "leader" || s.retiring) return
   if (transfer) startElection(s, true)
   else startPreVote(s)
 }

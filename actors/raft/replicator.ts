@@ -283,12 +283,14 @@ export const handleAppendReply = (s: RaftState, m: AppendEntriesReply, onCaughtU
       }
       maybeCommit(s)
       s.dirtyPeers.add(m.from)
-      if (s.transferee === m.from && pr.match === s.log.lastIndex) onCaughtUp(m.from)
     } else if (pr.state === "probe" && pr.probeSent) {
       // A probe answered with nothing new (e.g. a duplicate): free the slot.
       pr.probeSent = false
       s.dirtyPeers.add(m.from)
     }
+    // The transferee holds our whole log: it may campaign. Each answer while the transfer lasts
+    // (heartbeats' too) says so again, so a lost TimeoutNow costs a heartbeat, not the transfer.
+    if (s.transferee === m.from && pr.match === s.log.lastIndex) onCaughtUp(m.from)
     return
   }
   const rejected = m.matchIndex

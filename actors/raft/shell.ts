@@ -79,12 +79,36 @@ export interface InstallRequest {
 
 export type ReadResult = { readonly ok: true; readonly index: number } | { readonly ok: false; readonly leader: NodeId | null }
 
+/**
+ * How a leadership transfer ended: `to` leads (this node heard from it as leader), or why not.
+ * `not_leader`: this node does not lead (`leader`: who does, if known); `no_target`: `to` is
+ * not a voter here, or is this node, or (no target named) there is no other voter; `busy`:
+ * another transfer is under way; `timeout`: `to` did not take over in time (the core gave up
+ * after an election timeout, or no leader showed up within two); `stopped`: the node stops.
+ */
+export type TransferResult =
+  | { readonly ok: true; readonly leader: NodeId; readonly term: number }
+  | {
+      readonly ok: false
+      readonly reason: "not_leader" | "no_target" | "busy" | "timeout" | "stopped"
+      /** The transfer's target, when one was named or chosen. */
+      readonly to: NodeId | null
+      readonly leader: NodeId | null
+    }
+
 export interface Consensus {
   /** Appends commands if this node leads; `done` runs with the index to wait for (no Deferred). */
   propose(proposals: ReadonlyArray<Proposal>, done: (r: ProposeResult) => void): void
   /** ReadIndex: `done` gets the index to wait for, once leadership is confirmed. */
   read(done: (r: ReadResult) => void): void
-  transferLeadership(to: NodeId): void
+  /**
+   * Hands leadership to `to` (null: the most caught-up follower) and calls `done` once this node
+   * hears from it as leader, or when the transfer fails (at most two election timeouts). Writes
+   * proposed here meanwhile wait, and get their answer once a leader is known again.
+   */
+  transferLeadership(to: NodeId | null, done: (r: TransferResult) => void): void
+  /** The node is shutting down: it never campaigns again (core.ts `retire`). */
+  retire(): void
   /** Sends a Raft message (the Snapshotter's chunks and answers). */
   send(m: RaftMessage): void
   /** Where snapshot traffic goes; one listener, the Snapshotter. */
@@ -106,6 +130,9 @@ export interface Consensus {
 }
 
 const actor = "consensus"
+
+/** Proposals held while leadership is handed over; past this many, more are refused at once. */
+const maxParked = 10_000
 
 /** Builds the consensus actor; it stops (finishing queued writes) when the scope closes. */
 export const make = (
@@ -138,6 +165,12 @@ export const make = (
     let traffic: SnapshotTraffic | undefined
     /** Installs queued in the writer: their `done`, and the Applier's word that it stopped writing. */
     const installs = new Map<InstallWrite, { readonly done: (installed: boolean) => void; readonly quiet: Promise<void>; readonly generation: number }>()
+
+    /** The transfer under way, started here: its target, ticks since it began, who waits for it. */
+    let transfer: { readonly to: NodeId; ticks: number; readonly waiters: Array<(r: TransferResult) => void> } | undefined
+    /** Proposals that met the transfer: proposed again once it ends (forwarded to the new leader). */
+    let parked: Array<{ readonly proposals: ReadonlyArray<Proposal>; readonly done: (r: ProposeResult) => void }> = []
+    const transferTicks = 2 * options.electionTicks
 
     let stopped = false
     const die = (cause: unknown): void => {
@@ -172,6 +205,7 @@ export const make = (
       if (stopped || supervisor.failed) return
       try {
         step()
+        if (transfer !== undefined) settleTransfer()
       } catch (cause) {
         die(cause)
         return
@@ -249,6 +283,43 @@ export const make = (
       }
     }
 
+    /**
+     * Ends the transfer once its outcome is known: `to` leads (we follow it), or the core gave
+     * it up (we lead on), or another node leads, or two election timeouts passed. Parked
+     * proposals are proposed again: here if we still lead, else the caller forwards them.
+     */
+    const settleTransfer = (): void => {
+      const x = transfer!
+      const s = core.s
+      let result: TransferResult | undefined
+      if (s.role === "leader") {
+        if (s.transferee !== x.to) result = { ok: false, reason: "timeout", to: x.to, leader: s.id }
+      } else if (s.leader === x.to) {
+        result = { ok: true, leader: x.to, term: s.term }
+      } else if (s.leader !== null || x.ticks >= transferTicks) {
+        result = { ok: false, reason: "timeout", to: x.to, leader: s.leader }
+      }
+      if (result === undefined) return
+      transfer = undefined
+      for (const done of x.waiters) done(result)
+      const waiting = parked
+      parked = []
+      for (const p of waiting) p.done(core.propose(p.proposals))
+    }
+
+    const startTransfer = (to: NodeId | null, done: (r: TransferResult) => void): void => {
+      const s = core.s
+      if (transfer !== undefined) {
+        if (to === null || to === transfer.to) transfer.waiters.push(done)
+        else done({ ok: false, reason: "busy", to: transfer.to, leader: s.leader })
+        return
+      }
+      if (s.role !== "leader") return done({ ok: false, reason: "not_leader", to, leader: s.leader })
+      const target = to ?? core.transferTarget()
+      if (target === null || !core.transferLeadership(target)) return done({ ok: false, reason: "no_target", to: target, leader: s.id })
+      transfer = { to: target, ticks: 0, waiters: [done] }
+    }
+
     /** Queues an install behind the Readies already waiting (see InstallWrite). */
     const queueInstall = (request: InstallRequest, done: (installed: boolean) => void): void => {
       if (!core.canInstall(request.index, request.term, request.leaderTerm)) {
@@ -308,7 +379,12 @@ export const make = (
 
     const stopTicking = timers.every(
       options.tickMs,
-      supervisor.guard(actor, () => input(() => core.tick(timers.now())))
+      supervisor.guard(actor, () =>
+        input(() => {
+          core.tick(timers.now())
+          if (transfer !== undefined) transfer.ticks++
+        })
+      )
     )
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
@@ -319,18 +395,32 @@ export const make = (
         stopped = true
         for (const install of installs.values()) install.done(false)
         installs.clear()
+        const unfinished = transfer
+        transfer = undefined
+        for (const done of unfinished?.waiters ?? []) done({ ok: false, reason: "stopped", to: unfinished!.to, leader: core.s.leader })
+        for (const p of parked.splice(0)) p.done({ ok: false, leader: core.s.leader })
       })
     )
 
     const consensus: Consensus = {
-      propose: (proposals, done) => input(() => done(core.propose(proposals))),
+      propose: (proposals, done) =>
+        input(() => {
+          const r = core.propose(proposals)
+          // Refused for the transfer under way: answered when it ends, with the leader it leaves.
+          if (!r.ok && r.leader === null && transfer !== undefined && parked.length < maxParked) parked.push({ proposals, done })
+          else done(r)
+        }),
       read: (done) =>
         input(() => {
           const ctx = ++readCtx
           if (core.requestRead(ctx)) reads.set(ctx, done)
           else done({ ok: false, leader: core.s.leader })
         }),
-      transferLeadership: (to) => input(() => core.transferLeadership(to)),
+      transferLeadership: (to, done) => {
+        if (stopped || supervisor.failed) return done({ ok: false, reason: "stopped", to, leader: core.s.leader })
+        input(() => startTransfer(to, done))
+      },
+      retire: () => input(() => core.retire()),
       send: (m) => {
         if (!stopped && !supervisor.failed) publish(m)
       },

@@ -111,6 +111,8 @@ export interface RaftState {
   droppedReads: number[]
   transferee: NodeId | null
   transferElapsed: number
+  /** The node is shutting down: it never campaigns or takes leadership again (it still votes). */
+  retiring: boolean
   rng: number
   /** Wall time from the last tick (ms); stamped on entries by the leader. */
   now: number
@@ -157,6 +159,7 @@ export const makeState = (config: RaftConfig, restored: Restored): RaftState => 
     droppedReads: [],
     transferee: null,
     transferElapsed: 0,
+    retiring: false,
     rng: config.seed | 0,
     now: 0,
     sendFirst: [],

@@ -6,27 +6,26 @@
  * electing is retried until `--timeout`.
  */
 import { connect } from "@nats-io/transport-node"
-import { Effect, Either } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { ArchioClient } from "../../protocol/archioClient.ts"
-import { ArchioError } from "../../protocol/errors.ts"
+import { ArchioError, toEnvelope } from "../../protocol/errors.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { clusterOption, natsOptions, readCluster, readNats, readTimeout, redactUrl, type NatsSettings } from "../config.ts"
 import { clientOptions } from "../nats.ts"
 import { name, type CommandLine, type OptionSpec } from "../options.ts"
+import type { Terminal } from "../terminal.ts"
 
 export const defaultTimeoutMs = 30_000
 
-export const connectionOptions = {
-  cluster: clusterOption,
-  ...natsOptions,
-  timeout: {
-    flag: "--timeout",
-    env: "SNAPSHOT_TIMEOUT_MS",
-    placeholder: "MS",
-    default: String(defaultTimeoutMs),
-    help: "how long one request may keep retrying (no answer, lost replies), in milliseconds"
-  }
-} as const satisfies Record<string, OptionSpec>
+/** The connection flags of an admin command, with its own `--timeout` variable and default. */
+export const adminConnectionOptions = <Env extends string>(env: Env, defaultMs: number, help: string) =>
+  ({
+    cluster: clusterOption,
+    ...natsOptions,
+    timeout: { flag: "--timeout", env, placeholder: "MS", default: String(defaultMs), help }
+  }) as const satisfies Record<string, OptionSpec>
+
+export const connectionOptions = adminConnectionOptions("SNAPSHOT_TIMEOUT_MS", defaultTimeoutMs, "how long one request may keep retrying (no answer, lost replies), in milliseconds")
 
 export const nodeOption = { flag: "--node", placeholder: "ID", default: "any node", help: "ask this node, on its own subject" } as const satisfies OptionSpec
 
@@ -38,14 +37,17 @@ export interface Connection {
   readonly timeoutMs: number
 }
 
-/** The connection settings, or undefined after adding their problems to `problems`. */
-export const readConnection = (line: CommandLine<keyof typeof connectionOptions>, problems: Array<string>): Connection | undefined => {
+/** The connection settings (`defaultMs`: the command's default timeout), or undefined after adding their problems to `problems`. */
+export const readConnectionWith = (line: CommandLine<keyof typeof connectionOptions>, defaultMs: number, problems: Array<string>): Connection | undefined => {
   const before = problems.length
   const cluster = readCluster(line, problems)
   const nats = readNats(line, problems)
-  const timeoutMs = readTimeout(line, defaultTimeoutMs, problems)
+  const timeoutMs = readTimeout(line, defaultMs, problems)
   return problems.length > before || cluster === undefined || timeoutMs === undefined ? undefined : { cluster, nats, timeoutMs }
 }
+
+export const readConnection = (line: CommandLine<keyof typeof connectionOptions>, problems: Array<string>): Connection | undefined =>
+  readConnectionWith(line, defaultTimeoutMs, problems)
 
 /** `--node`, checked; undefined when not given (or after a problem). */
 export const readNode = (line: CommandLine<"node">, problems: Array<string>): string | undefined => {
@@ -88,4 +90,49 @@ export const failureText = (e: unknown, cluster: string): string => {
   return e.code === "unavailable" && e.message.startsWith("no Archio node answers")
     ? `${text}: is the cluster running, and is its cluster name "${cluster}"?`
     : text
+}
+
+/** One admin request of a one-shot command: whom to ask, with what, and how to show the answer. */
+export interface AdminCall<A> {
+  /** The command as the user typed it, for error lines (`archio snapshot now`). */
+  readonly command: string
+  readonly connection: Connection
+  readonly node: string | undefined
+  readonly op: string
+  readonly body: unknown
+  /** How long one attempt may wait (a lost reply is asked again after it). */
+  readonly attemptTimeoutMs: number
+  readonly reply: Schema.Schema<A, any> // eslint-disable-line @typescript-eslint/no-explicit-any -- any encoded form: only decoding is used
+  readonly render: (answer: A) => string
+  readonly json: boolean
+}
+
+/**
+ * Sends one admin request and prints its answer (`render`, or the reply as it came with
+ * `--json`); exit code 0, or 1 with one line on stderr (and the error envelope on stdout with
+ * `--json`).
+ */
+export const runAdminCall = async <A>(call: AdminCall<A>, terminal: Terminal): Promise<number> => {
+  const fail = (message: string): number => {
+    terminal.err(`${call.command}: ${message}\n`)
+    return 1
+  }
+  let client: ArchioClient
+  try {
+    client = await openClient(call.connection, call.attemptTimeoutMs)
+  } catch (e) {
+    return fail(e instanceof Error ? e.message : String(e))
+  }
+  try {
+    const reply = await client.call<unknown>(adminSubject(call.connection.cluster, call.node, call.op), call.body)
+    const decoded = Schema.decodeUnknownEither(call.reply)(reply)
+    if (Either.isLeft(decoded)) return fail(`the admin.${call.op} reply is not what this command expects: ${JSON.stringify(reply)}`)
+    terminal.out(call.json ? `${JSON.stringify(reply)}\n` : call.render(decoded.right))
+    return 0
+  } catch (e) {
+    if (call.json && e instanceof ArchioError) terminal.out(`${JSON.stringify(toEnvelope(e))}\n`)
+    return fail(failureText(e, call.connection.cluster))
+  } finally {
+    await closeClient(client)
+  }
 }

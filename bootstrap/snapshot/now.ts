@@ -2,14 +2,12 @@
  * `archio snapshot now`: has one node (any, or `--node`) take a snapshot now and compact its
  * log behind it, through `admin.snapshot`, and prints what it took.
  */
-import { Either, Schema } from "effect"
-import type { ArchioClient } from "../../protocol/archioClient.ts"
+import { Either } from "effect"
 import * as Client from "../../protocol/client.ts"
-import { ArchioError, toEnvelope } from "../../protocol/errors.ts"
 import { defineCommand } from "../command.ts"
 import { ConfigError, type CommandLine, type OptionSpec } from "../options.ts"
 import type { Terminal } from "../terminal.ts"
-import { adminSubject, closeClient, connectionOptions, failureText, jsonOption, nodeOption, openClient, readConnection, readNode, type Connection } from "./connection.ts"
+import { connectionOptions, jsonOption, nodeOption, readConnection, readNode, runAdminCall, type Connection } from "./connection.ts"
 
 export const nowOptions = { node: nodeOption, json: jsonOption } as const satisfies Record<string, OptionSpec>
 
@@ -27,33 +25,23 @@ export const nowSettings = (line: CommandLine<keyof typeof nowOptions | keyof ty
   return Either.right({ node, json: line.has("json"), connection })
 }
 
-export const runNow = async (s: NowSettings, terminal: Terminal): Promise<number> => {
-  const fail = (message: string): number => {
-    terminal.err(`archio snapshot now: ${message}\n`)
-    return 1
-  }
-  let client: ArchioClient
-  try {
-    // One attempt may take all of --timeout: a snapshot of a large state takes a while, and
-    // asking again would only queue a second one behind it.
-    client = await openClient(s.connection, s.connection.timeoutMs)
-  } catch (e) {
-    return fail(e instanceof Error ? e.message : String(e))
-  }
-  try {
-    const reply = await client.call<unknown>(adminSubject(s.connection.cluster, s.node, "snapshot"), {})
-    const taken = Schema.decodeUnknownEither(Client.SnapshotResponse)(reply)
-    if (Either.isLeft(taken)) return fail(`the admin.snapshot reply is not what this command expects: ${JSON.stringify(reply)}`)
-    const t = taken.right
-    terminal.out(s.json ? `${JSON.stringify(reply)}\n` : `node ${t.node} took a snapshot at index ${t.index}, term ${t.term}: ${t.size} bytes, sha256 ${t.checksum}; its log is compacted behind it\n`)
-    return 0
-  } catch (e) {
-    if (s.json && e instanceof ArchioError) terminal.out(`${JSON.stringify(toEnvelope(e))}\n`)
-    return fail(failureText(e, s.connection.cluster))
-  } finally {
-    await closeClient(client)
-  }
-}
+export const runNow = (s: NowSettings, terminal: Terminal): Promise<number> =>
+  runAdminCall(
+    {
+      command: "archio snapshot now",
+      connection: s.connection,
+      node: s.node,
+      op: "snapshot",
+      body: {},
+      // One attempt may take all of --timeout: a snapshot of a large state takes a while, and
+      // asking again would only queue a second one behind it.
+      attemptTimeoutMs: s.connection.timeoutMs,
+      reply: Client.SnapshotResponse,
+      render: (t) => `node ${t.node} took a snapshot at index ${t.index}, term ${t.term}: ${t.size} bytes, sha256 ${t.checksum}; its log is compacted behind it\n`,
+      json: s.json
+    },
+    terminal
+  )
 
 export const nowCommand = defineCommand({
   path: "snapshot now",

@@ -7,6 +7,7 @@
  *   npm run bench -- read [--seconds 10] [--concurrency 1,16,64,256] [--value-bytes 256]
  *   npm run bench -- cas [--seconds 10] [--concurrency 1,16,64]
  *   npm run bench -- failover [--kills 20]
+ *   npm run bench -- transfer [--kills 20]  (the write gap of leader restarts: SIGTERM hands over, SIGKILL; transfer.ts)
  *   npm run bench -- jobs-enqueue [--concurrency 64] [--batch 100]
  *   npm run bench -- jobs-e2e [--workers 1,2,4] [--worker-concurrency 64] [--jobs 60000]
  *   npm run bench -- jobs-latency [--seconds 10]
@@ -36,6 +37,7 @@ import { memoryBench } from "./memory.ts"
 import { readBench } from "./reads.ts"
 import { sideBySide } from "./sideBySide.ts"
 import { snapshotBench } from "./snapshot.ts"
+import { transferBench } from "./transfer.ts"
 import { failoverBench, writeBench } from "./writes.ts"
 
 const { positionals, values } = parseArgs({
@@ -99,6 +101,7 @@ const benches: Record<string, (o: BenchOptions) => Promise<unknown>> = {
   read: readBench,
   cas: casBench,
   failover: failoverBench,
+  transfer: transferBench,
   jobs: jobsBench,
   "jobs-enqueue": jobsEnqueueBench,
   "jobs-e2e": jobsE2eBench,

@@ -4,7 +4,8 @@
  * on a simulated network, virtual clock and simulated disks (world.ts, network.ts, disk.ts),
  * driven by the shipped typed client (clients.ts), under a seeded schedule of faults: message
  * loss, duplication and delay, partitions, crashes that lose unsynced writes, clean restarts,
- * skewed clocks. One seed replays one run exactly.
+ * skewed clocks, leadership transfers (asked of the leader, and on every clean stop of one). One
+ * seed replays one run exactly.
  *
  * Checked while it runs: Raft's safety properties on every node after every step (checker.ts),
  * Log Matching on every entry any node writes, State Machine Safety on every applied entry, and
@@ -66,6 +67,9 @@ export interface SimResult {
   readonly wipes: number
   readonly installs: number
   readonly snapshots: number
+  /** Leadership transfers asked of a leader, and those that ended with the target leading. */
+  readonly transfers: number
+  readonly transfersDone: number
 }
 
 const cluster = "sim"
@@ -93,6 +97,8 @@ export class Simulation {
   private wipes = 0
   private installs = 0
   private snapshots = 0
+  private transfers = 0
+  private transfersDone = 0
   /** Installs whose index the reference replica had passed already (not compared). */
   private installsUnchecked = 0
   private elections = 0
@@ -248,6 +254,22 @@ export class Simulation {
     this.restartLater(victim, 50, 450)
   }
 
+  /**
+   * The leader is asked to hand leadership to a random other member, or (as on SIGTERM) to the
+   * most caught-up one; writes keep coming meanwhile and wait for the outcome.
+   */
+  private transfer(): void {
+    const leader = this.leader()
+    if (leader === undefined) return
+    const to = this.world.chance(0.5) ? null : this.world.pick(this.nodes.filter((n) => n !== leader)).id
+    this.transfers++
+    this.note(`${leader.id} is asked to hand leadership to ${to ?? "the most caught-up follower"}`)
+    leader.running!.consensus.transferLeadership(to, (r) => {
+      if (r.ok) this.transfersDone++
+      this.note(`transfer from ${leader.id}: ${r.ok ? `${r.leader} leads in term ${r.term}` : `${r.reason} (leader ${r.leader ?? "unknown"})`}`)
+    })
+  }
+
   private crash(node: SimNode, how: string): void {
     if (node.isDown) return
     this.crashes++
@@ -327,6 +349,8 @@ export class Simulation {
       this.note(`network drop=${this.network.dropRate.toFixed(2)} dup=${this.network.dupRate.toFixed(2)} delay<=${this.network.maxDelayMs}`)
     } else if (r < 0.92) {
       this.wipe()
+    } else if (r < 0.96) {
+      this.transfer()
     } else {
       this.network.maxDelayMs = this.world.int(1, 4)
     }
@@ -468,7 +492,9 @@ export class Simulation {
       pauses: this.pauses,
       wipes: this.wipes,
       installs: this.installs,
-      snapshots: this.snapshots
+      snapshots: this.snapshots,
+      transfers: this.transfers,
+      transfersDone: this.transfersDone
     }
     return error === undefined ? base : { ...base, error, failedAtMs: this.world.now }
   }

@@ -128,14 +128,14 @@ t.test("bin/archio.js: exit codes of the real command", async (t) => {
   t.match(badEnv.err(), 'archio node: HTTP_PORT must be an integer from 1 to 65535, got "80a"')
 })
 
-t.test("archio status, in process: JSON from a node, clear errors otherwise", async (t) => {
+t.test("archio status --node, in process: JSON from a node, clear errors otherwise", async (t) => {
   const server = await natsServer(t)
   const nc = await natsClient(t, server.url)
-  nc.subscribe("archio.s.admin.status", { queue: "q", callback: (_e, m) => void m.respond(JSON.stringify({ ok: true, id: "n1" })) })
+  nc.subscribe("archio.s.node.n1.admin.status", { callback: (_e, m) => void m.respond(JSON.stringify({ ok: true, id: "n1" })) })
   nc.subscribe("archio.s.node.n2.admin.status", { callback: (_e, m) => void m.respond("not json") })
   nc.subscribe("archio.s.node.n3.admin.status", { callback: () => undefined })
   await nc.flush()
-  const ok = await run(["status", "--cluster", "s"], { NATS_URL: server.url })
+  const ok = await run(["status", "--cluster", "s", "--node", "n1"], { NATS_URL: server.url })
   t.equal(ok.code, 0, ok.err)
   t.equal(ok.out, '{\n  "ok": true,\n  "id": "n1"\n}\n', "pretty-printed JSON")
   const raw = await run(["status", "--cluster", "s", "--node", "n2", "--nats", server.url])
@@ -145,7 +145,10 @@ t.test("archio status, in process: JSON from a node, clear errors otherwise", as
   t.equal(silent.err, "archio status: no answer on archio.s.node.n3.admin.status within 300 ms\n")
   const nobody = await run(["status", "--nats", server.url])
   t.equal(nobody.code, 1)
-  t.match(nobody.err, `archio status: no archio node answers on archio.dev.admin.status at ${server.url}: is the cluster running, and is its cluster name "dev"?`)
+  t.match(
+    nobody.err,
+    `archio status: no archio node answers on archio.dev.admin.members or archio.dev.admin.status at ${server.url}: is the cluster running, and is its cluster name "dev"?`
+  )
   const creds = await run(["status", "--nats", server.url, "--nats-creds", "/nonexistent/x.creds"])
   t.equal(creds.code, 1)
   t.match(creds.err, "archio status: cannot read the NATS creds file /nonexistent/x.creds")
@@ -221,7 +224,7 @@ t.test("archio node answers admin.status, refuses a second node on its data dir,
   }
   await until("the node to answer", async () => (await ask("archio.test.admin.status")) !== undefined, startup)
   const status = await ask("archio.test.admin.status")
-  t.match(status, { ok: true, id: "n1", cluster: "test", members: ["n1", "n2", "n3"] })
+  t.match(status, { ok: true, id: "n1", cluster: "test", members: [{ id: "n1", role: "voter" }, { id: "n2", role: "voter" }, { id: "n3", role: "voter" }] })
   t.match(await ask("archio.test.node.n1.admin.status"), { ok: true, id: "n1" }, "per-node subject")
 
   const cli = archio(t, ["status", "--nats", server.url, "--cluster", "test"])
@@ -229,14 +232,18 @@ t.test("archio node answers admin.status, refuses a second node on its data dir,
   const cliMissing = archio(t, ["status", "--nats", server.url, "--cluster", "test", "--node", "n9", "--timeout", "500"])
   const wrongCluster = archio(t, ["status", "--nats", server.url])
   const second = archio(t, ["node", "--id", "n1", "--data", data, "--nats", server.url])
-  t.equal((await cli.exited).code, 0, cli.err())
-  t.match(JSON.parse(cli.out()), { ok: true, id: "n1", cluster: "test" })
+  // One of three members running: the table shows it, and says what is wrong (exit 1).
+  t.equal((await cli.exited).code, 1, cli.err())
+  t.match(cli.out(), /^cluster test: no single leader; 1 of 3 members answer\nNODE /)
+  t.match(cli.out(), /\nn1 +(follower|precandidate|candidate) +voter +\d+ /)
+  t.match(cli.out(), "\nproblem: no leader: writes and linearizable reads fail until one is elected\n")
+  t.match(cli.out(), "\nproblem: n2 does not answer: nothing answers on archio.test.node.n2.admin.status\n")
   t.equal((await cliNode.exited).code, 0, cliNode.err())
   t.match(JSON.parse(cliNode.out()), { id: "n1" })
   t.equal((await cliMissing.exited).code, 1)
   t.match(cliMissing.err(), "archio status: node n9 does not answer on archio.test.node.n9.admin.status")
   t.equal((await wrongCluster.exited).code, 1)
-  t.match(wrongCluster.err(), "no archio node answers on archio.dev.admin.status at")
+  t.match(wrongCluster.err(), "no archio node answers on archio.dev.admin.members or archio.dev.admin.status at")
 
   t.equal((await second.exited).code, 1)
   t.match(second.err(), `archio node n1: data dir ${data} is in use by another archio node`)

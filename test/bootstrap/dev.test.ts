@@ -95,7 +95,7 @@ t.test("archio dev starts its own nats-server and three nodes, and SIGINT stops 
   const nc = await natsClient(t, url!)
   for (const id of ["n1", "n2", "n3"]) {
     const reply = await nc.request(`archio.dev.node.${id}.admin.status`, "", { timeout: 2000 })
-    t.match(reply.json(), { ok: true, id, cluster: "dev", members: ["n1", "n2", "n3"] }, `${id} answers on its own subject`)
+    t.match(reply.json(), { ok: true, id, cluster: "dev", members: [{ id: "n1", role: "voter" }, { id: "n2", role: "voter" }, { id: "n3", role: "voter" }] }, `${id} answers on its own subject`)
   }
   t.match((await nc.request("archio.dev.admin.status", "", { timeout: 2000 })).json(), { ok: true, cluster: "dev" })
   await nc.close()

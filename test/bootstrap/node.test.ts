@@ -26,7 +26,7 @@ t.test("runNode answers admin.status in the queue group and on its own subject, 
   // Each check is two NATS requests to nodes still starting: every 50 ms.
   await until("both nodes", async () => (await ask("archio.c.node.n1.admin.status")) !== undefined && (await ask("archio.c.node.n2.admin.status")) !== undefined, { everyMs: 50 })
   const one = await ask("archio.c.node.n1.admin.status")
-  t.match(one, { ok: true, id: "n1", cluster: "c", members: ["n1", "n2"] })
+  t.match(one, { ok: true, id: "n1", cluster: "c", members: [{ id: "n1", role: "voter" }, { id: "n2", role: "voter" }] })
   t.ok(["follower", "precandidate", "candidate", "leader"].includes(String(one?.["role"])), "a Raft role")
   t.type(one?.["term"], "number")
   t.match(await ask("archio.c.node.n2.admin.status"), { id: "n2" })

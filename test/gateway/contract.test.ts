@@ -155,6 +155,11 @@ t.test("every endpoint's replies match protocol/client.ts, strictly", async (t) 
     const status = await ok(t, nc, "admin", "status", "", "of the leader")
     t.match(status, { id: "n1", cluster: "c", role: "leader", leader: "n1", logBaseIndex: 0, logBaseTerm: 0 })
     await ok(t, nc, "admin", "status", {}, "asked with {}")
+    t.same(status.members, [{ id: "n1", role: "voter", matchIndex: status.lastIndex, lag: 0 }], "admin.status lists the members from the leader's view")
+    const members = await ok(t, nc, "admin", "members", "", "of a one-node cluster")
+    t.match(members, { leader: "n1", node: "n1", term: status.term, members: [{ id: "n1", role: "voter", lag: 0 }] })
+    await ok(t, nc, "admin", "members", {}, "asked with {}")
+    await fails(t, nc, "admin.members", { id: "n1" }, "bad_request", "a field it does not know")
 
     const snap = await ok(t, nc, "admin", "snapshot", "", "of the node that answers")
     t.match(snap, { node: "n1", checksum: /^[0-9a-f]{64}$/ })
@@ -204,6 +209,15 @@ t.test("every endpoint's replies match protocol/client.ts, strictly", async (t) 
     await fails(t, nc, "admin.backupChunk", { session: "n1:999999", offset: 0 }, "not_found", "of an unknown session")
     await fails(t, nc, "admin.backupChunk", { session: "no-session", offset: 0 }, "bad_request", "with something that is not a session id")
     await fails(t, nc, "admin.backupChunk", { session: opened.session, offset: -1 }, "bad_request", "with a negative offset")
+
+    // A one-node cluster has no one to hand leadership to: admin.transfer's successes are
+    // decoded strictly in test/gateway/transfer.test.ts, on three nodes.
+    const alone = await fails(t, nc, "admin.transfer", "", "bad_request", "with no other voter")
+    t.match(alone.error.message, /node n1 leads alone: there is no other voter/)
+    t.match((await fails(t, nc, "admin.transfer", { id: "n1" }, "bad_request", "to the leader itself")).error.message, /node n1 already leads/)
+    t.match((await fails(t, nc, "admin.transfer", { id: "n9" }, "bad_request", "to a node that is not a member")).error.message, /node n9 is not a voting member \(the voters are n1\)/)
+    await fails(t, nc, "admin.transfer", { id: "n 1" }, "bad_request", "to something that is not a node id")
+    await fails(t, nc, "admin.transfer", { to: "n2" }, "bad_request", "a field it does not know")
   })
 
   t.test("no endpoint was left out", async (t) => {
@@ -211,7 +225,7 @@ t.test("every endpoint's replies match protocol/client.ts, strictly", async (t) 
     const served = info.endpoints.map((e) => e.subject.replace(/^archio\.c\./, "")).sort()
     const described = Object.entries(Client.endpoints).flatMap(([group, ops]) => Object.keys(ops).map((op) => `${group}.${op}`)).sort()
     t.same(served, described, "the service serves exactly the endpoints protocol/client.ts describes")
-    t.same([...answered.ok].sort(), described, "each answered a success here")
+    t.same([...answered.ok].sort(), described.filter((e) => e !== "admin.transfer"), "each answered a success here (admin.transfer needs a second voter)")
     await fails(t, nc, "admin.status", { verbose: true }, "bad_request", "a field it does not know")
     t.same([...answered.error].sort(), described, "each endpoint answered an error here")
   })
@@ -238,8 +252,71 @@ t.test("admin.status with a follower: the leader's peers and the follower's view
   const followerId = leaderId === "n1" ? "n2" : "n1"
 
   const leader = decodeStrictly(t, "the leader's admin.status: the reply is exactly its Schema", Client.StatusResponse, await status(leaderId))
-  t.match(leader, { role: "leader", members: ["n1", "n2"], peers: [{ id: followerId, state: "replicate" }] })
+  t.match(leader, { role: "leader", members: [{ id: "n1", role: "voter" }, { id: "n2", role: "voter" }], peers: [{ id: followerId, state: "replicate" }] })
+  const own = leader.members.find((m) => m.id === leaderId)
+  t.same(own, { id: leaderId, role: "voter", matchIndex: leader.lastIndex, lag: 0 }, "the leader's own match is its last index")
+  const peer = leader.members.find((m) => m.id === followerId)
+  t.equal(peer?.matchIndex, leader.peers?.[0]?.matchIndex, "a follower's match index is the leader's progress for it")
+  t.equal(peer?.lag, leader.lastIndex - (peer?.matchIndex ?? 0), "lag = the leader's last index - match index")
   const follower = decodeStrictly(t, "the follower's admin.status: the reply is exactly its Schema", Client.StatusResponse, await status(followerId))
   t.match(follower, { role: "follower", leader: leaderId })
   t.notOk("peers" in follower, "a follower reports no peers")
+  t.same(
+    follower.members,
+    ["n1", "n2"].map((id) => ({ id, role: "voter", matchIndex: null, lag: null })),
+    "a follower lists each member's role only (no match index or lag)"
+  )
+})
+
+t.test("admin.members on three nodes: the leader's view from any node; alone, a node answers from its own", async (t) => {
+  const server = await natsServer(t)
+  const dir = await tempDir(t)
+  const nc = await natsClient(t, server.url)
+  const ids = ["n1", "n2", "n3"]
+  const fibers = new Map<string, Fiber.RuntimeFiber<never, unknown>>()
+  for (const id of ids) {
+    const fiber = Effect.runFork(runNode(config({ NODE_ID: id, PEERS: ids.join(","), NATS_URL: server.url, DATA_DIR: join(dir, id), CLUSTER: "c" })).pipe(Effect.provide(quiet)))
+    fibers.set(id, fiber)
+    t.teardown(() => Effect.runPromise(Fiber.interrupt(fiber)))
+  }
+  const members = async (endpoint: string): Promise<Client.MembersResponse | undefined> => {
+    const reply = await request(nc, endpoint, "").catch(() => undefined)
+    return reply === undefined || reply.status !== undefined ? undefined : decodeStrictly(t, `${endpoint}: the reply is exactly MembersResponse`, Client.MembersResponse, reply.body)
+  }
+  await until("a leader that answers writes", async () => (await request(nc, "kv.put", { key: "boot", value: "1" })).status === undefined, {
+    timeoutMs: 15_000,
+    everyMs: 100
+  })
+  for (let i = 0; i < 5; i++) await request(nc, "kv.put", { key: `k${i}`, value: "v" })
+  let view: Client.MembersResponse | undefined
+  await until("every member caught up with the leader", async () => {
+    view = await members("admin.members")
+    return view !== undefined && view.members.every((m) => m.lag === 0)
+  }, { timeoutMs: 15_000, everyMs: 100 })
+  const leaderId = view!.leader!
+  t.equal(view!.node, leaderId, "any node: the leader answers (a follower forwards)")
+  t.same(view!.members.map((m) => [m.id, m.role]), ids.map((id) => [id, "voter"]), "every configured member, a voter, in order")
+  const leaderStatus = decodeStrictly(t, "the leader's status", Client.StatusResponse, (await request(nc, `node.${leaderId}.admin.status`, "")).body)
+  t.ok(view!.members.every((m) => m.matchIndex !== null && m.matchIndex <= leaderStatus.lastIndex && m.matchIndex >= 6), "match indexes from the leader's view")
+
+  for (const id of ids) {
+    const own = await members(`node.${id}.admin.members`)
+    t.equal(own?.node, leaderId, `on ${id}'s own subject: the leader's view`)
+    t.equal(own?.leader, leaderId)
+    t.same(own?.members.map((m) => m.id), ids)
+    t.equal(own?.members.find((m) => m.id === leaderId)?.lag, 0, "the leader's own lag is 0")
+  }
+
+  // Stop the leader and one follower: the node left knows no leader and answers alone.
+  const survivor = ids.find((id) => id !== leaderId)!
+  for (const id of ids.filter((id) => id !== survivor)) await Effect.runPromise(Fiber.interrupt(fibers.get(id)!))
+  let alone: Client.MembersResponse | undefined
+  await until("the survivor to know no leader", async () => {
+    alone = await members(`node.${survivor}.admin.members`)
+    return alone !== undefined && alone.leader === null
+  }, { timeoutMs: 15_000, everyMs: 100 })
+  t.equal(alone!.node, survivor, "answered by the node asked")
+  t.same(alone!.members, ids.map((id) => ({ id, role: "voter", matchIndex: null, lag: null })), "without a leader's view: roles only")
+  const anyNode = await members("admin.members")
+  t.equal(anyNode?.node, survivor, "the shared subject too")
 })

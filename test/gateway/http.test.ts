@@ -167,7 +167,7 @@ t.test("the HTTP shim of a single node", async (t) => {
       cluster: "c",
       role: "leader",
       leader: "n1",
-      members: ["n1"],
+      members: [{ id: "n1", role: "voter", matchIndex: Number, lag: 0 }],
       commitIndex: Number,
       appliedIndex: Number,
       firstIndex: Number,

@@ -258,6 +258,28 @@ t.test("admin status", async (t) => {
   rejects(t, status, 3, "bad_request", "expected a JSON object, got 3")
 })
 
+t.test("admin members", async (t) => {
+  const members = makeDecoder(C.MembersRequest)
+  t.same(Either.getOrThrow(members(new Uint8Array(0))), {}, "empty payload")
+  accepts(t, members, {})
+  rejects(t, members, { id: "n1" }, "bad_request", "unknown field \"id\"")
+  const reply = Schema.decodeUnknownEither(C.MembersResponse, { onExcessProperty: "error" })
+  t.ok(Either.isRight(reply({ ok: true, members: [{ id: "n1", role: "voter", matchIndex: null, lag: null }], leader: null, term: 2, node: "n1" })), "no leader's view")
+  t.ok(Either.isLeft(reply({ ok: true, members: [{ id: "n1", role: "observer", matchIndex: 1, lag: 0 }], leader: "n1", term: 2, node: "n1" })), "an unknown role")
+  t.ok(Either.isLeft(reply({ ok: true, members: [{ id: "n1", role: "voter", matchIndex: 1, lag: -1 }], leader: "n1", term: 2, node: "n1" })), "a negative lag")
+})
+
+t.test("admin transfer", async (t) => {
+  const transfer = makeDecoder(C.TransferRequest)
+  t.same(Either.getOrThrow(transfer(new Uint8Array(0))), {}, "empty payload: the most caught-up voter")
+  accepts(t, transfer, {})
+  accepts(t, transfer, { id: "n2" })
+  rejects(t, transfer, { id: "" }, "bad_request", /^id: expected a node id/)
+  rejects(t, transfer, { id: "n 2" }, "bad_request", /^id: expected a node id \(1-64 letters, digits, "_" or "-"\), got "n 2"$/)
+  rejects(t, transfer, { id: 2 }, "bad_request", /^id: expected a node id, got 2$/)
+  rejects(t, transfer, { to: "n2" }, "bad_request", "unknown field \"to\"")
+})
+
 t.test("request schemas reject unknown fields on their own, without makeDecoder's options", async (t) => {
   t.ok(Either.isLeft(Schema.decodeUnknownEither(C.KvPutRequest)({ key: "k", value: "v", extra: 1 })), "top level")
   t.ok(Either.isLeft(Schema.decodeUnknownEither(C.KvPutRequest)({ key: "k", value: "v", token: { client: "c", seq: 1, extra: 1 } })), "nested")
@@ -303,13 +325,15 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
     },
     admin: {
       status: {
-        ok: true, id: "n1", cluster: "dev", members: ["n1", "n2"], role: "leader", term: 4, leader: "n1", commitIndex: 100, appliedIndex: 100,
+        ok: true, id: "n1", cluster: "dev", members: [{ id: "n1", role: "voter", matchIndex: 101, lag: 0 }, { id: "n2", role: "learner", matchIndex: 99, lag: 2 }], role: "leader", term: 4, leader: "n1", commitIndex: 100, appliedIndex: 100,
         firstIndex: 1, lastIndex: 101, lastTerm: 4, leaderChanges: 1, uptimeMs: 5_000, logBaseIndex: 0, logBaseTerm: 0,
         snapshot: { index: 90, term: 4, size: 2048, time: 1_700_000_000_000 }, peers: [{ id: "n2", nextIndex: 102, matchIndex: 101, state: "replicate" }]
       },
+      members: { ok: true, members: [{ id: "n1", role: "voter", matchIndex: 101, lag: 0 }, { id: "n2", role: "voter", matchIndex: 0, lag: 101 }], leader: "n1", term: 4, node: "n1" },
       snapshot: { ok: true, node: "n1", index: 100, term: 4, size: 4096, checksum: "ab".repeat(32), time: 1_700_000_000_000 },
       backup: { ok: true, session: "n1:3", node: "n1", index: 100, term: 4, chunkBytes: 262_144 },
-      backupChunk: { ok: true, offset: 262_144, data: "QVJDSElPU1M=", done: true, size: 262_152, checksum: "cd".repeat(32), node: "n1" }
+      backupChunk: { ok: true, offset: 262_144, data: "QVJDSElPU1M=", done: true, size: 262_152, checksum: "cd".repeat(32), node: "n1" },
+      transfer: { ok: true, leader: "n2", term: 5, ms: 12, node: "n1" }
     }
   }
   for (const [group, ops] of Object.entries(C.endpoints)) {
@@ -319,7 +343,7 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
     }
   }
   replyRoundTrip(t, C.StatusResponse, {
-    ok: true, id: "n2", cluster: "dev", members: ["n1", "n2"], role: "follower", term: 4, leader: null, commitIndex: 0, appliedIndex: 0, firstIndex: 0, lastIndex: 0, lastTerm: 0,
+    ok: true, id: "n2", cluster: "dev", members: [{ id: "n1", role: "voter", matchIndex: null, lag: null }, { id: "n2", role: "voter", matchIndex: null, lag: null }], role: "follower", term: 4, leader: null, commitIndex: 0, appliedIndex: 0, firstIndex: 0, lastIndex: 0, lastTerm: 0,
     leaderChanges: 0, uptimeMs: 10, logBaseIndex: 0, logBaseTerm: 0, snapshot: null
   }, "follower status without peers")
   const lenient = Schema.decodeUnknownEither(C.KvPutResponse)({ ok: true, revision: 1, key: "k", node: "n1", addedLater: "x" })

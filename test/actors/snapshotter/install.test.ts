@@ -55,7 +55,16 @@ t.test("a wiped follower installs the leader's snapshot and goes on from the log
   await put("after", "install")
   await until("n3 applies what comes after from the log", async () => (await status("n3")).appliedIndex === (await status("n1")).appliedIndex)
 
-  for (const id of ids) await stop(id)
+  // Followers first: a leader stopped while the others run hands leadership over, and the new
+  // leader's first entry would reach only the nodes still up.
+  const leader = (await status("n1")).leader as string
+  await until("every node applied the leader's commit", async () => {
+    const all = await Promise.all(ids.map(status))
+    const commit = all.find((s) => s.id === leader)!.commitIndex
+    return all.every((s) => s.appliedIndex === commit)
+  })
+  for (const id of ids) if (id !== leader) await stop(id)
+  await stop(leader)
   const digests: string[] = []
   for (const id of ids) {
     const { scope, close } = testScope(t)

@@ -113,7 +113,13 @@ export const nodeOptions = {
     env: "PEERS",
     placeholder: "IDS",
     default: "the node's own id",
-    help: "comma-separated ids of all voting nodes, this one included"
+    help: "comma-separated ids of the voting nodes of a NEW cluster, this one included (after its first leader, the log holds the members)"
+  },
+  join: {
+    flag: "--join",
+    env: "JOIN",
+    default: "off (JOIN=1 turns it on)",
+    help: "start empty and wait to be added to a running cluster (archio cluster add), instead of --peers"
   },
   data: {
     flag: "--data",
@@ -293,8 +299,12 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
   const nats = readNats(line, problems)
 
   const peersGiven = get("peers")
-  let peers: ReadonlyArray<string> = id === undefined ? [] : [id]
-  if (peersGiven !== undefined) {
+  const joinGiven = get("join")
+  const join = line.has("join") || (joinGiven !== undefined && ["1", "true", "yes"].includes(joinGiven.value.trim().toLowerCase()))
+  let peers: ReadonlyArray<string> = id === undefined || join ? [] : [id]
+  if (join && peersGiven !== undefined) {
+    problems.push(`--join and ${peersGiven.source} exclude each other: a joining node learns the members from the cluster`)
+  } else if (peersGiven !== undefined) {
     const list = peersGiven.value.split(",").map((s) => s.trim())
     const bad = list.find((p) => !validToken(p))
     const seen = new Set<string>()
@@ -389,7 +399,7 @@ export const describe = (config: Config): string => {
     `nats=${config.nats.servers.map(redactUrl).join(",")}`,
     `auth=${auth}`,
     `tls=${config.nats.tls === undefined ? "off" : "on"}`,
-    `peers=${config.peers.join(",")}`,
+    config.peers.length === 0 ? "join" : `peers=${config.peers.join(",")}`,
     `data=${config.dataDir}`,
     `http=${config.httpPort ?? "off"}`,
     `snapshot=${config.snapshotThreshold}`,

@@ -191,8 +191,10 @@ export const serve = (config: Config): Effect.Effect<never, Supervisor.ActorFail
       yield* Http.make({ port: config.httpPort, instanceId: node.instanceId, metrics: node.metrics, closeGraceMs: requestTimeoutMs }, node.gateway)
     }
     const s = node.consensus.status()
+    const { voters, learners } = s.membership
+    const members = voters.length + learners.length === 0 ? "no members yet (waiting to be added)" : `members ${[...voters, ...learners.map((l) => `${l} (learner)`)].join(",")}`
     yield* Effect.logInfo(
-      `node ${config.id} ready in cluster ${config.cluster} with members ${config.peers.join(",")}: ` +
+      `node ${config.id} ready in cluster ${config.cluster} with ${members}: ` +
         `term ${s.term}, log ${s.firstIndex}..${s.lastIndex}, applied ${node.applier.applied}`
     )
     return yield* node.failure

@@ -52,7 +52,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 export type LineListener = (id: string, line: string) => void
 
 export class LocalCluster {
-  readonly ids: ReadonlyArray<string>
+  /** The nodes this harness started: the seeded ones (`--peers`), then any it started with `--join`. */
+  readonly ids: string[]
+  /** Nodes started with `--join` (restarted the same way). */
+  private readonly joined = new Set<string>()
   readonly cluster: string
   private readonly procs = new Map<string, ChildProcess>()
   private readonly logs = new Map<string, WriteStream>()
@@ -113,8 +116,23 @@ export class LocalCluster {
   }
 
   /** Starts (or restarts) one node process with its data folder. */
+  /** Starts a new node with `--join`: empty, no member, waiting for `admin.add`. */
+  joinNode(id: string): void {
+    if (this.ids.includes(id)) throw new Error(`node ${id} is known already`)
+    this.ids.push(id)
+    this.joined.add(id)
+    this.startNode(id)
+  }
+
+  /** Starts a known node again with `--join` from now on (after it was removed and wiped). */
+  rejoinNode(id: string): void {
+    this.joined.add(id)
+    this.startNode(id)
+  }
+
   startNode(id: string): void {
     if (this.isRunning(id)) throw new Error(`node ${id} is already running`)
+    const seeded = Array.from({ length: this.options.size ?? 3 }, (_, i) => `n${i + 1}`)
     const args = [
       binPath,
       "node",
@@ -122,8 +140,7 @@ export class LocalCluster {
       id,
       "--cluster",
       this.cluster,
-      "--peers",
-      this.ids.join(","),
+      ...(this.joined.has(id) ? ["--join"] : ["--peers", seeded.join(",")]),
       "--nats",
       this.options.natsUrls?.[id] ?? this.options.natsUrl,
       "--data",

@@ -716,6 +716,8 @@ export const StatusResponse = Schema.Struct({
   /** This node's id. */
   id: Schema.String,
   cluster: Schema.String,
+  /** The cluster's id, chosen by its first leader ("" until this node knows it). */
+  clusterId: Schema.String,
   /**
    * Every member, with match index and lag from this node's view when it leads (null
    * otherwise: ask `admin.members` for the leader's view from any node).
@@ -858,6 +860,30 @@ export const TransferResponse = Schema.Struct({
 }).annotations({ identifier: "TransferResponse" })
 export type TransferResponse = Schema.Schema.Type<typeof TransferResponse>
 
+/**
+ * `admin.add` (as a learner), `admin.promote` (a caught-up learner to voter), `admin.remove`
+ * (a voter, the leader included, or a learner): one member at a time. Any node takes it; a
+ * follower passes it to the leader, which answers once the change is committed and applied.
+ */
+export const MembershipChangeRequest = request({
+  id: NodeIdName
+}).annotations({ identifier: "MembershipChangeRequest" })
+export type MembershipChangeRequest = Schema.Schema.Type<typeof MembershipChangeRequest>
+
+export const MembershipChangeResponse = Schema.Struct({
+  ok: Ok,
+  /** The members once the change took effect (as the leader saw them when it answered). */
+  members: Schema.Array(Member),
+  /** The cluster's id (protocol/membership.ts). */
+  clusterId: Schema.String,
+  /** The log index of the configuration now in effect; false `changed`: it already was. */
+  index: NonNegativeInt,
+  changed: Schema.Boolean,
+  /** The leader that took the change and answered. */
+  ...AnsweredBy
+}).annotations({ identifier: "MembershipChangeResponse" })
+export type MembershipChangeResponse = Schema.Schema.Type<typeof MembershipChangeResponse>
+
 // ---------------------------------------------------------------------------------------------
 // errors and the endpoint table
 
@@ -906,6 +932,9 @@ export const endpoints = {
     snapshot: { request: SnapshotRequest, response: SnapshotResponse },
     backup: { request: BackupRequest, response: BackupResponse },
     backupChunk: { request: BackupChunkRequest, response: BackupChunkResponse },
-    transfer: { request: TransferRequest, response: TransferResponse }
+    transfer: { request: TransferRequest, response: TransferResponse },
+    add: { request: MembershipChangeRequest, response: MembershipChangeResponse },
+    promote: { request: MembershipChangeRequest, response: MembershipChangeResponse },
+    remove: { request: MembershipChangeRequest, response: MembershipChangeResponse }
   }
 } as const

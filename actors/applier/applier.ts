@@ -17,6 +17,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { archioError, type ArchioError } from "../../protocol/errors.ts"
+import { decodeMembership, encodeMembership, type Membership } from "../../protocol/membership.ts"
 import { EntryKind, type Entry } from "../../protocol/raft.ts"
 import { decodeJsonValue, encodeJsonValue, metaKeys } from "../raft/storage.ts"
 import { invariant } from "../raft/invariant.ts"
@@ -42,7 +43,13 @@ export const flushEntries = 10_000
 const isJobCommand = (cmd: Command): cmd is LoggedJobCommand => cmd.op.startsWith("jobs.")
 
 /** The answer to one applied command, or why the waiting write did not take effect. */
-export type ApplyOutcome = CommandResult | ArchioError
+/** What a configuration entry's waiter gets once it is applied: the configuration now in effect. */
+export interface MembershipApplied {
+  readonly ok: true
+  readonly membership: Membership
+}
+
+export type ApplyOutcome = CommandResult | MembershipApplied | ArchioError
 
 /** What one drain applied, for the Applier's listeners (events, the JobWorker, the simulator). */
 export interface AppliedBatch {
@@ -124,7 +131,7 @@ export const applyToState = (kv: KvState, jobs: JobQueue, e: Entry, changes: Cha
 export const newStateChanges = (): Changes => ({ ...newChanges(), ...newJobChanges() })
 
 /** Meta keys that belong to the applied state (they travel in snapshots with the sublevels). */
-export const stateMetaKeys = [metaKeys.applied, metaRevision, metaTime, metaJobCounters] as const
+export const stateMetaKeys = [metaKeys.applied, metaRevision, metaTime, metaJobCounters, metaKeys.membership] as const
 
 /** Records read per step while loading: big enough to be quick, small enough not to stall. */
 const loadBatch = 1000
@@ -201,6 +208,8 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
   /** Applied changes not written yet, and how many entries they cover. */
   let unsaved: Changes = newStateChanges()
   let unsavedEntries = 0
+  /** A configuration applied since the last write took the unsaved changes. */
+  let unsavedMembership: Membership | undefined
   /** How far the local log is on disk (the consensus actor says). */
   let logStoredUpTo = 0
   /** Taken from `unsaved`, waiting until the local log holds its applied index. */
@@ -231,6 +240,10 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
     ops.push({ type: "put", sublevel: storage.meta, key: metaKeys.applied, value: encodeJsonValue(applied) })
     ops.push({ type: "put", sublevel: storage.meta, key: metaRevision, value: encodeJsonValue(kv.revision) })
     ops.push({ type: "put", sublevel: storage.meta, key: metaTime, value: encodeJsonValue(kv.time) })
+    if (unsavedMembership !== undefined) {
+      ops.push({ type: "put", sublevel: storage.meta, key: metaKeys.membership, value: encodeMembership(unsavedMembership) })
+      unsavedMembership = undefined
+    }
     return ops
   }
 
@@ -286,13 +299,15 @@ export const make: Effect.Effect<Applier, never, Storage | Timers | Supervisor |
     applied = e.index
     unsavedEntries++
     const result = applyToState(kv, jobs, e, changes)
+    const membership = e.kind === EntryKind.Config ? decodeMembership(e.data) : undefined
+    if (membership !== undefined) unsavedMembership = membership
     const w = waiters.get(e.index)
     if (w === undefined) return
     waiters.delete(e.index)
     if (w.term !== e.term) {
       outcomes.push([w, archioError("unavailable", "leadership changed before the write committed; it was not applied, retry it")])
     } else {
-      outcomes.push([w, result ?? archioError("internal", "the awaited entry held no command")])
+      outcomes.push([w, result ?? (membership !== undefined ? { ok: true, membership } : archioError("internal", "the awaited entry held no command"))])
     }
   }
 

@@ -19,11 +19,13 @@ import * as Client from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { makeDecoder } from "../../protocol/json.ts"
 import { defaultPageLimit, isValidKey } from "../../protocol/limits.ts"
+import type { MembershipOp } from "../../protocol/membership.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "../applier/applier.ts"
 import { duplicateKey, type KvCommand } from "../applier/kvState.ts"
 import type { JobWorker } from "../jobs/jobWorker.ts"
+import type { ChangeResult } from "../raft/core.ts"
 import type { Consensus, TransferResult } from "../raft/shell.ts"
 import type { SnapshotMeta, Snapshotter } from "../snapshotter/snapshotter.ts"
 import { Bus } from "../services/bus.ts"
@@ -71,6 +73,7 @@ export interface NodeStatus {
   readonly ok: true
   readonly id: NodeId
   readonly cluster: string
+  readonly clusterId: string
   /** Every member; match index and lag only when this node leads (`members.ts`). */
   readonly members: ReadonlyArray<Client.Member>
   readonly role: string
@@ -103,6 +106,7 @@ const decodeSnapshot = makeDecoder(Client.SnapshotRequest)
 const decodeBackup = makeDecoder(Client.BackupRequest)
 const decodeBackupChunk = makeDecoder(Client.BackupChunkRequest)
 const decodeTransfer = makeDecoder(Client.TransferRequest)
+const decodeMembershipChange = makeDecoder(Client.MembershipChangeRequest)
 
 /**
  * Scan cursors are the base64url (no padding) of the last key returned; the next page starts
@@ -392,7 +396,8 @@ export const make = (
         ok: true,
         id,
         cluster,
-        members: memberList(options.members, s),
+        clusterId: s.membership.cluster,
+        members: memberList(s),
         role: s.role,
         term: s.term,
         leader: s.leader,
@@ -422,7 +427,73 @@ export const make = (
         if (r.forwardedBy !== undefined) return r.fail(archioError("unavailable", `node ${id} no longer leads (${s.leader} does); retry`, { leader: s.leader }))
         return r.forward(nc, Subjects.node(cluster, s.leader, "admin.members"), id, options.requestTimeoutMs)
       }
-      r.ok({ ok: true, members: memberList(options.members, s), leader: s.leader, term: s.term, node: id })
+      r.ok({ ok: true, members: memberList(s), leader: s.leader, term: s.term, node: id })
+    }
+
+    /**
+     * A node's cluster id as it says in `admin.status`: "" when it has none yet (empty, or
+     * waiting to join), undefined when it does not answer (not started yet: that is fine).
+     */
+    const clusterIdOf = async (node: NodeId): Promise<string | undefined> => {
+      try {
+        const reply = await nc.request(Subjects.node(cluster, node, "admin.status"), new Uint8Array(0), { timeout: Math.min(1000, options.requestTimeoutMs / 2) })
+        const body = JSON.parse(new TextDecoder().decode(reply.data)) as { clusterId?: unknown }
+        return typeof body.clusterId === "string" ? body.clusterId : undefined
+      } catch {
+        return undefined
+      }
+    }
+
+    /**
+     * `admin.add`, `admin.promote`, `admin.remove`: the leader's (a follower passes them on). A
+     * node added must not hold another cluster's data: asked first, it must say no cluster id or
+     * ours. The answer comes once the change is committed and applied (or at once, when it was
+     * in effect already).
+     */
+    const handleMembershipChange = (op: MembershipOp) => (r: Responder): void => {
+      const decoded = decodeMembershipChange(r.data)
+      if (Either.isLeft(decoded)) return r.fail(decoded.left)
+      const target = decoded.right.id
+      const s = consensus.status()
+      if (s.role !== "leader") {
+        if (s.leader !== null && s.leader !== id && r.forwardedBy === undefined) {
+          return r.forward(nc, Subjects.node(cluster, s.leader, `admin.${op}`), id, options.requestTimeoutMs)
+        }
+        return r.fail(noLeader(s.leader))
+      }
+      track(r)
+      const change = (): void =>
+        consensus.changeMembership(op, target, (res) => {
+          if (!res.ok) return r.fail(changeError(res, target))
+          const answer = (): void => {
+            const now = consensus.status()
+            r.ok({ ok: true, members: memberList(now), clusterId: now.membership.cluster, index: res.index, changed: res.changed, node: id })
+          }
+          if (!res.changed) return answer()
+          applier.waitFor(res.index, res.term, (outcome) => (outcome instanceof ArchioError ? r.fail(outcome) : answer()))
+        })
+      if (op !== "add" || target === id) return change()
+      void clusterIdOf(target).then((theirs) => {
+        if (r.done) return
+        const ours = consensus.status().membership.cluster
+        if (theirs !== undefined && theirs !== "" && theirs !== ours) {
+          return r.fail(archioError("conflict", `node ${target} holds data of another cluster (cluster id ${theirs}; this one is ${ours}): start it with an empty data dir and --join`, { clusterId: theirs }))
+        }
+        change()
+      })
+    }
+
+    const changeError = (res: Exclude<ChangeResult, { ok: true }>, target: NodeId): ArchioError => {
+      switch (res.reason) {
+        case "not_leader":
+          return noLeader(res.leader)
+        case "busy":
+          return archioError("unavailable", `${res.message}; retry`, { leader: res.leader })
+        case "lagging":
+          return archioError("unavailable", `${res.message}; retry`, { leader: res.leader, id: target, reason: "lagging" })
+        case "refused":
+          return archioError("bad_request", `id: ${res.message}`, { id: target })
+      }
     }
 
     /** A handler's throw is a bug: the client gets `internal` and the node stops (supervisor.ts). */
@@ -502,10 +573,11 @@ export const make = (
       const decoded = decodeTransfer(r.data)
       if (Either.isLeft(decoded)) return r.fail(decoded.left)
       const to = decoded.right.id ?? null
-      if (to !== null && !options.members.includes(to)) {
-        return r.fail(archioError("bad_request", `id: node ${to} is not a voting member (the voters are ${options.members.join(", ")})`, { members: options.members }))
-      }
       const s = consensus.status()
+      const voters = s.membership.voters
+      if (to !== null && !voters.includes(to)) {
+        return r.fail(archioError("bad_request", `id: node ${to} is not a voting member (the voters are ${voters.join(", ")})`, { members: voters }))
+      }
       if (s.role !== "leader") {
         if (s.leader !== null && s.leader !== id && r.forwardedBy === undefined) {
           return r.forward(nc, Subjects.node(cluster, s.leader, "admin.transfer"), id, options.requestTimeoutMs)
@@ -559,7 +631,10 @@ export const make = (
       "admin.snapshot": handleSnapshot,
       "admin.backup": handleBackup,
       "admin.backupChunk": handleBackupChunk,
-      "admin.transfer": handleTransfer
+      "admin.transfer": handleTransfer,
+      "admin.add": handleMembershipChange("add"),
+      "admin.promote": handleMembershipChange("promote"),
+      "admin.remove": handleMembershipChange("remove")
     }
     const service = Service.start(nc, {
       name: "archio",
@@ -585,7 +660,10 @@ export const make = (
       "admin.snapshot": handleSnapshot,
       "admin.backup": handleBackup,
       "admin.backupChunk": handleBackupChunk,
-      "admin.transfer": handleTransfer
+      "admin.transfer": handleTransfer,
+      "admin.add": handleMembershipChange("add"),
+      "admin.promote": handleMembershipChange("promote"),
+      "admin.remove": handleMembershipChange("remove")
     }
     const subs = Object.entries(own).map(([op, handle]) => {
       const answer = guarded(handle)

@@ -13,7 +13,8 @@
  *      (committed entries already durable before step 2 may be applied before it)
  */
 import type { RaftRole } from "../../protocol/client.ts"
-import type { Entry, InstallSnapshot, InstallSnapshotReply, NodeId, RaftMessage } from "../../protocol/raft.ts"
+import { changeMembership, encodeMembership, type Membership, type MembershipOp } from "../../protocol/membership.ts"
+import { EntryKind, type Entry, type InstallSnapshot, type InstallSnapshotReply, type NodeId, type RaftMessage } from "../../protocol/raft.ts"
 import { becomeFollower, campaign, handleVoteReply, handleVoteRequest, tickElection } from "./election.ts"
 import { invariant } from "./invariant.ts"
 import {
@@ -25,12 +26,13 @@ import {
   handleSnapshotReply,
   heartbeat,
   maybeCommit,
+  membershipChanged,
   requestRead,
   sendAppend,
   snapshotAbandoned,
   type Proposal
 } from "./replicator.ts"
-import { makeState, type HardState, type Progress, type RaftConfig, type RaftState, type ReadState, type Restored } from "./state.ts"
+import { configIndex, foldConfigs, makeState, type HardState, type Progress, type RaftConfig, type RaftState, type ReadState, type Restored } from "./state.ts"
 
 export interface Ready {
   /** The log's epoch when this Ready was made (see RaftLog.epoch). */
@@ -55,8 +57,25 @@ export type ProposeResult =
   | { readonly ok: true; readonly firstIndex: number; readonly term: number }
   | { readonly ok: false; readonly leader: NodeId | null }
 
+/**
+ * A configuration change the leader took (appended at `index`; `index` is that of the
+ * configuration in effect when nothing changed), or why not: `not_leader`, `busy` (another
+ * change or a transfer under way, or this term's first entry not committed yet: retry),
+ * `refused` (the change makes no sense here: `message` says why), `lagging` (a learner not
+ * caught up yet: retry later).
+ */
+export type ChangeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number; readonly membership: Membership; readonly changed: boolean }
+  | { readonly ok: false; readonly reason: "not_leader" | "busy" | "refused" | "lagging"; readonly message: string; readonly leader: NodeId | null }
+
+/** A learner within this many entries of the leader's log, and replicating, may be promoted. */
+export const promoteMaxLag = 1000
+
 export interface Status {
   readonly id: NodeId
+  /** The configuration in effect here, and the index of the entry that set it (0: not in the log). */
+  readonly membership: Membership
+  readonly configIndex: number
   readonly role: RaftRole
   readonly term: number
   readonly vote: NodeId | null
@@ -82,8 +101,15 @@ export class RaftCore {
 
   /** One message from a peer. All term checks live here (etcd's `Step`). */
   step(m: RaftMessage): void {
+    this.stepMessage(m)
+    this.leaveIfRemoved()
+  }
+
+  // Any node may send: one being added is not yet in our configuration, and a removed one's
+  // votes are refused by Pre-Vote and the leader lease, and its answers find no progress.
+  private stepMessage(m: RaftMessage): void {
     const s = this.s
-    if (m.to !== s.id || m.from === s.id || !s.config.members.includes(m.from)) return
+    if (m.to !== s.id || m.from === s.id) return
     if (m.term > s.term) {
       if (m.type === "prevote" || m.type === "vote") {
         const forced = m.type === "vote" && m.transfer
@@ -181,7 +207,7 @@ export class RaftCore {
   transferLeadership(to: NodeId): boolean {
     const s = this.s
     const pr = s.progress.get(to)
-    if (s.role !== "leader" || pr === undefined) return false
+    if (s.role !== "leader" || pr === undefined || !s.voters.has(to)) return false
     if (s.transferee === to) return true
     s.transferee = to
     s.transferElapsed = 0
@@ -209,6 +235,7 @@ export class RaftCore {
     let best: NodeId | null = null
     let bestPr: Progress | undefined
     for (const [id, pr] of s.progress) {
+      if (!s.voters.has(id)) continue
       if (bestPr !== undefined && best !== null) {
         if (pr.match !== bestPr.match ? pr.match < bestPr.match : pr.recentActive !== bestPr.recentActive ? !pr.recentActive : id > best) continue
       }
@@ -216,6 +243,47 @@ export class RaftCore {
       bestPr = pr
     }
     return best
+  }
+
+  /**
+   * One configuration change, single-server style (thesis §4.1): taken only once the previous
+   * configuration is committed and this term has committed an entry (so no older leader's
+   * uncommitted change can still take effect), and appended at once: it is in effect from here.
+   */
+  changeMembership(op: MembershipOp, id: NodeId): ChangeResult {
+    const s = this.s
+    const no = (reason: "not_leader" | "busy" | "refused" | "lagging", message: string): ChangeResult => ({ ok: false, reason, message, leader: s.role === "leader" ? s.id : s.leader })
+    if (s.role !== "leader") return no("not_leader", `node ${s.id} does not lead`)
+    if (s.transferee !== null) return no("busy", `leadership is being handed to ${s.transferee}`)
+    if (s.log.term(s.log.committed) !== s.term) return no("busy", "the new leader has not committed an entry of its term yet")
+    const pending = configIndex(s)
+    if (pending > s.log.committed) return no("busy", `the membership change at index ${pending} is not committed yet`)
+    const next = changeMembership(s.membership, op, id)
+    if (next === null) return { ok: true, index: pending, term: s.log.term(pending) ?? s.term, membership: s.membership, changed: false }
+    if ("refused" in next) return no("refused", next.refused)
+    if (op === "promote") {
+      const pr = s.progress.get(id)
+      const lag = pr === undefined ? Infinity : s.log.lastIndex - pr.match
+      // Replicating (the leader found where their logs agree and streams to it), and close behind.
+      if (pr === undefined || pr.state !== "replicate" || lag > promoteMaxLag) {
+        const why = pr === undefined ? "no progress known" : pr.state === "snapshot" ? "it is receiving a snapshot" : pr.state === "probe" ? "the leader has not heard where its log stands yet" : `${lag} entries behind`
+        return no("lagging", `learner ${id} is not caught up (${why}); promote it once it is within ${promoteMaxLag} entries`)
+      }
+    }
+    const index = appendLocal(s, [{ kind: EntryKind.Config, data: encodeMembership(next) }])
+    return { ok: true, index, term: s.term, membership: next, changed: true }
+  }
+
+  /**
+   * A leader whose removal is committed stops leading: it tells the most caught-up voter that
+   * holds its whole log to campaign at once (no election timeout), then follows.
+   */
+  private leaveIfRemoved(): void {
+    const s = this.s
+    if (s.role !== "leader" || s.selfVoter || configIndex(s) > s.log.committed) return
+    const to = this.transferTarget()
+    if (to !== null && s.progress.get(to)!.match === s.log.lastIndex) this.sendTimeoutNow(to)
+    becomeFollower(s, s.term, null)
   }
 
   private sendTimeoutNow(to: NodeId): void {
@@ -230,6 +298,7 @@ export class RaftCore {
   /** A snapshot at or past `index` is durable: entries up to it are no longer needed in memory. */
   compact(index: number): void {
     this.s.log.compact(Math.min(index, this.s.log.handedIndex, this.s.log.persistedIndex))
+    foldConfigs(this.s)
   }
 
   /**
@@ -241,9 +310,13 @@ export class RaftCore {
     return s.role === "follower" && s.term === leaderTerm && index > s.log.committed && !s.log.matchTerm(index, snapshotTerm)
   }
 
-  /** Replaces the log with a snapshot at (index, term) that the Snapshotter has verified. */
-  installSnapshot(index: number, term: number): void {
-    this.s.log.restart(index, term)
+  /** Replaces the log with a snapshot at (index, term), and its configuration, that the Snapshotter has verified. */
+  installSnapshot(index: number, term: number, membership: Membership): void {
+    const s = this.s
+    s.log.restart(index, term)
+    s.baseMembership = membership
+    s.configs = []
+    membershipChanged(s)
   }
 
   hasReady(): boolean {
@@ -312,12 +385,15 @@ export class RaftCore {
       s.log.persistedIndex = last.index
       if (s.role === "leader") maybeCommit(s)
     }
+    this.leaveIfRemoved()
   }
 
   status(): Status {
     const s = this.s
     return {
       id: s.id,
+      membership: s.membership,
+      configIndex: configIndex(s),
       role: s.role,
       term: s.term,
       vote: s.vote,

@@ -48,7 +48,8 @@ const becomeLeader = (s: RaftState): void => {
 
 /** Starts a campaign: a pre-vote round first, unless a leader handed over to us on purpose. */
 export const campaign = (s: RaftState, transfer: boolean): void => {
-  if (s.role === "leader" || s.retiring) return
+  // Only voters campaign: a learner, a removed node or one that joins and waits never does.
+  if (s.role === "leader" || s.retiring || !s.selfVoter) return
   if (transfer) startElection(s, true)
   else startPreVote(s)
 }
@@ -59,7 +60,7 @@ const startPreVote = (s: RaftState): void => {
     startElection(s, false)
     return
   }
-  for (const to of s.peers) {
+  for (const to of s.voterPeers) {
     const m: PreVote = {
       type: "prevote",
       from: s.id,
@@ -79,7 +80,7 @@ const startElection = (s: RaftState, transfer: boolean): void => {
     becomeLeader(s)
     return
   }
-  for (const to of s.peers) {
+  for (const to of s.voterPeers) {
     const m: RequestVote = {
       type: "vote",
       from: s.id,
@@ -97,7 +98,8 @@ const startElection = (s: RaftState, transfer: boolean): void => {
 const tally = (s: RaftState): "won" | "lost" | "pending" => {
   let granted = 0
   let rejected = 0
-  for (const v of s.votes.values()) {
+  for (const [id, v] of s.votes) {
+    if (!s.voters.has(id)) continue
     if (v) granted++
     else rejected++
   }
@@ -153,9 +155,9 @@ export const tickElection = (s: RaftState): boolean => {
   if (s.electionElapsed >= s.config.electionTicks) {
     s.electionElapsed = 0
     // Check-quorum: a leader that has not heard from a majority for a timeout steps down.
-    let active = 1
-    for (const pr of s.progress.values()) {
-      if (pr.recentActive) active++
+    let active = s.selfVoter ? 1 : 0
+    for (const [id, pr] of s.progress) {
+      if (pr.recentActive && s.voters.has(id)) active++
       pr.recentActive = false
     }
     if (active < s.quorum) {

@@ -12,7 +12,9 @@ import {
   type NodeId
 } from "../../protocol/raft.ts"
 import { invariant } from "./invariant.ts"
-import { resetElectionTimer, type Progress, type RaftState } from "./state.ts"
+import { encodeMembership } from "../../protocol/membership.ts"
+import { randomInt } from "./random.ts"
+import { configIndex, deriveMembership, noteConfigs, resetElectionTimer, syncConfigs, type Progress, type RaftState } from "./state.ts"
 
 export const newProgress = (s: RaftState): Progress => ({
   match: 0,
@@ -26,11 +28,51 @@ export const newProgress = (s: RaftState): Progress => ({
   sentSinceHeartbeat: false
 })
 
-/** Leader setup: fresh progress for everyone and a no-op entry so earlier terms can commit. */
+/**
+ * Leader setup: fresh progress for everyone and an entry of the new term so earlier terms can
+ * commit: a no-op, or for the first leader of a new cluster the configuration `--peers` seeded,
+ * with a random cluster id (from then on the log holds the configuration).
+ */
 export const initLeaderLog = (s: RaftState): void => {
   s.progress = new Map(s.peers.map((p) => [p, newProgress(s)]))
   s.round = 0
-  appendLocal(s, [{ kind: EntryKind.Noop, data: new Uint8Array(0) }])
+  if (s.membership.cluster === "") {
+    const cluster = Array.from({ length: 4 }, () => randomInt(s, 0, 0x10000).toString(16).padStart(4, "0")).join("")
+    appendLocal(s, [{ kind: EntryKind.Config, data: encodeMembership({ ...s.membership, cluster }) }])
+  } else {
+    appendLocal(s, [{ kind: EntryKind.Noop, data: new Uint8Array(0) }])
+  }
+}
+
+/**
+ * The configuration changed (appended, overwritten or installed): derive who votes and who is
+ * replicated to; a leader starts tracking new members (removed ones it keeps replicating to
+ * until their removal commits, so they learn of it: `forgetRemoved`), a candidate that no
+ * longer votes gives up its campaign.
+ */
+export const membershipChanged = (s: RaftState): void => {
+  deriveMembership(s)
+  if (s.role === "leader") {
+    for (const p of s.peers) {
+      if (s.progress.has(p)) continue
+      s.progress.set(p, newProgress(s))
+      s.dirtyPeers.add(p)
+    }
+    if (s.transferee !== null && !s.voters.has(s.transferee)) s.transferee = null
+  } else if (!s.selfVoter && (s.role === "candidate" || s.role === "precandidate")) {
+    s.role = "follower"
+    s.votes = new Map()
+  }
+}
+
+/** Once the configuration in effect is committed, the leader stops replicating to nodes it removed. */
+export const forgetRemoved = (s: RaftState): void => {
+  if (s.progress.size === s.peers.length || configIndex(s) > s.log.committed) return
+  for (const p of [...s.progress.keys()]) {
+    if (s.peers.includes(p)) continue
+    s.progress.delete(p)
+    s.dirtyPeers.delete(p)
+  }
 }
 
 export interface Proposal {
@@ -51,7 +93,8 @@ export const appendLocal = (s: RaftState, proposals: ReadonlyArray<Proposal>): n
     entries.push({ index: first + i, term: s.term, kind: p.kind, time, data: p.data })
   }
   s.log.append(entries)
-  for (const p of s.peers) s.dirtyPeers.add(p)
+  if (noteConfigs(s, entries)) membershipChanged(s)
+  for (const p of s.progress.keys()) s.dirtyPeers.add(p)
   return first
 }
 
@@ -134,8 +177,7 @@ export const sendAppend = (s: RaftState, to: NodeId, force: boolean): void => {
  * follower every heartbeat, and a new commit index waits at most one heartbeat (as in etcd).
  */
 export const heartbeat = (s: RaftState): void => {
-  for (const p of s.peers) {
-    const pr = s.progress.get(p)!
+  for (const [p, pr] of s.progress) {
     const heard = pr.sentSinceHeartbeat && pr.state === "replicate" && pr.sentCommit >= s.log.committed
     if (!heard) beat(s, p, pr)
     pr.sentSinceHeartbeat = false
@@ -145,7 +187,7 @@ export const heartbeat = (s: RaftState): void => {
 /** A heartbeat round to every follower (ReadIndex). */
 const broadcastHeartbeat = (s: RaftState): void => {
   s.round++
-  for (const p of s.peers) beat(s, p, s.progress.get(p)!)
+  for (const [p, pr] of s.progress) beat(s, p, pr)
 }
 
 /** One follower's heartbeat: a probe that got no answer is retried with its entries. */
@@ -175,10 +217,10 @@ export const flushPeers = (s: RaftState): void => {
 const matchOf = (pr: Progress): number => pr.match
 const ackedRoundOf = (pr: Progress): number => pr.ackedRound
 
-/** How many members (us included, with `own`) have reached `value`. */
+/** How many voters (us included, with `own`, if we vote) have reached `value`. */
 const reached = (s: RaftState, value: number, own: number, of: (pr: Progress) => number): number => {
-  let count = own >= value ? 1 : 0
-  for (const p of s.peers) {
+  let count = s.selfVoter && own >= value ? 1 : 0
+  for (const p of s.voterPeers) {
     const pr = s.progress.get(p)
     if (pr !== undefined && of(pr) >= value) count++
   }
@@ -192,8 +234,8 @@ const reached = (s: RaftState, value: number, own: number, of: (pr: Progress) =>
  * source of garbage per put).
  */
 export const quorumValue = (s: RaftState, own: number, of: (pr: Progress) => number): number => {
-  let best = reached(s, own, own, of) >= s.quorum ? own : 0
-  for (const p of s.peers) {
+  let best = s.selfVoter && reached(s, own, own, of) >= s.quorum ? own : 0
+  for (const p of s.voterPeers) {
     const pr = s.progress.get(p)
     if (pr === undefined) continue
     const candidate = of(pr)
@@ -213,7 +255,8 @@ export const maybeCommit = (s: RaftState): boolean => {
     for (const r of s.pendingReads) if (r.index === null) r.index = s.log.committed
     releaseReads(s)
   }
-  for (const p of s.peers) s.dirtyPeers.add(p)
+  for (const p of s.progress.keys()) s.dirtyPeers.add(p)
+  forgetRemoved(s)
   return true
 }
 
@@ -244,6 +287,9 @@ export const handleAppend = (s: RaftState, m: AppendEntries): void => {
   }
   if (log.matchTerm(m.prevLogIndex, m.prevLogTerm)) {
     const lastNew = log.appendFromLeader(m.prevLogIndex, m.entries)
+    if (s.configs.length > 0 || m.entries.some((e) => e.kind === EntryKind.Config)) {
+      if (syncConfigs(s, m.entries)) membershipChanged(s)
+    }
     log.commitTo(Math.min(m.leaderCommit, lastNew))
     reply(true, lastNew, 0, 0)
     return
@@ -342,9 +388,10 @@ export const requestRead = (s: RaftState, ctx: number): boolean => {
   if (s.role !== "leader") return false
   const committedInTerm = s.log.term(s.log.committed) === s.term
   // Alone, we are our own majority: no round to wait for.
-  const round = s.peers.length === 0 ? s.round : s.round + 1
+  const alone = s.selfVoter && s.voterPeers.length === 0
+  const round = alone ? s.round : s.round + 1
   s.pendingReads.push({ ctx, index: committedInTerm ? s.log.committed : null, round })
-  if (s.peers.length === 0) releaseReads(s)
+  if (alone) releaseReads(s)
   else s.readRoundWanted = true
   return true
 }

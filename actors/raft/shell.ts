@@ -17,7 +17,8 @@
  * stops the node.
  */
 import { errors } from "@nats-io/transport-node"
-import { Effect, Random, type Scope } from "effect"
+import { Effect, Random, Runtime, type Scope } from "effect"
+import type { Membership, MembershipOp } from "../../protocol/membership.ts"
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
 import type { Entry, InstallSnapshot, InstallSnapshotReply, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
@@ -25,7 +26,7 @@ import { Bus } from "../services/bus.ts"
 import { Storage, type StoredOp } from "../services/storage.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { Timers } from "../services/timers.ts"
-import { RaftCore, type ProposeResult, type Proposal, type Ready, type Status } from "./core.ts"
+import { RaftCore, type ChangeResult, type ProposeResult, type Proposal, type Ready, type Status } from "./core.ts"
 import { defaultTuning, type RaftConfig, type RaftState, type Tuning } from "./state.ts"
 import { isInstall, loadRestored, needsWrite, persistReadies, type DiskWrite, type InstallWrite } from "./storage.ts"
 
@@ -75,6 +76,8 @@ export interface InstallRequest {
   readonly generation: number
   /** Meta writes that make it the state (generation, applied index, compaction base, ...). */
   readonly ops: ReadonlyArray<StoredOp>
+  /** The configuration as of the snapshot: in effect from the install on. */
+  readonly membership: Membership
 }
 
 export type ReadResult = { readonly ok: true; readonly index: number } | { readonly ok: false; readonly leader: NodeId | null }
@@ -109,6 +112,8 @@ export interface Consensus {
   transferLeadership(to: NodeId | null, done: (r: TransferResult) => void): void
   /** The node is shutting down: it never campaigns again (core.ts `retire`). */
   retire(): void
+  /** One configuration change (core.ts `changeMembership`); `done` gets where it was appended. */
+  changeMembership(op: MembershipOp, id: NodeId, done: (r: ChangeResult) => void): void
   /** Sends a Raft message (the Snapshotter's chunks and answers). */
   send(m: RaftMessage): void
   /** Where snapshot traffic goes; one listener, the Snapshotter. */
@@ -156,6 +161,27 @@ export const make = (
       seed
     }
     const core = new RaftCore(config, restored)
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const logInfo = (line: string): void => void runFork(Effect.logInfo(line))
+    const logWarning = (line: string): void => void runFork(Effect.logWarning(line))
+    const describe = (m: Membership): string =>
+      `voters ${m.voters.join(",") || "none"}${m.learners.length > 0 ? `, learners ${m.learners.join(",")}` : ""}${m.cluster === "" ? "" : ` (cluster id ${m.cluster})`}`
+    const peersFlag = [...new Set(options.members)].sort().join(",")
+    if (core.s.membership.cluster !== "" && [...core.s.membership.voters].sort().join(",") !== peersFlag && options.members.length > 0) {
+      logWarning(`--peers ${options.members.join(",")} differs from the configuration in the log (${describe(core.s.membership)}); following the log`)
+    }
+    /** The configuration last reported in the log, to say when it changes and what it means here. */
+    let reported = core.s.membership
+    const reportMembership = (): void => {
+      const m = core.s.membership
+      if (m === reported) return
+      const was = reported
+      reported = m
+      const role = m.voters.includes(options.id) ? "a voter" : m.learners.includes(options.id) ? "a learner" : undefined
+      const wasMember = was.voters.includes(options.id) || was.learners.includes(options.id)
+      if (role === undefined && wasMember) logWarning(`this node was removed from the cluster (configuration: ${describe(m)}); it will not campaign, and can be stopped`)
+      else logInfo(`configuration: ${describe(m)}${role === undefined ? "; this node is not a member (it waits to be added)" : `; this node is ${role}`}`)
+    }
     let lastStored = restored.baseIndex + restored.entries.length
     /** Up to here the disk log is the log handed out (what `stored` last said). */
     let storedUpTo = lastStored
@@ -206,6 +232,7 @@ export const make = (
       try {
         step()
         if (transfer !== undefined) settleTransfer()
+        if (core.s.membership !== reported) reportMembership()
       } catch (cause) {
         die(cause)
         return
@@ -328,7 +355,7 @@ export const make = (
       }
       // From here the old log and state are gone for this process: the Applier stops at once.
       const quiet = outputs.installing()
-      core.installSnapshot(request.index, request.term)
+      core.installSnapshot(request.index, request.term, request.membership)
       const write: InstallWrite = { install: true, index: request.index, ops: request.ops }
       installs.set(write, { done, quiet, generation: request.generation })
       queuedWrites++
@@ -421,6 +448,10 @@ export const make = (
         input(() => startTransfer(to, done))
       },
       retire: () => input(() => core.retire()),
+      changeMembership: (op, id, done) => {
+        if (stopped || supervisor.failed) return done({ ok: false, reason: "not_leader", message: `node ${options.id} is stopping`, leader: null })
+        input(() => done(core.changeMembership(op, id)))
+      },
       send: (m) => {
         if (!stopped && !supervisor.failed) publish(m)
       },

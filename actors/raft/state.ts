@@ -8,7 +8,8 @@
  */
 import type { RaftRole } from "../../protocol/client.ts"
 import { maxAppendBytes } from "../../protocol/limits.ts"
-import type { Entry, InstallSnapshot, InstallSnapshotReply, NodeId, RaftMessage } from "../../protocol/raft.ts"
+import { decodeMembership, seedMembership, type Membership } from "../../protocol/membership.ts"
+import { EntryKind, type Entry, type InstallSnapshot, type InstallSnapshotReply, type NodeId, type RaftMessage } from "../../protocol/raft.ts"
 import { RaftLog } from "./log.ts"
 import { randomInt } from "./random.ts"
 
@@ -19,7 +20,10 @@ export interface HardState {
 
 export interface RaftConfig {
   readonly id: NodeId
-  /** Every voting member, this node included. */
+  /**
+   * The voters `--peers` names: the configuration of a brand-new cluster until its first leader
+   * writes it to the log (empty for a node that joins: it waits to be added).
+   */
   readonly members: ReadonlyArray<NodeId>
   /** Base election timeout in ticks; each node waits a random number in [n, 2n). */
   readonly electionTicks: number
@@ -83,14 +87,36 @@ export interface Restored {
   readonly entries: Entry[]
   /** The Applier's applied index: entries up to here are not handed out again. */
   readonly applied: number
+  /** The configuration as of `applied` (the Applier keeps it), or null if none was ever applied. */
+  readonly membership: Membership | null
+}
+
+/** A configuration entry still in the log (it may yet be overwritten, and then no longer counts). */
+export interface ConfigEntry {
+  readonly index: number
+  readonly term: number
+  readonly membership: Membership
 }
 
 export interface RaftState {
   readonly config: RaftConfig
   readonly id: NodeId
-  /** The other voting members. */
-  readonly peers: ReadonlyArray<NodeId>
-  readonly quorum: number
+  /**
+   * The configuration in effect: that of the last configuration entry in the log, committed or
+   * not (a configuration takes effect when appended, thesis §4.1), else `baseMembership`.
+   */
+  membership: Membership
+  /** The configuration before the first of `configs`: applied, installed or seeded. */
+  baseMembership: Membership
+  /** Configuration entries in the log after `baseMembership`, oldest first. */
+  configs: ConfigEntry[]
+  /** Derived from `membership`: every other member (replicated to), the other voters, ... */
+  peers: NodeId[]
+  voterPeers: NodeId[]
+  voters: Set<NodeId>
+  /** ... whether this node votes, and how many voters make a majority. */
+  selfVoter: boolean
+  quorum: number
   term: number
   vote: NodeId | null
   role: RaftRole
@@ -135,13 +161,23 @@ export interface RaftState {
 }
 
 export const makeState = (config: RaftConfig, restored: Restored): RaftState => {
-  const members = [...new Set(config.members)]
-  if (!members.includes(config.id)) throw new Error(`node ${config.id} is not in the member list ${members.join(",")}`)
+  const base = restored.membership ?? seedMembership(config.members)
+  const configs: ConfigEntry[] = []
+  for (const e of restored.entries) {
+    // Those up to `applied` are in `membership` already; the last entry still decides.
+    if (e.kind === EntryKind.Config) configs.push({ index: e.index, term: e.term, membership: decodeMembership(e.data) })
+  }
   const s: RaftState = {
     config,
     id: config.id,
-    peers: members.filter((m) => m !== config.id),
-    quorum: Math.floor(members.length / 2) + 1,
+    membership: base,
+    baseMembership: base,
+    configs,
+    peers: [],
+    voterPeers: [],
+    voters: new Set(),
+    selfVoter: false,
+    quorum: 1,
     term: restored.hardState.term,
     vote: restored.hardState.vote,
     role: "follower",
@@ -171,9 +207,67 @@ export const makeState = (config: RaftConfig, restored: Restored): RaftState => 
     persistedHardState: restored.hardState,
     leaderChanges: 0
   }
+  deriveMembership(s)
   resetElectionTimer(s)
   return s
 }
+
+/** Sets `membership` from the configuration entries and base, and what follows from it. */
+export const deriveMembership = (s: RaftState): void => {
+  const m = s.configs[s.configs.length - 1]?.membership ?? s.baseMembership
+  s.membership = m
+  s.voters = new Set(m.voters)
+  s.peers = [...m.voters, ...m.learners].filter((id) => id !== s.id)
+  s.voterPeers = m.voters.filter((id) => id !== s.id)
+  s.selfVoter = s.voters.has(s.id)
+  s.quorum = Math.floor(m.voters.length / 2) + 1
+}
+
+/** Records configuration entries a leader just appended; true when one was among them. */
+export const noteConfigs = (s: RaftState, entries: ReadonlyArray<Entry>): boolean => {
+  let noted = false
+  for (const e of entries) {
+    if (e.kind !== EntryKind.Config) continue
+    s.configs.push({ index: e.index, term: e.term, membership: decodeMembership(e.data) })
+    noted = true
+  }
+  return noted
+}
+
+/**
+ * After a follower's append: forgets configuration entries the log no longer holds (a new
+ * leader overwrote them: the configuration before them is back in effect) and records those
+ * just written. True when the configuration changed.
+ */
+export const syncConfigs = (s: RaftState, entries: ReadonlyArray<Entry>): boolean => {
+  const before = s.configs.length
+  let kept = before
+  while (kept > 0) {
+    const c = s.configs[kept - 1]!
+    if (s.log.term(c.index) === c.term) break
+    kept--
+  }
+  s.configs.length = kept
+  const last = s.configs[kept - 1]?.index ?? s.log.baseIndex
+  for (const e of entries) {
+    if (e.kind === EntryKind.Config && e.index > last && s.log.term(e.index) === e.term) {
+      s.configs.push({ index: e.index, term: e.term, membership: decodeMembership(e.data) })
+    }
+  }
+  return kept !== before || s.configs.length !== kept
+}
+
+/** Folds configuration entries at or below a new compaction base into the base configuration. */
+export const foldConfigs = (s: RaftState): void => {
+  let folded = 0
+  while (folded < s.configs.length && s.configs[folded]!.index <= s.log.baseIndex) folded++
+  if (folded === 0) return
+  s.baseMembership = s.configs[folded - 1]!.membership
+  s.configs.splice(0, folded)
+}
+
+/** Index of the entry that set the configuration in effect (0: none in the log). */
+export const configIndex = (s: RaftState): number => s.configs[s.configs.length - 1]?.index ?? 0
 
 export const resetElectionTimer = (s: RaftState): void => {
   s.electionElapsed = 0

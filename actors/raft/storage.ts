@@ -7,6 +7,7 @@ import type { Entry } from "../../protocol/raft.ts"
 import type { StorageShape, StoredOp } from "../services/storage.ts"
 import type { Ready } from "./core.ts"
 import { invariant } from "./invariant.ts"
+import { decodeMembership } from "../../protocol/membership.ts"
 import type { HardState, Restored } from "./state.ts"
 
 /** What the consensus actor reads and writes. */
@@ -18,7 +19,9 @@ export const metaKeys = {
   /** The last snapshot taken or installed (SnapshotMeta in actors/snapshotter). */
   snapshot: "snapshot",
   /** Written by the Applier in the same batch as the state it applied. */
-  applied: "applied"
+  applied: "applied",
+  /** The configuration as of the applied index (protocol/membership.ts); the Applier writes it too. */
+  membership: "raft.membership"
 } as const
 
 const text = new TextEncoder()
@@ -52,7 +55,9 @@ export const loadRestored = async (stores: RaftStores): Promise<Restored> => {
     await it.close()
   }
   const applied = Math.max(appliedRaw ?? base.index, base.index)
-  return { hardState, baseIndex: base.index, baseTerm: base.term, entries, applied }
+  const membershipRaw = await stores.meta.get(metaKeys.membership)
+  const membership = membershipRaw === undefined ? null : decodeMembership(membershipRaw)
+  return { hardState, baseIndex: base.index, baseTerm: base.term, entries, applied, membership }
 }
 
 /** Does this Ready carry anything that must be on disk before its messages leave? */

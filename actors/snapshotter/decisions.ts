@@ -96,6 +96,18 @@ export class SendWindow {
   }
 
   /**
+   * Bytes to read past without sending: the follower confirmed more than we sent (it kept an
+   * install of this same snapshot from an earlier leader, whose bytes are ours too).
+   */
+  get toSkip(): number {
+    return Math.max(0, this.acked - this.sent)
+  }
+
+  skipped(bytes: number): void {
+    this.sent += bytes
+  }
+
+  /**
    * A progress reply (`success` false) with the follower's offset: what to send again, or
    * `restart` when the follower lost the install (it asks for byte 0 after confirming more).
    */

@@ -16,6 +16,7 @@
  * Decisions are in decisions.ts; this shell does the I/O through the Storage and Timers
  * services, so the simulator runs it as shipped.
  */
+import { decodeMembership, seedMembership } from "../../protocol/membership.ts"
 import { Effect, Runtime, type Scope } from "effect"
 import { encodeUint64Key } from "../../protocol/raftCodec.ts"
 import type { InstallSnapshot, InstallSnapshotReply, NodeId } from "../../protocol/raft.ts"
@@ -151,7 +152,10 @@ export const make = (
     /** The header of a snapshot of `view`: its time is the state's own clock, so the same state gives the same bytes. */
     const headerFor = async (index: number, term: number, view: Awaited<ReturnType<Applier["stateView"]>>): Promise<SnapshotHeader> => {
       const time = await view.meta.get("kv.time", { snapshot: view.snapshot })
-      return { index, term, members: options.members, cluster: options.cluster, createdAt: time === undefined ? 0 : decodeJsonValue<number>(time) }
+      const membership = await view.meta.get(metaKeys.membership, { snapshot: view.snapshot })
+      // The voters as of the snapshot's index (the seed's until the first configuration applies).
+      const members = membership === undefined ? options.members : decodeMembership(membership).voters
+      return { index, term, members, cluster: options.cluster, createdAt: time === undefined ? 0 : decodeJsonValue<number>(time) }
     }
 
     const openStream = async (): Promise<SnapshotStream> => {
@@ -176,7 +180,7 @@ export const make = (
           await stream.close()
         }
         const { index, term } = stream.header
-        meta = { index, term, members: options.members, format: snapshotFormatVersion, checksum: stream.digest, size: stream.produced, time: timers.now() }
+        meta = { index, term, members: stream.header.members, format: snapshotFormatVersion, checksum: stream.digest, size: stream.produced, time: timers.now() }
         emit({ phase: "snapshot", status: "succeeded", seconds: (timers.now() - started) / 1000, bytes: meta.size })
       } catch (e) {
         emit({ phase: "snapshot", status: "failed" })
@@ -298,14 +302,26 @@ export const make = (
           if (!leading(sender.term)) return endSender(sender)
           const stream = sender.stream!
           const offset = sender.window.sent
+          const skip = sender.window.toSkip
           let data: Uint8Array
           try {
-            data = await stream.next(options.chunkBytes)
+            data = await stream.next(skip > 0 ? Math.min(skip, options.chunkBytes) : options.chunkBytes)
           } catch (e) {
             if (sender.ended) return // closed under us: the transfer ended meanwhile
             throw e
           }
           if (sender.ended) return
+          if (skip > 0) {
+            sender.window.skipped(data.length)
+            if (stream.finished && sender.window.toSkip > 0) {
+              // It claims more bytes than the whole snapshot: not ours after all. Probe again.
+              log("warn", `${sender.peer} confirmed ${sender.window.acked} bytes of a ${sender.window.sent}-byte snapshot; starting over`)
+              endSender(sender)
+              consensus.snapshotAbandoned(sender.peer)
+              return
+            }
+            continue
+          }
           const chunk: SentChunk = { offset, data, done: stream.finished }
           sender.window.sentChunk(chunk)
           sendChunk(sender, chunk)
@@ -428,9 +444,11 @@ export const make = (
         const value = s.meta.get(key)
         ops.push(value === undefined ? { type: "del", sublevel: storage.meta, key } : { type: "put", sublevel: storage.meta, key, value })
       }
+      const carried = s.meta.get(metaKeys.membership)
+      const membership = carried === undefined ? seedMembership(header.members) : decodeMembership(carried)
       const previous = storage.generation
       const installed = await oneAtATime(
-        () => new Promise<boolean>((resolve) => consensus.install({ index: header.index, term: header.term, leaderTerm: m.term, generation: s.generation, ops }, resolve))
+        () => new Promise<boolean>((resolve) => consensus.install({ index: header.index, term: header.term, leaderTerm: m.term, generation: s.generation, ops, membership }, resolve))
       )
       session = undefined
       if (!installed) {

@@ -30,15 +30,20 @@ export const membersSettings = (line: CommandLine<keyof typeof membersOptions | 
 
 const cell = (v: number | null): string => (v === null ? "-" : String(v))
 
+/** One line per member: id, role, match index, lag, and which one leads. */
+export const memberTable = (members: ReadonlyArray<Client.Member>, leader: string | null): string => {
+  const rows = [["NODE", "ROLE", "MATCH", "LAG", ""], ...members.map((m) => [m.id, m.role, cell(m.matchIndex), cell(m.lag), m.id === leader ? "leader" : ""])]
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
+  return rows.map((row) => row.map((v, c) => v.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n") + "\n"
+}
+
 /** The reply for people: who answered, then one line per member. */
 export const renderMembers = (r: Client.MembersResponse): string => {
   const title =
     r.leader === null
       ? `no leader is known (term ${r.term}): the members as node ${r.node} has them, without match indexes`
       : `members as leader ${r.leader} sees them (term ${r.term})`
-  const rows = [["NODE", "ROLE", "MATCH", "LAG", ""], ...r.members.map((m) => [m.id, m.role, cell(m.matchIndex), cell(m.lag), m.id === r.leader ? "leader" : ""])]
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
-  return [title, ...rows.map((row) => row.map((v, c) => v.padEnd(widths[c]!)).join("  ").trimEnd())].join("\n") + "\n"
+  return `${title}\n${memberTable(r.members, r.leader)}`
 }
 
 export const runMembers = (s: MembersSettings, terminal: Terminal): Promise<number> =>

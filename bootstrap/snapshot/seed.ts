@@ -69,7 +69,9 @@ const metaOps = (storage: StorageShape, summary: SnapshotSummary, target: SeedTa
   }
   const put = (key: string, value: Uint8Array): StoredOp => ({ type: "put", sublevel: storage.meta, key, value })
   return [
-    ...[...summary.meta].filter(([key]) => key !== metaKeys.applied).map(([key, value]) => put(key, value)),
+    // A new cluster: its members are --peers (the first leader writes them with a new cluster
+    // id), not those of the cluster the snapshot came from.
+    ...[...summary.meta].filter(([key]) => key !== metaKeys.applied && key !== metaKeys.membership).map(([key, value]) => put(key, value)),
     put(metaKeys.applied, encodeJsonValue(header.index)),
     put(metaKeys.base, encodeJsonValue({ index: header.index, term: header.term })),
     put(metaKeys.snapshot, encodeJsonValue(snapshot)),

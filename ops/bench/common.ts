@@ -35,6 +35,8 @@ export interface BenchOptions {
   readonly snapshotThreshold?: number | undefined
   /** Extra environment for node (and worker) processes, e.g. NODE_OPTIONS for `--cpu-prof`. */
   readonly nodeEnv: Readonly<Record<string, string>> | undefined
+  /** Nodes in the cluster (`--nodes`, default 3); `sizes` runs several. */
+  readonly nodes?: number | undefined
 }
 
 export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
@@ -57,13 +59,13 @@ export interface ClusterRun {
   readonly natsUrl: string
 }
 
-/** Runs `run` against a fresh three-node cluster (own nats-server and data folder), then tears it all down. */
-export const withCluster = async <A>(run: (env: ClusterRun) => Promise<A>, env?: Readonly<Record<string, string>>): Promise<A> => {
+/** Runs `run` against a fresh cluster of `size` nodes (own nats-server and data folder), then tears it all down. */
+export const withCluster = async <A>(run: (env: ClusterRun) => Promise<A>, env?: Readonly<Record<string, string>>, size = 3): Promise<A> => {
   const nats = await startNatsServer()
   const dir = await mkdtemp(join(tmpdir(), "archio-bench-"))
   try {
     // On a failed start the nats-server and folder still go; nodes exit with this process (their stdin closes).
-    const cluster = await LocalCluster.start({ natsUrl: nats.url, dataRoot: dir, logDir: join(dir, "logs"), ...(env === undefined ? {} : { env }) })
+    const cluster = await LocalCluster.start({ natsUrl: nats.url, dataRoot: dir, logDir: join(dir, "logs"), size, ...(env === undefined ? {} : { env }) })
     const client = new ArchioClient(cluster.nc, { deadlineMs: 30_000 })
     try {
       return await run({ cluster, client, natsUrl: nats.url })

@@ -7,6 +7,9 @@
  *   npm run bench -- read [--seconds 10] [--concurrency 1,16,64,256] [--value-bytes 256]
  *   npm run bench -- cas [--seconds 10] [--concurrency 1,16,64]
  *   npm run bench -- failover [--kills 20]
+ *   npm run bench -- sizes [--sizes 3,5,7] [--concurrency 1,16,64] [--kills 10]
+ *                                          (write then failover on a cluster of each size; --nodes N sets
+ *                                          the size for write, failover and the others that take it)
  *   npm run bench -- transfer [--kills 20]  (the write gap of leader restarts: SIGTERM hands over, SIGKILL; transfer.ts)
  *   npm run bench -- jobs-enqueue [--concurrency 64] [--batch 100]
  *   npm run bench -- jobs-e2e [--workers 1,2,4] [--worker-concurrency 64] [--jobs 60000]
@@ -56,7 +59,9 @@ const { positionals, values } = parseArgs({
     keys: { type: "string" },
     puts: { type: "string" },
     "snapshot-threshold": { type: "string" },
-    "profile-dir": { type: "string" }
+    "profile-dir": { type: "string" },
+    nodes: { type: "string", default: "3" },
+    sizes: { type: "string", default: "3,5,7" }
   }
 })
 
@@ -87,6 +92,7 @@ const options: BenchOptions = {
   keys: count("keys", values.keys),
   puts: count("puts", values.puts),
   snapshotThreshold: count("snapshot-threshold", values["snapshot-threshold"]),
+  nodes: count("nodes", values.nodes),
   // --cpu-prof is refused in NODE_OPTIONS: a preload starts the profiler instead.
   nodeEnv:
     profileDir === undefined
@@ -110,7 +116,14 @@ const benches: Record<string, (o: BenchOptions) => Promise<unknown>> = {
   memory: memoryBench,
   disk: () => disk(),
   transport: () => transport(),
-  "write-path": (o) => writePaths(o.seconds, o.warmup, o.valueBytes)
+  "write-path": (o) => writePaths(o.seconds, o.warmup, o.valueBytes),
+  // Puts and failover with each cluster size in turn, in one run (--sizes 3,5,7).
+  sizes: async (o) => {
+    for (const nodes of list(values.sizes)) {
+      await writeBench({ ...o, nodes })
+      await failoverBench({ ...o, nodes })
+    }
+  }
 }
 const which = positionals.length === 0 ? ["write", "failover"] : positionals
 for (const name of which) {

@@ -11,19 +11,19 @@ export const writeBench = async (o: BenchOptions): Promise<Level[]> => {
   const value = "x".repeat(o.valueBytes)
   return withCluster(async ({ client }) => {
     const measured: Level[] = []
-    console.log(`write: 3 nodes, ${value.length}-byte values, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop, fsync on every member (${loadNote()})`)
+    console.log(`write: ${o.nodes ?? 3} nodes, ${value.length}-byte values, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop, fsync on every member (${loadNote()})`)
     for (const concurrency of levels) {
       const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`, value), o)
       console.log(levelLine(concurrency, r, "puts"))
       measured.push({ concurrency, result: r })
     }
     return measured
-  }, o.nodeEnv)
+  }, o.nodeEnv, o.nodes)
 }
 
 export const failoverBench = async (o: BenchOptions): Promise<void> => {
   await withCluster(async ({ cluster, client }) => {
-    console.log(`failover: ${o.kills} leader kills (${loadNote()})`)
+    console.log(`failover: ${o.nodes ?? 3} nodes, ${o.kills} leader kills (${loadNote()})`)
     const gaps: number[] = []
     for (let k = 0; k < o.kills; k++) {
       const leader = await cluster.waitForLeader(30_000)
@@ -42,5 +42,5 @@ export const failoverBench = async (o: BenchOptions): Promise<void> => {
     console.log(
       `failover over ${o.kills} leader kills: median ${fmt(percentile(gaps, 50))}, worst ${fmt(gaps[gaps.length - 1]!)}, best ${fmt(gaps[0]!)}`
     )
-  }, o.nodeEnv)
+  }, o.nodeEnv, o.nodes)
 }

@@ -31,7 +31,7 @@ import type { HistoryRecorder } from "./history.ts"
 import type { NodeStatus } from "../cluster.ts"
 import type { ChaosCluster } from "./topology.ts"
 
-export const faultKinds = ["kill", "pause", "partition", "nats-restart", "delay", "snapshot"] as const
+export const faultKinds = ["kill", "pause", "partition", "nats-restart", "delay", "snapshot", "membership"] as const
 export type FaultKind = (typeof faultKinds)[number]
 
 export const isFaultKind = (s: string): s is FaultKind => (faultKinds as ReadonlyArray<string>).includes(s)
@@ -47,6 +47,8 @@ export type Fault =
   | { readonly kind: "delay"; readonly ms: number; readonly jitterMs: number; readonly holdMs: number }
   /** `wipe`: also stop a follower, delete its data and start it again, down for `downMs`. */
   | { readonly kind: "snapshot"; readonly wipe: boolean; readonly downMs: number }
+  /** Replace a node by itself: remove it, wipe it, start it with --join, add, catch up, promote. */
+  | { readonly kind: "membership"; readonly target: Target }
 
 export interface Step {
   /** Milliseconds after the nemesis starts. */
@@ -132,8 +134,13 @@ const planFault = (rng: Rng, kind: FaultKind, nodes: number): Fault => {
       return { kind, ms: rng.int(20, 300), jitterMs: rng.int(0, 200), holdMs: rng.int(2_000, 8_000) }
     case "snapshot":
       return { kind, wipe: rng.chance(0.5), downMs: rng.int(300, 3_000) }
+    case "membership":
+      return { kind, target: target() }
   }
 }
+
+/** Time planned for a node's replacement (remove, restart empty, add, catch up, promote). */
+const membershipMs = 8_000
 
 /** Time planned for the forced snapshots of a step, and for a wiped node to catch up. */
 const snapshotMs = 1_000
@@ -151,6 +158,8 @@ export const faultDuration = (f: Fault): number => {
       return f.holdMs
     case "snapshot":
       return f.wipe ? f.downMs + catchUpMs : snapshotMs
+    case "membership":
+      return membershipMs
   }
 }
 
@@ -254,6 +263,8 @@ export class Nemesis {
   private readonly killed = new Set<string>()
   private readonly serversDown = new Set<number>()
   private readonly injected: Record<string, number> = {}
+  /** Nodes removed by a membership step and not yet voters again (healAll finishes them). */
+  private readonly rejoining = new Set<string>()
   private stepsRun = 0
 
   constructor(
@@ -369,6 +380,34 @@ export class Nemesis {
         this.history.nemesis("end", "delay", {})
         return
       }
+      case "membership": {
+        const id = this.pickNode(f.target, leader, claimed)
+        const role = id === leader ? "leader" : "follower"
+        this.count("membership")
+        this.history.nemesis("start", "membership", { node: id, role })
+        this.log(`membership: replace ${id} (${role}): remove, wipe, start with --join, add, promote`)
+        this.killed.add(id)
+        const removed = await this.memberChange("remove", id, 15_000)
+        if (removed === undefined) {
+          this.killed.delete(id)
+          this.count("membership:skipped")
+          this.log(`membership: ${id} could not be removed within 15 s; left as it is`)
+          this.history.nemesis("end", "membership", { node: id, skipped: "not removed" })
+          return
+        }
+        this.rejoining.add(id)
+        await this.cluster.nodes.stopNode(id)
+        await this.cluster.nodes.wipe(id)
+        this.cluster.nodes.rejoinNode(id)
+        this.killed.delete(id)
+        const started = performance.now()
+        const back = await this.restoreMember(id, 30_000)
+        const ms = Math.round(performance.now() - started)
+        if (back) this.count("membership:replaced")
+        this.log(`membership: ${id} ${back ? `is a voter again ${ms} ms after its start` : "is NOT a voter again within 30 s (finished at the heal)"}`)
+        this.history.nemesis("end", "membership", { node: id, removedBy: removed, voterAgain: back, ms })
+        return
+      }
       case "snapshot": {
         const up = this.cluster.ids.filter((id) => this.isUp(id))
         this.count("snapshot")
@@ -464,6 +503,30 @@ export class Nemesis {
     }
   }
 
+  /**
+   * One membership change (`admin.<op>`) asked of whichever node leads, again until it is taken
+   * or `ms` pass: the node that answered, or undefined.
+   */
+  private async memberChange(op: "add" | "promote" | "remove", id: string, ms: number): Promise<string | undefined> {
+    return pollFor(ms, async () => {
+      const leader = await this.cluster.leader()
+      if (leader === undefined) return undefined
+      const r = await this.cluster.ask<{ node: string }>(leader, `admin.${op}`, { id }, 5_000)
+      return r.ok ? r.reply.node : undefined
+    })
+  }
+
+  /** Adds `id` (started empty with --join) as a learner, waits until it caught up, promotes it. */
+  private async restoreMember(id: string, ms: number): Promise<boolean> {
+    const deadline = performance.now() + ms
+    const left = () => Math.max(0, deadline - performance.now())
+    if ((await this.memberChange("add", id, left())) === undefined) return false
+    // Promotion is refused while the learner lags; asked again until it is taken.
+    if ((await this.memberChange("promote", id, left())) === undefined) return false
+    this.rejoining.delete(id)
+    return true
+  }
+
   private async startServer(i: number): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -495,6 +558,11 @@ export class Nemesis {
       }
     }
     this.killed.clear()
+    // A replacement cut short by other faults: the node is made a voter again now.
+    for (const id of [...this.rejoining]) {
+      const back = await this.restoreMember(id, 60_000)
+      this.log(`heal: ${id} ${back ? "is a voter again" : "could NOT be made a voter again"}`)
+    }
     this.history.nemesis("note", "heal-all", crashed.length > 0 ? { exitedOnTheirOwn: crashed } : undefined)
     return crashed
   }

@@ -4,8 +4,9 @@
  * on a simulated network, virtual clock and simulated disks (world.ts, network.ts, disk.ts),
  * driven by the shipped typed client (clients.ts), under a seeded schedule of faults: message
  * loss, duplication and delay, partitions, crashes that lose unsynced writes, clean restarts,
- * skewed clocks, leadership transfers (asked of the leader, and on every clean stop of one). One
- * seed replays one run exactly.
+ * skewed clocks, leadership transfers (asked of the leader, and on every clean stop of one),
+ * membership changes (in a third of the seeds a spare node starts empty; learners are added,
+ * promoted, members removed, the leader too, among all the other faults). One seed replays one run exactly.
  *
  * Checked while it runs: Raft's safety properties on every node after every step (checker.ts),
  * Log Matching on every entry any node writes, State Machine Safety on every applied entry, and
@@ -70,6 +71,9 @@ export interface SimResult {
   /** Leadership transfers asked of a leader, and those that ended with the target leading. */
   readonly transfers: number
   readonly transfersDone: number
+  /** Membership changes asked of a leader, and those it took (appended). */
+  readonly memberChanges: number
+  readonly memberChangesTaken: number
 }
 
 const cluster = "sim"
@@ -99,6 +103,10 @@ export class Simulation {
   private snapshots = 0
   private transfers = 0
   private transfersDone = 0
+  /** Whether this seed changes membership (and has a spare node to add). */
+  private readonly reconfigures: boolean
+  private memberChanges = 0
+  private memberChangesTaken = 0
   /** Installs whose index the reference replica had passed already (not compared). */
   private installsUnchecked = 0
   private elections = 0
@@ -115,6 +123,10 @@ export class Simulation {
     this.network = new Network(this.world)
     this.clients = new Clients(this.world, this.network, { cluster, keys: 3, opsPerKey: 30, thinkMs: 20 }, (line) => this.note(line))
     const members = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`)
+    // A third of the seeds change membership: one more node starts empty and waits to be added
+    // (`archio node --join`). Not all of them: a node more costs a seed a third more CPU.
+    this.reconfigures = this.world.chance(1 / 3)
+    const spares = this.reconfigures ? [`n${opts.nodes + 1}`] : []
     const observer = {
       written: (node: string, entries: Parameters<SafetyChecker["observeWritten"]>[1]) => this.guard(() => this.checker.observeWritten(node, entries)),
       applied: (node: string, batch: { readonly entries: ReadonlyArray<Parameters<SafetyChecker["observeApplied"]>[1]> }) =>
@@ -140,7 +152,7 @@ export class Simulation {
     // catches up by InstallSnapshot in several small chunks, some of them lost or repeated.
     const snapshotThreshold = this.world.int(8, 60)
     const snapshotTuning = { chunkBytes: this.world.int(64, 2048), maxInflight: this.world.int(1, 4), resendMs: 200, maxSilences: 3 }
-    for (const id of members) {
+    for (const id of [...members, ...spares]) {
       const skewMs = this.world.int(-30, 31)
       const timerLateness = this.world.chance(0.5) ? 1 : 1 + this.world.random() * 0.3
       this.nodes.push(
@@ -148,7 +160,7 @@ export class Simulation {
           this.world,
           this.network,
           // Small windows and batches, so flow control and multi-message catch-up are exercised.
-          { id, cluster, members, tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, snapshotThreshold, snapshotTuning, skewMs, timerLateness },
+          { id, cluster, members: members.includes(id) ? members : [], tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, snapshotThreshold, snapshotTuning, skewMs, timerLateness },
           observer,
           opts.verbose,
           new Disk(this.world, 2, opts.lyingDisks === true)
@@ -185,6 +197,12 @@ export class Simulation {
       if (r !== undefined) out.push([n.id, r.consensus.inspect()])
     }
     return out
+  }
+
+  /** The members of the configuration the leader of the highest term has (every node while none leads). */
+  private members(): SimNode[] {
+    const m = this.leader()?.running?.consensus.status().membership
+    return m === undefined ? this.nodes : this.nodes.filter((n) => m.voters.includes(n.id) || m.learners.includes(n.id))
   }
 
   private leader(): SimNode | undefined {
@@ -238,15 +256,16 @@ export class Simulation {
    */
   private wipe(): void {
     const leader = this.leader()
-    if (leader === undefined || this.nodes.some((n) => n.running === undefined)) return
+    const members = this.members()
+    if (leader === undefined || members.length < 2 || members.some((n) => n.running === undefined)) return
     const ls = leader.running!.consensus.inspect()
-    const steady = this.nodes.every((n) => {
+    const steady = members.every((n) => {
       const s = n.running!.consensus.inspect()
       return s.term === ls.term && s.leader === leader.id
     })
     if (!steady) return
-    const victim = this.world.pick(this.nodes.filter((n) => n !== leader))
-    const othersHoldAll = this.nodes.every((n) => n === victim || n.running!.consensus.inspect().log.persistedIndex >= ls.log.committed)
+    const victim = this.world.pick(members.filter((n) => n !== leader))
+    const othersHoldAll = members.every((n) => n === victim || n.running!.consensus.inspect().log.persistedIndex >= ls.log.committed)
     if (!othersHoldAll) return
     this.wipes++
     this.note(`${victim.id}'s disk is wiped`)
@@ -267,6 +286,34 @@ export class Simulation {
     leader.running!.consensus.transferLeadership(to, (r) => {
       if (r.ok) this.transfersDone++
       this.note(`transfer from ${leader.id}: ${r.ok ? `${r.leader} leads in term ${r.term}` : `${r.reason} (leader ${r.leader ?? "unknown"})`}`)
+    })
+  }
+
+  /**
+   * One membership change asked of the leader: add a node that is no member as a learner,
+   * promote a learner, or remove a member (the leader too), keeping three to five voters.
+   */
+  private changeMembership(): void {
+    const leader = this.leader()
+    if (leader === undefined) return
+    const m = leader.running!.consensus.status().membership
+    const outsiders = this.nodes.filter((n) => !m.voters.includes(n.id) && !m.learners.includes(n.id)).map((n) => n.id)
+    const removable = [...(m.voters.length > 3 ? m.voters : []), ...m.learners]
+    const r = this.world.random()
+    const [op, id]: readonly ["add" | "promote" | "remove", string] | readonly [undefined, undefined] =
+      r < 0.35 && m.learners.length > 0 && m.voters.length < 5
+        ? ["promote", this.world.pick(m.learners)]
+        : r < 0.7 && outsiders.length > 0
+          ? ["add", this.world.pick(outsiders)]
+          : removable.length > 0
+            ? ["remove", this.world.pick(removable)]
+            : [undefined, undefined]
+    if (op === undefined) return
+    this.memberChanges++
+    this.note(`${leader.id} is asked to ${op} ${id}`)
+    leader.running!.consensus.changeMembership(op, id, (res) => {
+      if (res.ok && res.changed) this.memberChangesTaken++
+      this.note(`${op} ${id} at ${leader.id}: ${res.ok ? `${res.changed ? "appended" : "in effect already"} at ${res.index}` : `${res.reason}: ${res.message}`}`)
     })
   }
 
@@ -367,6 +414,13 @@ export class Simulation {
         this.world.schedule(this.world.int(100, 500), nemesis)
       }
       this.world.schedule(300, nemesis)
+      // Membership changes on their own schedule, among everything else.
+      const reconfigure = (): void => {
+        if (this.world.now >= chaosMs || !this.reconfigures) return
+        this.changeMembership()
+        this.world.schedule(this.world.int(300, 1_500), reconfigure)
+      }
+      this.world.schedule(this.world.int(300, 1_500), reconfigure)
       this.world.afterStep = () => this.observeAll()
 
       await this.world.run(chaosMs)
@@ -420,19 +474,19 @@ export class Simulation {
       .join("; ")
   }
 
-  /** Every node up, one leader, every node applied what it committed. */
+  /** Every node up, one leader, every member applied what it committed. */
   private caughtUp(): boolean {
     const leader = this.leader()
-    if (leader === undefined) return false
+    if (leader === undefined || this.nodes.some((n) => n.running === undefined)) return false
     const target = leader.running!.consensus.inspect().log.committed
-    return this.nodes.every((n) => n.running !== undefined && n.running.applier.applied === target)
+    return this.members().every((n) => n.running!.applier.applied === target)
   }
 
   private async finalChecks(): Promise<void> {
     this.checker.checkLogsMatch(this.states())
     const leader = this.leader()!
     const expected = digest(leader.running!.applier.kv, leader.running!.applier.jobs)
-    for (const n of this.nodes) {
+    for (const n of this.members()) {
       const a = n.running!.applier
       if (digest(a.kv, a.jobs) !== expected) throw new SafetyViolation(`state machines differ at index ${a.applied}: ${n.id} vs ${leader.id}`)
     }
@@ -494,7 +548,9 @@ export class Simulation {
       installs: this.installs,
       snapshots: this.snapshots,
       transfers: this.transfers,
-      transfersDone: this.transfersDone
+      transfersDone: this.transfersDone,
+      memberChanges: this.memberChanges,
+      memberChangesTaken: this.memberChangesTaken
     }
     return error === undefined ? base : { ...base, error, failedAtMs: this.world.now }
   }

@@ -218,6 +218,17 @@ t.test("every endpoint's replies match protocol/client.ts, strictly", async (t) 
     t.match((await fails(t, nc, "admin.transfer", { id: "n9" }, "bad_request", "to a node that is not a member")).error.message, /node n9 is not a voting member \(the voters are n1\)/)
     await fails(t, nc, "admin.transfer", { id: "n 1" }, "bad_request", "to something that is not a node id")
     await fails(t, nc, "admin.transfer", { to: "n2" }, "bad_request", "a field it does not know")
+
+    // Membership on a one-node cluster: a learner that is not running can be added and removed;
+    // promoting it needs it caught up (test/gateway/membership.test.ts does that on real nodes).
+    t.match(await ok(t, nc, "admin", "add", { id: "n2" }, "a learner"), { changed: true, members: [{ id: "n1", role: "voter" }, { id: "n2", role: "learner" }] })
+    t.match((await fails(t, nc, "admin.promote", { id: "n2" }, "unavailable", "a learner that never answered")).error, { message: /learner n2 is not caught up/, detail: { reason: "lagging" } })
+    t.match(await ok(t, nc, "admin", "remove", { id: "n2" }, "the learner"), { changed: true, members: [{ id: "n1", role: "voter" }] })
+    t.match(await ok(t, nc, "admin", "remove", { id: "n2" }, "again: nothing to do"), { changed: false })
+    t.match((await fails(t, nc, "admin.remove", { id: "n1" }, "bad_request", "the last voter")).error.message, /n1 is the last voter/)
+    t.match((await fails(t, nc, "admin.add", { id: "n1" }, "bad_request", "a voter")).error.message, /already a voter/)
+    t.match((await fails(t, nc, "admin.promote", { id: "n9" }, "bad_request", "a node that is no learner")).error.message, /n9 is not a learner/)
+    await fails(t, nc, "admin.add", {}, "bad_request", "with no id")
   })
 
   t.test("no endpoint was left out", async (t) => {
@@ -225,7 +236,11 @@ t.test("every endpoint's replies match protocol/client.ts, strictly", async (t) 
     const served = info.endpoints.map((e) => e.subject.replace(/^archio\.c\./, "")).sort()
     const described = Object.entries(Client.endpoints).flatMap(([group, ops]) => Object.keys(ops).map((op) => `${group}.${op}`)).sort()
     t.same(served, described, "the service serves exactly the endpoints protocol/client.ts describes")
-    t.same([...answered.ok].sort(), described.filter((e) => e !== "admin.transfer"), "each answered a success here (admin.transfer needs a second voter)")
+    t.same(
+      [...answered.ok].sort(),
+      described.filter((e) => e !== "admin.transfer" && e !== "admin.promote"),
+      "each answered a success here (admin.transfer and admin.promote need a second live node)"
+    )
     await fails(t, nc, "admin.status", { verbose: true }, "bad_request", "a field it does not know")
     t.same([...answered.error].sort(), described, "each endpoint answered an error here")
   })

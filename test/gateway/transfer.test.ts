@@ -7,28 +7,15 @@
  */
 import t, { type Test } from "tap"
 import { Effect, Fiber, Schema } from "effect"
-import type { NatsConnection } from "@nats-io/transport-node"
 import { join } from "node:path"
 import { main } from "../../bootstrap/cli.ts"
 import { runNode } from "../../bootstrap/node.ts"
 import * as Client from "../../protocol/client.ts"
-import { errorCodeHeader } from "../../protocol/reply.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
-import { config, quiet } from "../support/node.ts"
+import { ask, config, quiet, strictly } from "../support/node.ts"
 import { tempDir } from "../support/tmp.ts"
 import { until } from "../support/wait.ts"
 
-interface Raw {
-  readonly body: Record<string, unknown>
-  readonly code: string | undefined
-}
-
-const ask = async (nc: NatsConnection, subject: string, payload: unknown, timeout = 5_000): Promise<Raw> => {
-  const msg = await nc.request(subject, typeof payload === "string" ? payload : JSON.stringify(payload), { timeout })
-  return { body: msg.json<Record<string, unknown>>(), code: msg.headers?.get(errorCodeHeader) || undefined }
-}
-
-const strictly = { onExcessProperty: "error", errors: "all" } as const
 
 const ids = ["n1", "n2", "n3"]
 

@@ -325,7 +325,7 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
     },
     admin: {
       status: {
-        ok: true, id: "n1", cluster: "dev", members: [{ id: "n1", role: "voter", matchIndex: 101, lag: 0 }, { id: "n2", role: "learner", matchIndex: 99, lag: 2 }], role: "leader", term: 4, leader: "n1", commitIndex: 100, appliedIndex: 100,
+        ok: true, id: "n1", cluster: "dev", clusterId: "0f3a9c2e4b5d6a71", members: [{ id: "n1", role: "voter", matchIndex: 101, lag: 0 }, { id: "n2", role: "learner", matchIndex: 99, lag: 2 }], role: "leader", term: 4, leader: "n1", commitIndex: 100, appliedIndex: 100,
         firstIndex: 1, lastIndex: 101, lastTerm: 4, leaderChanges: 1, uptimeMs: 5_000, logBaseIndex: 0, logBaseTerm: 0,
         snapshot: { index: 90, term: 4, size: 2048, time: 1_700_000_000_000 }, peers: [{ id: "n2", nextIndex: 102, matchIndex: 101, state: "replicate" }]
       },
@@ -333,7 +333,10 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
       snapshot: { ok: true, node: "n1", index: 100, term: 4, size: 4096, checksum: "ab".repeat(32), time: 1_700_000_000_000 },
       backup: { ok: true, session: "n1:3", node: "n1", index: 100, term: 4, chunkBytes: 262_144 },
       backupChunk: { ok: true, offset: 262_144, data: "QVJDSElPU1M=", done: true, size: 262_152, checksum: "cd".repeat(32), node: "n1" },
-      transfer: { ok: true, leader: "n2", term: 5, ms: 12, node: "n1" }
+      transfer: { ok: true, leader: "n2", term: 5, ms: 12, node: "n1" },
+      add: { ok: true, members: [{ id: "n1", role: "voter", matchIndex: 101, lag: 0 }, { id: "n4", role: "learner", matchIndex: 0, lag: 101 }], clusterId: "0f3a9c2e4b5d6a71", index: 101, changed: true, node: "n1" },
+      promote: { ok: true, members: [{ id: "n1", role: "voter", matchIndex: 120, lag: 0 }, { id: "n4", role: "voter", matchIndex: 120, lag: 0 }], clusterId: "0f3a9c2e4b5d6a71", index: 120, changed: true, node: "n1" },
+      remove: { ok: true, members: [{ id: "n4", role: "voter", matchIndex: 130, lag: 0 }], clusterId: "0f3a9c2e4b5d6a71", index: 125, changed: false, node: "n4" }
     }
   }
   for (const [group, ops] of Object.entries(C.endpoints)) {
@@ -343,7 +346,7 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
     }
   }
   replyRoundTrip(t, C.StatusResponse, {
-    ok: true, id: "n2", cluster: "dev", members: [{ id: "n1", role: "voter", matchIndex: null, lag: null }, { id: "n2", role: "voter", matchIndex: null, lag: null }], role: "follower", term: 4, leader: null, commitIndex: 0, appliedIndex: 0, firstIndex: 0, lastIndex: 0, lastTerm: 0,
+    ok: true, id: "n2", cluster: "dev", clusterId: "", members: [{ id: "n1", role: "voter", matchIndex: null, lag: null }, { id: "n2", role: "voter", matchIndex: null, lag: null }], role: "follower", term: 4, leader: null, commitIndex: 0, appliedIndex: 0, firstIndex: 0, lastIndex: 0, lastTerm: 0,
     leaderChanges: 0, uptimeMs: 10, logBaseIndex: 0, logBaseTerm: 0, snapshot: null
   }, "follower status without peers")
   const lenient = Schema.decodeUnknownEither(C.KvPutResponse)({ ok: true, revision: 1, key: "k", node: "n1", addedLater: "x" })

@@ -9,6 +9,7 @@ import type { Msg, NatsConnection } from "@nats-io/transport-node"
 import { parseConfig, type Config } from "../../bootstrap/config.ts"
 import type { Env } from "../../bootstrap/options.ts"
 import { runNode } from "../../bootstrap/node.ts"
+import { errorCodeHeader } from "../../protocol/reply.ts"
 import { natsClient, natsServer } from "./nats.ts"
 import { tempDir } from "./tmp.ts"
 import { until } from "./wait.ts"
@@ -54,3 +55,18 @@ export const singleNode = async (t: Teardown, env: Env = {}): Promise<NatsConnec
   await until("the node to become writable", async () => (await send(nc, "put", '{"key":"boot","value":"1"}')).body.ok, { timeoutMs: 15_000, everyMs: 100 })
   return nc
 }
+
+/** A request's parsed reply body and its error code header (undefined on success). */
+export interface Raw {
+  readonly body: Record<string, unknown>
+  readonly code: string | undefined
+}
+
+/** One request on any subject, its payload as JSON (a string is sent as it is). */
+export const ask = async (nc: NatsConnection, subject: string, payload: unknown, timeout = 5_000): Promise<Raw> => {
+  const msg = await nc.request(subject, typeof payload === "string" ? payload : JSON.stringify(payload), { timeout })
+  return { body: msg.json<Record<string, unknown>>(), code: msg.headers?.get(errorCodeHeader) || undefined }
+}
+
+/** Schema decoding that refuses fields a reply should not have. */
+export const strictly = { onExcessProperty: "error", errors: "all" } as const

@@ -187,6 +187,8 @@ t.test("status() reports the node's view", async (t) => {
   const core = lone({ term: 4, vote: "n2", log: [1, 4], applied: 1 })
   t.same(core.status(), {
     id: "n1",
+    membership: { cluster: "", voters: ["n1", "n2", "n3"], learners: [] },
+    configIndex: 0,
     role: "follower",
     term: 4,
     vote: "n2",

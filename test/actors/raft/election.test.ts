@@ -17,11 +17,11 @@ t.test("a single-node cluster elects itself and commits and applies a proposal",
   t.equal(st.term, 1)
   t.equal(st.vote, "n1")
   t.same(c.node("n1").disk.hardState, { term: 1, vote: "n1" }, "its vote was persisted")
-  t.same(c.appliedLog("n1"), ["1@1:<noop>"], "the no-op of its term commits on its own")
+  t.same(c.appliedLog("n1"), ["1@1:<config>"], "the first leader's entry (the seeded configuration) commits on its own")
 
   const r = c.propose("n1", "x=1")
   t.same(r, { ok: true, firstIndex: 2, term: 1 })
-  t.same(c.appliedLog("n1"), ["1@1:<noop>", "2@1:x=1"], "a majority of one commits as soon as the entry is durable")
+  t.same(c.appliedLog("n1"), ["1@1:<config>", "2@1:x=1"], "a majority of one commits as soon as the entry is durable")
   t.same(c.core("n1").propose([]), { ok: true, firstIndex: 3, term: 1 }, "an empty proposal appends nothing")
   t.equal(c.sent.length, 0, "it never had anyone to talk to")
 })
@@ -45,7 +45,7 @@ t.test("three nodes: exactly one leader, whose no-op commits; proposals apply in
   for (const id of c.ids) {
     t.equal(c.status(id).term, term, `${id} is in the leader's term`)
     t.equal(c.status(id).leader, leader, `${id} knows the leader`)
-    t.same(c.appliedLog(id), [`1@${term}:<noop>`], `${id} applied the leader's no-op of term ${term}`)
+    t.same(c.appliedLog(id), [`1@${term}:<config>`], `${id} applied the first leader's configuration entry of term ${term}`)
   }
 
   const sent: string[] = []
@@ -126,13 +126,19 @@ t.test("votes", async (t) => {
     t.equal(n1.status().commitIndex, 0, "nor is its commit index")
   })
 
-  t.test("messages from strangers or addressed to someone else are ignored", async (t) => {
+  t.test("messages addressed to someone else, or from ourselves, are ignored", async (t) => {
     const n1 = lone()
-    n1.step(msg.vote("n9", "n1", 1, 0, 0))
     n1.step(msg.vote("n2", "n3", 1, 0, 0))
     n1.step(msg.vote("n1", "n1", 1, 0, 0))
     t.notOk(n1.hasReady())
     t.equal(n1.status().term, 0)
+  })
+
+  t.test("a vote asked by a node outside our configuration is judged like any other (it may be a voter we do not know of yet)", async (t) => {
+    const n1 = lone()
+    n1.step(msg.vote("n9", "n1", 1, 0, 0))
+    t.equal(n1.status().term, 1)
+    t.same(n1.ready().messages.map((m) => [m.type, m.to, m.type === "vote_resp" && m.granted]), [["vote_resp", "n9", true]])
   })
 })
 

@@ -56,6 +56,8 @@ export interface SimNode {
 
 export interface ClusterOptions {
   readonly size: number
+  /** The seeded voters (`--peers`); default every node. The others start empty and wait to be added. */
+  readonly voters?: ReadonlyArray<NodeId>
   readonly seed?: number
   readonly tuning?: Partial<Tuning>
 }
@@ -111,6 +113,7 @@ export class Cluster {
 
   constructor(options: ClusterOptions) {
     this.ids = Array.from({ length: options.size }, (_, i) => `n${i + 1}`)
+    this.voters = options.voters ?? this.ids
     this.tuning = { ...testTuning, ...options.tuning }
     this.seed = options.seed ?? 1
     for (const id of this.ids) {
@@ -120,10 +123,12 @@ export class Cluster {
     }
   }
 
+  private readonly voters: ReadonlyArray<NodeId>
+
   private build(id: NodeId, life: number, disk: Disk): RaftCore {
     const config: RaftConfig = {
       id,
-      members: this.ids,
+      members: this.voters.includes(id) ? this.voters : [],
       ...this.tuning,
       seed: (this.seed * 7919 + Number(id.slice(1)) * 104729 + life * 15485863) | 0
     }
@@ -132,7 +137,8 @@ export class Cluster {
       baseIndex: 0,
       baseTerm: 0,
       entries: disk.entries.slice(),
-      applied: disk.applied
+      applied: disk.applied,
+      membership: null
     })
   }
 
@@ -470,7 +476,8 @@ export const lone = (o: LoneOptions = {}): RaftCore => {
       baseIndex,
       baseTerm: o.baseTerm ?? 0,
       entries: entriesOf(o.log ?? [], baseIndex + 1),
-      applied: o.applied ?? baseIndex
+      applied: o.applied ?? baseIndex,
+      membership: null
     }
   )
 }

@@ -24,7 +24,7 @@ t.test("RaftLog refuses a restored log that is not contiguous from its base", as
   t.throws(() => new RaftLog(5, 1, entriesOf([1, 1]), 5), violation(/contiguous/), "entries must start at base + 1")
   t.throws(() => new RaftLog(0, 0, entriesOf([2, 1]).reverse(), 0), violation(/contiguous/), "nor run backwards")
   t.throws(
-    () => new RaftCore({ id: "n1", members: ["n1"], ...testTuning, seed: 1 }, { hardState: { term: 1, vote: null }, baseIndex: 0, baseTerm: 0, entries: gap, applied: 0 }),
+    () => new RaftCore({ id: "n1", members: ["n1"], ...testTuning, seed: 1 }, { hardState: { term: 1, vote: null }, baseIndex: 0, baseTerm: 0, entries: gap, applied: 0, membership: null }),
     violation(/contiguous/),
     "a core restored from such a log does not start"
   )
@@ -60,6 +60,9 @@ t.test("only a leader appends proposals", async (t) => {
   t.throws(() => appendLocal(core.s, [{ kind: EntryKind.Command, data: new Uint8Array(0) }]), violation(/only a leader appends proposals/))
 })
 
-t.test("a core refuses a member list without itself (a configuration error, not an invariant)", async (t) => {
-  t.throws(() => lone({ id: "n4" }), { name: "Error", message: /node n4 is not in the member list n1,n2,n3/ })
+t.test("a core outside its member list (joining, or removed) starts, and never campaigns", async (t) => {
+  const core = lone({ id: "n4" })
+  for (let i = 0; i < 10 * testTuning.electionTicks; i++) core.tick(i)
+  t.equal(core.status().role, "follower")
+  t.same(core.ready().sendFirst, [], "no pre-vote went out")
 })

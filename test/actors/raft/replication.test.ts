@@ -107,7 +107,7 @@ const figure8 = (t: Test): Cluster => {
   const onlyN2 = c.drop(is.all(is.from("n1"), (m) => m.to !== "n2"))
   c.propose("n1", "old")
   c.deliverAll()
-  t.same(c.log("n2"), ["1@1:<noop>", "2@1:old"])
+  t.same(c.log("n2"), ["1@1:<config>", "2@1:old"])
   t.equal(c.status("n1").commitIndex, 1, "(a) 2@1 is on two of five: not committed")
   onlyN2()
   // (b) n1 crashes; n5 wins term 2 with n3 and n4 (restarted, so they know no leader) and
@@ -118,7 +118,7 @@ const figure8 = (t: Test): Cluster => {
   const silentN5 = c.drop(is.all(is.from("n5"), is.type("append")))
   c.campaign("n5")
   t.equal(c.status("n5").term, 2)
-  t.same(c.log("n5"), ["1@1:<noop>", "2@2:<noop>"], "(b) n5 leads term 2 with its own entry at index 2")
+  t.same(c.log("n5"), ["1@1:<config>", "2@2:<noop>"], "(b) n5 leads term 2 with its own entry at index 2")
   c.crash("n5")
   silentN5()
   // (c) n1 restarts and wins term 3 with n3 and n4. It replicates 2@1 to them, but every message
@@ -136,13 +136,13 @@ t.test("Figure 8: a leader never commits an entry of an earlier term by counting
   const c = figure8(t)
   const st = c.status("n1")
   t.equal(st.role, "leader", "(c) n1 still leads term 3")
-  t.same(c.log("n3"), ["1@1:<noop>", "2@1:old"], "n3 holds 2@1")
-  t.same(c.log("n4"), ["1@1:<noop>", "2@1:old"], "n4 holds 2@1")
+  t.same(c.log("n3"), ["1@1:<config>", "2@1:old"], "n3 holds 2@1")
+  t.same(c.log("n4"), ["1@1:<config>", "2@1:old"], "n4 holds 2@1")
   const match = new Map(st.peers.map((p) => [p.id, p.matchIndex]))
   t.equal(match.get("n3"), 2, "n1 knows n3 matches through 2")
   t.equal(match.get("n4"), 2, "n1 knows n4 matches through 2")
   t.equal(st.commitIndex, 1, "2@1 is on a known majority (n1, n3, n4) and still not committed")
-  for (const id of ["n1", "n2", "n3", "n4"]) t.same(c.appliedLog(id), ["1@1:<noop>"], `${id} applied nothing of term 1 beyond the no-op`)
+  for (const id of ["n1", "n2", "n3", "n4"]) t.same(c.appliedLog(id), ["1@1:<config>"], `${id} applied nothing of term 1 beyond the no-op`)
 
   t.test("(d) …which is what lets a later leader overwrite it safely", async (t) => {
     c.crash("n1")
@@ -157,7 +157,7 @@ t.test("Figure 8: a leader never commits an entry of an earlier term by counting
     c.deliverAll()
     const term = c.status("n5").term
     for (const id of ["n2", "n3", "n4", "n5"]) {
-      t.same(c.log(id), ["1@1:<noop>", "2@2:<noop>", `3@${term}:<noop>`], `${id}: 2@1 was replaced by n5's 2@2`)
+      t.same(c.log(id), ["1@1:<config>", "2@2:<noop>", `3@${term}:<noop>`], `${id}: 2@1 was replaced by n5's 2@2`)
       t.same(c.appliedLog(id), c.log(id), `${id} applied n5's history`)
     }
     t.same(c.applied("n2"), [], "\"old\", once on four of five logs, was never applied anywhere")
@@ -174,7 +174,7 @@ t.test("Figure 8 (e): the old entry commits indirectly, with the first entry of 
   c.deliverAll()
   t.equal(c.status("n1").commitIndex, 3, "3@3 reached a majority: 3 and, with it, 2 commit")
   for (const id of ["n1", "n2", "n3", "n4"]) {
-    t.same(c.appliedLog(id), ["1@1:<noop>", "2@1:old", "3@3:<noop>"], `${id} applied 2@1 and 3@3`)
+    t.same(c.appliedLog(id), ["1@1:<config>", "2@1:old", "3@3:<noop>"], `${id} applied 2@1 and 3@3`)
   }
 })
 
@@ -374,7 +374,7 @@ t.test("quorumValue: the quorum-th largest of ours and the followers', for clust
     const size = 1 + random(7)
     const peers = Array.from({ length: size - 1 }, (_, i) => `p${i}`)
     const own = random(6)
-    const s = { peers, quorum: Math.floor(size / 2) + 1, progress: new Map() } as unknown as RaftState
+    const s = { peers, voterPeers: peers, selfVoter: true, quorum: Math.floor(size / 2) + 1, progress: new Map() } as unknown as RaftState
     for (const p of peers) s.progress.set(p, { ...newProgress({ log: { lastIndex: 0 } } as unknown as RaftState), match: random(6) })
     const sorted = [own, ...peers.map((p) => s.progress.get(p)!.match)].sort((a, b) => b - a)
     const got = quorumValue(s, own, (pr) => pr.match)

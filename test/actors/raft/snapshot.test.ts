@@ -5,6 +5,7 @@
  * before never counts after.
  */
 import t from "tap"
+import { seedMembership } from "../../../protocol/membership.ts"
 import type { RaftCore } from "../../../actors/raft/core.ts"
 import type { InstallSnapshot, RaftMessage } from "../../../protocol/raft.ts"
 import { drain, lone, msg } from "./harness.ts"
@@ -141,7 +142,7 @@ t.test("an install replaces the log; a Ready made before it never counts after",
   t.notOk(core.canInstall(20, 3, 2), "not from an old leader")
   t.notOk(core.canInstall(1, 1, 3), "not below our commit index")
   t.notOk(core.canInstall(3, 2, 3), "not when we hold its last entry")
-  core.installSnapshot(20, 3)
+  core.installSnapshot(20, 3, seedMembership(["n1", "n2", "n3"]))
   core.advance(before)
   const s = core.status()
   t.same([s.baseIndex, s.baseTerm, s.firstIndex, s.lastIndex, s.commitIndex, s.persistedIndex], [20, 3, 21, 20, 20, 20])

@@ -93,3 +93,16 @@ t.test("silences send the unconfirmed chunks again, then give up", async (t) => 
   fresh.reply(10)
   t.equal(fresh.silences, 0, "progress resets the count")
 })
+
+t.test("SendWindow: a follower that holds more of this snapshot than we sent (from an earlier leader) is skipped ahead", async (t) => {
+  const w = new SendWindow(2)
+  sent(w, 0, 100)
+  t.equal(w.toSkip, 0)
+  t.same(w.reply(400), { resend: [] }, "its offset is past everything we sent")
+  t.equal(w.acked, 400)
+  t.same(w.inflight, [], "nothing of ours is still unconfirmed")
+  t.equal(w.toSkip, 300, "the next 300 bytes are read, not sent")
+  w.skipped(300)
+  t.equal(w.toSkip, 0)
+  t.equal(w.sent, 400, "sending goes on from the follower's offset")
+})

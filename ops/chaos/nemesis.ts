@@ -405,7 +405,16 @@ export class Nemesis {
         const ms = Math.round(performance.now() - started)
         if (back) this.count("membership:replaced")
         this.log(`membership: ${id} ${back ? `is a voter again ${ms} ms after its start` : "is NOT a voter again within 30 s (finished at the heal)"}`)
-        this.history.nemesis("end", "membership", { node: id, removedBy: removed, voterAgain: back, ms })
+        // Half the time leadership then moves to the node just back (admin.transfer).
+        let transferred: string | undefined
+        if (back && this.rng.chance(0.5)) {
+          const now = await this.cluster.leader()
+          const r = now === undefined || now === id ? undefined : await this.cluster.ask<{ leader: string; ms: number }>(now, "admin.transfer", { id }, 5_000)
+          transferred = r === undefined ? "no leader to ask" : r.ok ? `${r.reply.leader} leads after ${r.reply.ms} ms` : r.error
+          if (r?.ok === true) this.count("membership:transferred")
+          this.log(`membership: leadership to ${id}: ${transferred}`)
+        }
+        this.history.nemesis("end", "membership", { node: id, removedBy: removed, voterAgain: back, ms, ...(transferred === undefined ? {} : { transfer: transferred }) })
         return
       }
       case "snapshot": {

@@ -104,6 +104,19 @@ t.test("grow 3 -> 5 -> 7 and shrink back to 3 under a writer: every configuratio
   const atFive = writer.acked.size
   for (const id of ["n6", "n7"]) await grow(id)
   t.same(await voters(), ["n1", "n2", "n3", "n4", "n5", "n6", "n7"], "seven voters")
+  // n1 restarts with its old --peers n1,n2,n3: it says so, and follows the log.
+  const warned = new Promise<string>((resolve) => {
+    const off = cluster.onLine((id, line) => {
+      if (id === "n1" && line.includes("differs from the configuration in the log")) {
+        off()
+        resolve(line)
+      }
+    })
+  })
+  await cluster.stopNode("n1")
+  cluster.startNode("n1")
+  t.match(await warned, /--peers n1,n2,n3 differs from the configuration in the log \(voters n1,n2,n3,n4,n5,n6,n7 .*\); following the log/)
+  await until("n1 follows a leader again", async () => typeof (await cluster.status("n1", 500))?.leader === "string")
   // Seven voters survive three down: stop three and write on.
   for (const id of ["n5", "n6", "n7"]) await cluster.stopNode(id)
   const before = writer.acked.size

@@ -54,6 +54,10 @@ export interface Config {
   readonly dataDir: string
   /** Port of the HTTP shim, when one is wanted. */
   readonly httpPort: number | undefined
+  /** Interface the HTTP shim listens on. */
+  readonly httpHost: string
+  /** Bearer token the HTTP shim requires for writes and admin routes, when set. */
+  readonly httpToken: string | undefined
   /** Log entries kept before the log is compacted into a snapshot. */
   readonly snapshotThreshold: number
   /** Length of one Raft tick in milliseconds. */
@@ -136,6 +140,20 @@ export const nodeOptions = {
     placeholder: "PORT",
     default: "none",
     help: "port of the HTTP shim (1-65535)"
+  },
+  httpHost: {
+    flag: "--http-host",
+    env: "HTTP_HOST",
+    placeholder: "HOST",
+    default: "127.0.0.1",
+    help: "interface the HTTP shim listens on (0.0.0.0 for every interface)"
+  },
+  httpToken: {
+    flag: "--http-token",
+    env: "HTTP_TOKEN",
+    placeholder: "TOKEN",
+    default: "none",
+    help: "bearer token the HTTP shim requires for writes and admin routes"
   },
   snapshotThreshold: {
     flag: "--snapshot-threshold",
@@ -329,6 +347,12 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
 
   const httpGiven = get("httpPort")
   const httpPort = httpGiven === undefined ? undefined : integer(httpGiven, 1, 65535, problems)
+  const hostGiven = get("httpHost")
+  const httpHost = hostGiven === undefined ? "127.0.0.1" : hostGiven.value.trim()
+  if (hostGiven !== undefined && (httpHost === "" || /\s/.test(httpHost))) problems.push(`${hostGiven.source} must be a host name or address, got ${JSON.stringify(hostGiven.value)}`)
+  const tokenGiven = get("httpToken")
+  const httpToken = tokenGiven?.value
+  if (tokenGiven !== undefined && tokenGiven.value.length < 16) problems.push(`${tokenGiven.source} must be at least 16 characters (a guessable token protects nothing)`)
 
   const snapGiven = get("snapshotThreshold")
   const snapshotThreshold = snapGiven === undefined ? defaults.snapshotThreshold : integer(snapGiven, 1, 1_000_000_000, problems)
@@ -358,7 +382,7 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
   ) {
     return Either.left(new ConfigError({ problems }))
   }
-  return Either.right({ id, cluster, nats, peers, dataDir, httpPort, snapshotThreshold, tickMs, electionTicks, heartbeatTicks, logLevel })
+  return Either.right({ id, cluster, nats, peers, dataDir, httpPort, httpHost, httpToken, snapshotThreshold, tickMs, electionTicks, heartbeatTicks, logLevel })
 }
 
 /**
@@ -401,7 +425,7 @@ export const describe = (config: Config): string => {
     `tls=${config.nats.tls === undefined ? "off" : "on"}`,
     config.peers.length === 0 ? "join" : `peers=${config.peers.join(",")}`,
     `data=${config.dataDir}`,
-    `http=${config.httpPort ?? "off"}`,
+    `http=${config.httpPort === undefined ? "off" : `${config.httpHost}:${config.httpPort}${config.httpToken === undefined ? "" : " (token)"}`}`,
     `snapshot=${config.snapshotThreshold}`,
     `tick=${config.tickMs}ms`,
     `election=${config.electionTicks}`,

@@ -157,7 +157,7 @@ export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, n
       const metrics = Metrics.make(version, yield* logDiskBytes)
       snapshotter.onEvent((e) => metrics.snapshots.record(e))
       const gateway = yield* Gateway.make(
-        { cluster: settings.cluster, id: settings.id, members: settings.members, instanceId, version, requestTimeoutMs, metrics: metrics.nats },
+        { cluster: settings.cluster, id: settings.id, instanceId, version, requestTimeoutMs, metrics: metrics.nats },
         consensus,
         applier,
         jobWorker,
@@ -188,7 +188,10 @@ export const serve = (config: Config): Effect.Effect<never, Supervisor.ActorFail
     })
     // Added after the Gateway, so closed before it: in-flight HTTP requests still get answers.
     if (config.httpPort !== undefined) {
-      yield* Http.make({ port: config.httpPort, instanceId: node.instanceId, metrics: node.metrics, closeGraceMs: requestTimeoutMs }, node.gateway)
+      yield* Http.make(
+        { port: config.httpPort, host: config.httpHost, token: config.httpToken, instanceId: node.instanceId, metrics: node.metrics, closeGraceMs: requestTimeoutMs },
+        node.gateway
+      )
     }
     const s = node.consensus.status()
     const { voters, learners } = s.membership

@@ -19,7 +19,7 @@ import * as Client from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { makeDecoder } from "../../protocol/json.ts"
 import { defaultPageLimit, isValidKey } from "../../protocol/limits.ts"
-import type { MembershipOp } from "../../protocol/membership.ts"
+import type { Membership, MembershipOp } from "../../protocol/membership.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "../applier/applier.ts"
@@ -43,7 +43,6 @@ import * as Service from "./service.ts"
 export interface GatewayOptions {
   readonly cluster: string
   readonly id: NodeId
-  readonly members: ReadonlyArray<NodeId>
   /** Unique per process start, from the caller's seeded generator (ADR-32 instance id). */
   readonly instanceId: string
   readonly version: string
@@ -61,7 +60,6 @@ const actor = "gateway"
 export interface Gateway {
   /** This node's `admin.status` reply. */
   status(): NodeStatus
-  readonly service: Service.Service
   /** The write path of `<group>.<op>` (`kv.put`, ...), for requests that arrive another way. */
   write(op: string, r: Responder): void
   /** The `kv.get` path. */
@@ -636,18 +634,42 @@ export const make = (
       "admin.promote": handleMembershipChange("promote"),
       "admin.remove": handleMembershipChange("remove")
     }
-    const service = Service.start(nc, {
-      name: "archio",
-      version: options.version,
-      id: options.instanceId,
-      description: "Archio replicated key-value store and job queue",
-      metadata: { cluster, node: id },
-      endpoints: Object.entries(endpoints).map(([op, handle]) => {
-        const answer = guarded(handle)
-        return { name: op.replace(".", "-"), subject: `${Subjects.root(cluster)}.${op}`, handler: (req: Service.ServiceRequest) => answer(fromService(req)) }
-      })
+    const serviceEndpoints = Object.entries(endpoints).map(([op, handle]) => {
+      const answer = guarded(handle)
+      return { name: op.replace(".", "-"), subject: `${Subjects.root(cluster)}.${op}`, handler: (req: Service.ServiceRequest) => answer(fromService(req)) }
     })
-    yield* Effect.addFinalizer(() => Effect.promise(() => service.stop()))
+    const startService = (): Service.Service =>
+      Service.start(nc, {
+        name: "archio",
+        version: options.version,
+        id: options.instanceId,
+        description: "Archio replicated key-value store and job queue",
+        metadata: { cluster, node: id },
+        endpoints: serviceEndpoints
+      })
+    // The queue group is for members: a node that waits to be added (or was removed) knows no
+    // leader to pass a request to, so it keeps to its own subjects until it is in a configuration.
+    let service: Service.Service | undefined
+    let stopping: Array<Promise<void>> = []
+    const serveWhileMember = (m: Membership): void => {
+      const member = m.voters.includes(id) || m.learners.includes(id)
+      if (member && service === undefined) service = startService()
+      else if (!member && service !== undefined) {
+        stopping.push(service.stop())
+        service = undefined
+      }
+    }
+    serveWhileMember(consensus.status().membership)
+    consensus.onMembership(serveWhileMember)
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        const running = service
+        service = undefined
+        const pending = stopping
+        stopping = []
+        await Promise.all([...pending, running?.stop()])
+      })
+    )
 
     // This node's own subjects: forwarded writes and leases, ReadIndex for followers, status,
     // snapshots and backups of this node.
@@ -675,6 +697,6 @@ export const make = (
     })
     yield* Effect.addFinalizer(() => Effect.sync(() => subs.forEach((s) => s.unsubscribe())))
     // `write` and `get` let the HTTP shim (http.ts) use the same validation, write and read paths.
-    const gateway: Gateway = { status, service, write: (op, r) => guarded((x) => handleWrite(op, x))(r), get: guarded(handleGet) }
+    const gateway: Gateway = { status, write: (op, r) => guarded((x) => handleWrite(op, x))(r), get: guarded(handleGet) }
     return gateway
   })

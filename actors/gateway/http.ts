@@ -11,6 +11,7 @@
  * request gets one log line (method, path, status, milliseconds, request id); a handler that
  * throws is answered with a JSON 500 and the server goes on.
  */
+import { createHash, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { Cause, Data, Effect, Runtime, type Scope } from "effect"
@@ -33,9 +34,12 @@ export interface Backend {
 }
 
 export interface HttpOptions {
-  /** Port to listen on, all interfaces; 0 picks a free one (see `HttpServer.port`). */
+  /** Port to listen on; 0 picks a free one (see `HttpServer.port`). */
   readonly port: number
+  /** Interface to listen on (`archio node` says 127.0.0.1 unless told otherwise); all when absent. */
   readonly host?: string
+  /** When set, writes and admin routes need `Authorization: Bearer <token>`. */
+  readonly token?: string | undefined
   /** Prefix of generated request ids (`<instanceId>-<n>`), unique per process start. */
   readonly instanceId: string
   readonly metrics: Metrics.Registry
@@ -64,6 +68,17 @@ export const routes = {
 
 type Path = keyof typeof routes
 
+/** Routes that change data or show the cluster's inside: behind the token when one is set. */
+const guarded: ReadonlySet<Path> = new Set<Path>(["/set", "/delete", "/raft/status"])
+
+/** Compares the request's bearer token with ours in constant time (digests of equal length). */
+const bearerMatches = (header: string | undefined, token: string): boolean => {
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1]
+  if (given === undefined) return false
+  const digest = (s: string): Buffer => createHash("sha256").update(s).digest()
+  return timingSafeEqual(digest(given), digest(token))
+}
+
 /** Metric endpoint of requests to unknown paths (one series, whatever the path). */
 const otherEndpoint = "other"
 
@@ -85,7 +100,7 @@ const jsonType = "application/json; charset=utf-8"
 const errorBody = (err: ArchioError): unknown => ({ ok: false, message: err.message, error: toEnvelope(err).error })
 
 /** HTTP-only refusals (no such code in the NATS API). */
-const refusal = (code: "not_found" | "method_not_allowed" | "bad_request", message: string): unknown => ({
+const refusal = (code: "not_found" | "method_not_allowed" | "bad_request" | "unauthorized", message: string): unknown => ({
   ok: false,
   message,
   error: { code, message }
@@ -216,6 +231,11 @@ export const make = (options: HttpOptions, backend: Backend): Effect.Effect<Http
           res.setHeader("Allow", allowed.join(", "))
           return sendJson(x, 405, refusal("method_not_allowed", `${path} takes ${allowed.join(" or ")}, not ${method}`))
         }
+        if (options.token !== undefined && guarded.has(path) && !bearerMatches(req.headers.authorization, options.token)) {
+          req.resume()
+          res.setHeader("WWW-Authenticate", 'Bearer realm="archio"')
+          return sendJson(x, 401, refusal("unauthorized", `${path} needs the node's HTTP token: send "Authorization: Bearer <token>" (HTTP_TOKEN)`))
+        }
         if (path !== "/set") {
           req.resume()
           return handle(x, path, url, empty)
@@ -262,7 +282,7 @@ export const make = (options: HttpOptions, backend: Backend): Effect.Effect<Http
           server.closeIdleConnections()
         })
     )
-    yield* Effect.logInfo(`http listening on port ${port}`)
+    yield* Effect.logInfo(`http listening on ${options.host ?? "every interface"} port ${port}${options.token === undefined ? "" : " (a token guards writes and /raft/status)"}`)
     return { port, server }
   })
 

@@ -112,6 +112,8 @@ export interface Consensus {
   transferLeadership(to: NodeId | null, done: (r: TransferResult) => void): void
   /** The node is shutting down: it never campaigns again (core.ts `retire`). */
   retire(): void
+  /** Calls `listener` with every configuration that takes effect here from now on. */
+  onMembership(listener: (m: Membership) => void): void
   /** One configuration change (core.ts `changeMembership`); `done` gets where it was appended. */
   changeMembership(op: MembershipOp, id: NodeId, done: (r: ChangeResult) => void): void
   /** Sends a Raft message (the Snapshotter's chunks and answers). */
@@ -172,6 +174,7 @@ export const make = (
     }
     /** The configuration last reported in the log, to say when it changes and what it means here. */
     let reported = core.s.membership
+    const membershipListeners: Array<(m: Membership) => void> = []
     const reportMembership = (): void => {
       const m = core.s.membership
       if (m === reported) return
@@ -181,6 +184,7 @@ export const make = (
       const wasMember = was.voters.includes(options.id) || was.learners.includes(options.id)
       if (role === undefined && wasMember) logWarning(`this node was removed from the cluster (configuration: ${describe(m)}); it will not campaign, and can be stopped`)
       else logInfo(`configuration: ${describe(m)}${role === undefined ? "; this node is not a member (it waits to be added)" : `; this node is ${role}`}`)
+      for (const listener of membershipListeners) listener(m)
     }
     let lastStored = restored.baseIndex + restored.entries.length
     /** Up to here the disk log is the log handed out (what `stored` last said). */
@@ -448,6 +452,9 @@ export const make = (
         input(() => startTransfer(to, done))
       },
       retire: () => input(() => core.retire()),
+      onMembership: (listener) => {
+        membershipListeners.push(listener)
+      },
       changeMembership: (op, id, done) => {
         if (stopped || supervisor.failed) return done({ ok: false, reason: "not_leader", message: `node ${options.id} is stopping`, leader: null })
         input(() => done(core.changeMembership(op, id)))

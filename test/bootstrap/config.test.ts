@@ -26,6 +26,8 @@ t.test("defaults: only the node id is required", async (t) => {
     peers: ["n1"],
     dataDir: "./.archio/n1",
     httpPort: undefined,
+    httpHost: "127.0.0.1",
+    httpToken: undefined,
     snapshotThreshold: 10000,
     tickMs: 10,
     electionTicks: 15,
@@ -261,4 +263,11 @@ t.test("archio status settings", async (t) => {
   const unknown = parseStatus(["--id", "n1"], {})
   if (Either.isLeft(unknown)) t.same(unknown.left.problems, ['unknown flag "--id" (see archio status --help)'])
   else t.fail("--id is not a status flag")
+})
+
+t.test("--join: no --peers, an empty seed; both at once is an error", async (t) => {
+  t.match(ok(["--join"], { NODE_ID: "n4" }), { id: "n4", peers: [] })
+  t.match(ok([], { NODE_ID: "n4", JOIN: "1" }), { peers: [] })
+  t.match(ok([], { NODE_ID: "n4", JOIN: "no" }), { peers: ["n4"] })
+  t.match(problems(["--join", "--peers", "n1,n4"], { NODE_ID: "n4" }), [/--join and --peers exclude each other/])
 })

@@ -23,6 +23,7 @@ t.test("replacing n1, n2, n3 by n4, n5, n6 one at a time under writes and jobs: 
   const writer = new ContinuousWriter(client)
   const jobs = new JobsClient(client)
   let running = true
+  let stoppedAt = Infinity
   const enqueued = new Set<string>()
   const completed = new Set<string>()
   const jobErrors: string[] = []
@@ -37,7 +38,8 @@ t.test("replacing n1, n2, n3 by n4, n5, n6 one at a time under writes and jobs: 
     }
   })()
   const consumer = (async () => {
-    while (running || completed.size < enqueued.size) {
+    const deadline = () => !running && performance.now() > stoppedAt + 45_000
+    while ((running || completed.size < enqueued.size) && !deadline()) {
       try {
         const leased = await jobs.lease({ queues: ["rr"], max: 16, workerId: "w1", waitMs: 300 })
         for (const job of leased) {
@@ -76,16 +78,21 @@ t.test("replacing n1, n2, n3 by n4, n5, n6 one at a time under writes and jobs: 
   t.same(final.members.map((m) => [m.id, m.role]), [["n4", "voter"], ["n5", "voter"], ["n6", "voter"]], "only the new nodes are members")
 
   running = false
+  stoppedAt = performance.now()
   await writer.stop()
   await producer
-  await Promise.race([consumer, sleep(60_000)])
+  await consumer
   t.same(writer.failed, [], "no client write failed")
   t.ok(writer.acked.size > 100, `writes went on throughout (${writer.acked.size} acknowledged)`)
   const stored = new Map<string, string>()
   for await (const page of client.scanAll({ prefix: "w" })) for (const item of page.items) stored.set(item.key, item.value ?? "")
   t.same([...writer.acked].filter(([k, v]) => stored.get(k) !== v).map(([k]) => k), [], "every acknowledged write reads back")
   t.same(jobErrors, [], "no enqueue failed and no job completed twice")
-  t.same([...enqueued].filter((id) => !completed.has(id)), [], `every acknowledged enqueue completed (${enqueued.size})`)
+  // An ack whose reply was lost and whose retry met lease_lost did complete the job: the
+  // cluster's own record is the judge of what the worker did not see.
+  const notSeen = [...enqueued].filter((id) => !completed.has(id))
+  const states = await Promise.all(notSeen.map(async (id) => `${id}: ${(await jobs.get(id)).state}`))
+  t.same(states.filter((s) => !s.endsWith(": completed")), [], `every acknowledged enqueue completed (${enqueued.size}; ${notSeen.length} confirmed by the cluster after a lost ack reply)`)
   await client.close()
 })
 

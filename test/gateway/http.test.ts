@@ -3,6 +3,7 @@
  * classic-level), writes through a follower reaching the leader, the Prometheus exposition, and
  * the shell's own behaviour (throwing handlers, request logs, shutdown) with a stub backend.
  */
+import { networkInterfaces } from "node:os"
 import t, { type Test } from "tap"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -13,6 +14,7 @@ import * as Metrics from "../../actors/gateway/metrics.ts"
 import { runNode } from "../../bootstrap/node.ts"
 import { config, quiet, send, singleNode } from "../support/node.ts"
 import { natsServer } from "../support/nats.ts"
+import { parseConfig } from "../../bootstrap/config.ts"
 import { tempDir } from "../support/tmp.ts"
 import { until } from "../support/wait.ts"
 
@@ -438,6 +440,45 @@ t.test("a node without a leader, then a write through a follower", async (t) => 
   t.ok(value(lm, "archio_nats_requests_total", { endpoint: "kv.put", code: "ok" })! >= 1, "the leader counted the forwarded write")
 })
 
+t.test("HTTP_TOKEN guards writes and /raft/status; reads, health and metrics stay open; 127.0.0.1 by default", async (t) => {
+  const port = await freePort()
+  const token = "s3cret-token-of-some-length"
+  await singleNode(t, { HTTP_PORT: String(port), HTTP_TOKEN: token })
+  const http = (method: string, path: string, body?: string, headers?: Record<string, string>) => request(port, method, path, body, headers)
+  const bearer = { Authorization: `Bearer ${token}` }
+  await until("the shim answers", async () => (await http("GET", "/health").catch(() => undefined))?.status === 200)
+
+  for (const [method, path, body] of [["PUT", "/set", '{"key":"k","value":"v"}'], ["DELETE", "/delete?key=k", undefined], ["GET", "/raft/status", undefined]] as const) {
+    const none = await http(method, path, body)
+    t.equal(none.status, 401, `${method} ${path} without a token`)
+    t.match(none.json, { ok: false, error: { code: "unauthorized", message: /needs the node's HTTP token/ } })
+    t.equal(none.headers.get("www-authenticate"), 'Bearer realm="archio"')
+    t.equal((await http(method, path, body, { Authorization: "Bearer wrong-token-wrong-token" })).status, 401, `${method} ${path} with a wrong token`)
+    t.equal((await http(method, path, body, { Authorization: token })).status, 401, `${method} ${path} with the token but not as a bearer`)
+  }
+  const put = await http("PUT", "/set", '{"key":"k","value":"v"}', bearer)
+  t.equal(put.status, 200, "a write with the token")
+  t.equal((await http("GET", "/raft/status", undefined, bearer)).status, 200, "status with the token")
+  t.match((await http("GET", "/get?key=k")).json, { ok: true, value: "v" }, "reads need no token")
+  t.equal((await http("GET", "/health")).status, 200, "health needs none")
+  t.equal((await http("GET", "/metrics")).status, 200, "metrics need none")
+  t.equal((await http("DELETE", "/delete?key=k", undefined, { authorization: `bearer ${token}` })).status, 200, "the scheme is case-insensitive")
+
+  // Only on 127.0.0.1: another address of this machine is refused.
+  const other = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === "IPv4" && !a.internal)?.address
+  if (other === undefined) t.comment("no non-loopback IPv4 address here: the interface check is skipped")
+  else await t.rejects(fetch(`http://${other}:${port}/health`), `not listening on ${other}`)
+})
+
+t.test("--http-host and HTTP_TOKEN are checked", async (t) => {
+  t.match(parseConfig([], { NODE_ID: "n1", HTTP_PORT: "8081" }), { _tag: "Right", right: { httpHost: "127.0.0.1", httpToken: undefined } })
+  t.match(parseConfig([], { NODE_ID: "n1", HTTP_HOST: "0.0.0.0", HTTP_TOKEN: "0123456789abcdef" }), { _tag: "Right", right: { httpHost: "0.0.0.0", httpToken: "0123456789abcdef" } })
+  const short = parseConfig([], { NODE_ID: "n1", HTTP_TOKEN: "short" })
+  t.match(short, { _tag: "Left", left: { problems: [/HTTP_TOKEN must be at least 16 characters/] } })
+})
+
 t.test("a node whose HTTP port is taken does not start, and says why", async (t) => {
   const server = await natsServer(t)
   const dir = await tempDir(t)
@@ -568,7 +609,7 @@ t.test("the shell: thrown handlers, request logs, shutdown, a port in use", asyn
   t.match(requestLines[0], { level: "ERROR", message: /^http GET \/raft\/status 500 \d+\.\dms$/, failure: true, requestId: /^s1-x-1$/ })
   t.match(requestLines[1], { level: "ERROR", message: /^http PUT \/set 500 /, requestId: "req-42" })
   t.match(requestLines[3], { level: "INFO", message: /^http GET \/health 200 \d+\.\dms$/, failure: false })
-  t.ok(logs.some((l) => /^http listening on port \d+$/.test(l.message)), "the listening line")
+  t.ok(logs.some((l) => /^http listening on every interface port \d+$/.test(l.message)), "the listening line")
 
   // A port in use fails with a clear error.
   const taken = await startStub(t, backend, port)

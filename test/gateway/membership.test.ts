@@ -44,9 +44,7 @@ t.test("a node started with --join is added, caught up, promoted; the leader is 
   }
   await until("writes are taken", async () => (await ask(nc, "archio.c.kv.put", { key: "boot", value: "1" })).code === undefined, { timeoutMs: 15_000, everyMs: 100 })
 
-  // A writer all along: every write must succeed (a client retries as the typed one does: a
-  // node that waits to be added answers the service subjects with unavailable, as one that
-  // knows no leader does).
+  // A writer all along: every write must succeed (a client retries as the typed one does).
   let writing = true
   const acked: string[] = []
   const failed: string[] = []
@@ -69,6 +67,9 @@ t.test("a node started with --join is added, caught up, promoted; the leader is 
   const fresh = await status("n4")
   t.equal(fresh.clusterId, "", "a joining node knows no cluster yet")
   t.same(fresh.members, [], "and no members")
+  const answeredBy = new Set<string>()
+  for (let i = 0; i < 30; i++) answeredBy.add(String((await ask(nc, "archio.c.admin.status", "")).body.id))
+  t.notOk(answeredBy.has("n4"), `n4 is not in the service's queue group before it is added (answered by ${[...answeredBy].join(",")})`)
   const leader = await leaderOf(["n1", "n2", "n3"])
   const follower = ["n1", "n2", "n3"].find((id) => id !== leader)!
 

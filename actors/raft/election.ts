@@ -110,7 +110,11 @@ const tally = (s: RaftState): "won" | "lost" | "pending" => {
 
 /** A pre-vote or vote request whose term is not behind ours (term bumps already applied). */
 export const handleVoteRequest = (s: RaftState, m: PreVote | RequestVote): void => {
-  const upToDate = s.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)
+  // A node that knows no configuration at all (started with --join, or so and then wiped)
+  // holds nothing a vote could promise: it would grant any log over its empty one, and a
+  // removed node with a stale configuration could count it. It votes once it learned one.
+  const knowsNothing = s.membership.cluster === "" && s.membership.voters.length === 0
+  const upToDate = !knowsNothing && s.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)
   if (m.type === "prevote") {
     // A pre-vote for a future term is granted on the log alone; our own term and vote stay.
     const canVote = m.term > s.term || s.vote === m.from || (s.vote === null && s.leader === null)

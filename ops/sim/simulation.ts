@@ -257,9 +257,11 @@ export class Simulation {
   private wipe(): void {
     const leader = this.leader()
     const members = this.members()
-    if (leader === undefined || members.length < 2 || members.some((n) => n.running === undefined)) return
+    if (leader === undefined || members.length < 2 || this.nodes.some((n) => n.running === undefined)) return
     const ls = leader.running!.consensus.inspect()
-    const steady = members.every((n) => {
+    // Every node, members or not: a removed node with a stale configuration could count the
+    // wiped node's forgotten vote.
+    const steady = this.nodes.every((n) => {
       const s = n.running!.consensus.inspect()
       return s.term === ls.term && s.leader === leader.id
     })

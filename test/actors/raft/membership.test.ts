@@ -194,3 +194,16 @@ t.test("a learner the leader has not heard from is not promoted, however short t
   c.settle()
   t.match(change(c, leader, "promote", "n4"), { ok: true, changed: true })
 })
+
+t.test("a node that knows no configuration (--join, or wiped so) grants no vote: its empty log promises nothing", async (t) => {
+  const core = lone({ id: "n4", members: [] })
+  core.step({ type: "prevote", from: "n2", to: "n4", term: 5, lastLogIndex: 3, lastLogTerm: 2 })
+  core.step({ type: "vote", from: "n2", to: "n4", term: 5, lastLogIndex: 3, lastLogTerm: 2, transfer: false })
+  const rd = core.ready()
+  const answers = [...rd.sendFirst, ...rd.messages].map((m) => [m.type, "granted" in m && m.granted])
+  t.same(answers, [["prevote_resp", false], ["vote_resp", false]])
+  t.equal(core.status().vote, null, "and it voted for no one")
+  const seeded = lone({ id: "n4", members: ["n2", "n4"] })
+  seeded.step({ type: "vote", from: "n2", to: "n4", term: 5, lastLogIndex: 3, lastLogTerm: 2, transfer: false })
+  t.equal(seeded.status().vote, "n2", "a node seeded by --peers votes (a new cluster must elect)")
+})

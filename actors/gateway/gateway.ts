@@ -19,7 +19,7 @@ import * as Client from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { makeDecoder } from "../../protocol/json.ts"
 import { defaultPageLimit, isValidKey } from "../../protocol/limits.ts"
-import type { Membership, MembershipOp } from "../../protocol/membership.ts"
+import { isMember, type Membership, type MembershipOp } from "../../protocol/membership.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "../applier/applier.ts"
@@ -652,7 +652,7 @@ export const make = (
     let service: Service.Service | undefined
     let stopping: Array<Promise<void>> = []
     const serveWhileMember = (m: Membership): void => {
-      const member = m.voters.includes(id) || m.learners.includes(id)
+      const member = isMember(m, id)
       if (member && service === undefined) service = startService()
       else if (!member && service !== undefined) {
         stopping.push(service.stop())

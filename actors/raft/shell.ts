@@ -18,7 +18,7 @@
  */
 import { errors } from "@nats-io/transport-node"
 import { Effect, Random, Runtime, type Scope } from "effect"
-import type { Membership, MembershipOp } from "../../protocol/membership.ts"
+import { isMember, type Membership, type MembershipOp } from "../../protocol/membership.ts"
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
 import type { Entry, InstallSnapshot, InstallSnapshotReply, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
@@ -181,7 +181,7 @@ export const make = (
       const was = reported
       reported = m
       const role = m.voters.includes(options.id) ? "a voter" : m.learners.includes(options.id) ? "a learner" : undefined
-      const wasMember = was.voters.includes(options.id) || was.learners.includes(options.id)
+      const wasMember = isMember(was, options.id)
       if (role === undefined && wasMember) logWarning(`this node was removed from the cluster (configuration: ${describe(m)}); it will not campaign, and can be stopped`)
       else logInfo(`configuration: ${describe(m)}${role === undefined ? "; this node is not a member (it waits to be added)" : `; this node is ${role}`}`)
       for (const listener of membershipListeners) listener(m)

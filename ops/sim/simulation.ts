@@ -17,6 +17,7 @@
  * (ops/chaos/linearizability.ts), every acknowledged enqueue present, every acknowledged ack
  * completed with its lease's token, no job acked twice and no fencing token handed out twice.
  */
+import { isMember } from "../../protocol/membership.ts"
 import type { RaftState } from "../../actors/raft/state.ts"
 import { InvariantViolation } from "../../actors/raft/invariant.ts"
 import { applyToState, loadState, newStateChanges, type Applier } from "../../actors/applier/applier.ts"
@@ -202,7 +203,7 @@ export class Simulation {
   /** The members of the configuration the leader of the highest term has (every node while none leads). */
   private members(): SimNode[] {
     const m = this.leader()?.running?.consensus.status().membership
-    return m === undefined ? this.nodes : this.nodes.filter((n) => m.voters.includes(n.id) || m.learners.includes(n.id))
+    return m === undefined ? this.nodes : this.nodes.filter((n) => isMember(m, n.id))
   }
 
   private leader(): SimNode | undefined {
@@ -299,7 +300,7 @@ export class Simulation {
     const leader = this.leader()
     if (leader === undefined) return
     const m = leader.running!.consensus.status().membership
-    const outsiders = this.nodes.filter((n) => !m.voters.includes(n.id) && !m.learners.includes(n.id)).map((n) => n.id)
+    const outsiders = this.nodes.filter((n) => !isMember(m, n.id)).map((n) => n.id)
     const removable = [...(m.voters.length > 3 ? m.voters : []), ...m.learners]
     const r = this.world.random()
     const [op, id]: readonly ["add" | "promote" | "remove", string] | readonly [undefined, undefined] =

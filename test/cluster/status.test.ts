@@ -36,7 +36,10 @@ t.test("the table of a real cluster, its members, --watch, and a member gone", a
   await until("one leader, every member caught up", async () => {
     const r = await run(["status", "--json"], env)
     view = JSON.parse(r.out) as ClusterView
-    return r.code === 0 && view.nodes.every((n) => n.lag === 0 && n.appliedIndex === n.commitIndex)
+    // A follower learns the commit index with the leader's next append, so wait for it too.
+    const leaderCommit = view.nodes.find((n) => n.id === view!.leader)?.commitIndex ?? 0
+    return r.code === 0 && leaderCommit >= 11 &&
+      view.nodes.every((n) => n.lag === 0 && n.commitIndex === leaderCommit && n.appliedIndex === n.commitIndex)
   }, { timeoutMs: 30_000, everyMs: 200 })
   t.equal(view!.leader, leader)
   t.same(view!.problems, [])

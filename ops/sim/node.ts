@@ -5,8 +5,9 @@
  * fibers scheduled in microtasks.
  *
  * A node can crash (everything it had not synced may be lost; nothing of the dead process acts
- * again) or stop cleanly (as on SIGTERM: its finalizers run in virtual time, so the rest of the
- * cluster goes on meanwhile), and boot again from what its disk kept.
+ * again, not even its finalizers, as after SIGKILL) or stop cleanly (as on SIGTERM: its
+ * finalizers run in virtual time, so the rest of the cluster goes on meanwhile), and boot again
+ * from what its disk kept.
  */
 import { Cause, Effect, Exit, Fiber, Layer, Logger, LogLevel, Random } from "effect"
 import type { AppliedBatch, Applier } from "../../actors/applier/applier.ts"
@@ -54,6 +55,22 @@ export interface NodeObserver {
   log(node: string, line: string): void
   /** The node is about to write to its disk (the simulation may crash it meanwhile). */
   writing(node: string): void
+}
+
+/**
+ * Effect holds every fiber started by `runFork` in its global scope until the fiber ends. A
+ * crashed process's fiber never ends: nothing of it runs again, so it waits forever (interrupting
+ * it instead would run its finalizers, which is not what SIGKILL does, and those wait forever on
+ * the dead life's timers). Taken out of that set, it goes to the garbage collector with the rest of
+ * the dead process; left in, every crash of every seed stayed in a worker's memory until it ran out.
+ */
+const abandon = (fiber: Fiber.RuntimeFiber<never, unknown>): void => {
+  const store = (globalThis as Record<string, unknown>)["effect/GlobalValue"]
+  const globalScope = store instanceof Map ? (store.get(Symbol.for("effect/FiberScope/Global")) as { roots?: unknown } | undefined) : undefined
+  const roots = globalScope?.roots
+  // Effect's internals moved: fail loudly rather than leak quietly again.
+  if (!(roots instanceof Set)) throw new Error("simulated crash: Effect's global fiber scope is not where it was (effect/FiberScope/Global roots)")
+  roots.delete(fiber)
 }
 
 /** The process of one life: what a crash must cut off, once it exists. */
@@ -183,9 +200,7 @@ export class SimNode {
     this.state = { kind: "down" }
     this.disk.crash()
     state.process.conn?.kill()
-    // Its finalizers meet a dead disk and connection; interrupting lets the fiber end.
-    const fiber = state.process.fiber
-    if (fiber !== undefined) void Effect.runPromise(Fiber.interrupt(fiber))
+    if (state.process.fiber !== undefined) abandon(state.process.fiber)
   }
 
   /** The process dies and its disk is wiped: it boots empty and must catch up by InstallSnapshot. */

@@ -28,6 +28,11 @@ export class SafetyChecker {
   private readonly seen = new Map<string, Entry>()
   /** index -> entry known committed (by some node's commit index) */
   private readonly committed = new Map<number, Entry>()
+  /**
+   * index -> the term of the node that first showed it committed: the entry was committed in
+   * that term or before, so every leader of a later term must hold it.
+   */
+  private readonly committedBy = new Map<number, number>()
   private maxCommitted = 0
   /** index -> entry some node applied there */
   private readonly applied = new Map<number, Entry>()
@@ -42,10 +47,13 @@ export class SafetyChecker {
       const other = this.leaders.get(s.term)
       if (other !== undefined && other !== node) fail(`election safety: ${other} and ${node} both lead term ${s.term}`)
       this.leaders.set(s.term, node)
-      // Leader Completeness: a new leader holds every committed entry.
+      // Leader Completeness: a new leader holds every entry committed in an earlier term. Not
+      // those committed since in a later one: a leader frozen (SIGSTOP) while its votes came in
+      // takes office when it wakes, after the others moved on to higher terms without it.
       if (this.wasLeader.get(node) !== s.term) {
         this.wasLeader.set(node, s.term)
         for (let i = log.firstIndex; i <= this.maxCommitted; i++) {
+          if ((this.committedBy.get(i) ?? Infinity) >= s.term) continue
           const e = log.entry(i)
           const want = this.committed.get(i)
           if (e === undefined || want === undefined || !same(e, want)) {
@@ -62,8 +70,10 @@ export class SafetyChecker {
     for (let i = Math.max(from, log.firstIndex); i <= log.committed; i++) {
       const content = log.entry(i)!
       const prior = this.committed.get(i)
-      if (prior === undefined) this.committed.set(i, content)
-      else if (!same(prior, content)) fail(`commit safety: ${node} committed a different entry at ${i}`)
+      if (prior === undefined) {
+        this.committed.set(i, content)
+        this.committedBy.set(i, s.term)
+      } else if (!same(prior, content)) fail(`commit safety: ${node} committed a different entry at ${i}`)
     }
     this.recordedCommit.set(node, Math.max(this.recordedCommit.get(node) ?? 0, log.committed))
     if (log.committed > this.maxCommitted) this.maxCommitted = log.committed

@@ -7,6 +7,7 @@
  * `nodeOptions` is the single source of `archio node`'s flags, its help and the README table.
  */
 import { Either } from "effect"
+import * as Admission from "../actors/gateway/admission.ts"
 import { validToken } from "../protocol/subjects.ts"
 import {
   ConfigError,
@@ -60,6 +61,8 @@ export interface Config {
   readonly httpToken: string | undefined
   /** Log entries kept before the log is compacted into a snapshot. */
   readonly snapshotThreshold: number
+  /** Most waiting client requests of each kind the node holds before answering `busy`. */
+  readonly maxHeld: number
   /** Length of one Raft tick in milliseconds. */
   readonly tickMs: number
   /** Election timeout in ticks; each timeout is drawn from [electionTicks, 2 * electionTicks). */
@@ -74,6 +77,7 @@ export const defaults = {
   natsUrl: "nats://127.0.0.1:4222",
   dataRoot: "./.archio",
   snapshotThreshold: 10_000,
+  maxHeld: Admission.defaultMaxHeld,
   tickMs: 10,
   electionTicks: 15,
   heartbeatTicks: 3,
@@ -162,6 +166,13 @@ export const nodeOptions = {
     placeholder: "N",
     default: String(defaults.snapshotThreshold),
     help: "log entries kept before compacting into a snapshot"
+  },
+  maxHeld: {
+    flag: "--max-held",
+    env: "MAX_HELD",
+    placeholder: "N",
+    default: String(defaults.maxHeld),
+    help: "waiting requests of each kind (writes, reads, forwards; half as many parked leases) a node holds before answering busy"
   },
   tickMs: { flag: "--tick-ms", env: "TICK_MS", placeholder: "MS", default: String(defaults.tickMs), help: "Raft tick length in milliseconds" },
   electionTicks: {
@@ -357,6 +368,9 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
   const snapGiven = get("snapshotThreshold")
   const snapshotThreshold = snapGiven === undefined ? defaults.snapshotThreshold : integer(snapGiven, 1, 1_000_000_000, problems)
 
+  const heldGiven = get("maxHeld")
+  const maxHeld = heldGiven === undefined ? defaults.maxHeld : integer(heldGiven, 1, 10_000_000, problems)
+
   const tickGiven = get("tickMs")
   const tickMs = tickGiven === undefined ? defaults.tickMs : integer(tickGiven, 1, 60_000, problems)
   const electionGiven = get("electionTicks")
@@ -376,13 +390,14 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
     id === undefined ||
     cluster === undefined ||
     snapshotThreshold === undefined ||
+    maxHeld === undefined ||
     tickMs === undefined ||
     electionTicks === undefined ||
     heartbeatTicks === undefined
   ) {
     return Either.left(new ConfigError({ problems }))
   }
-  return Either.right({ id, cluster, nats, peers, dataDir, httpPort, httpHost, httpToken, snapshotThreshold, tickMs, electionTicks, heartbeatTicks, logLevel })
+  return Either.right({ id, cluster, nats, peers, dataDir, httpPort, httpHost, httpToken, snapshotThreshold, maxHeld, tickMs, electionTicks, heartbeatTicks, logLevel })
 }
 
 /**

@@ -13,6 +13,7 @@
 import { createRequire } from "node:module"
 import { Cause, Effect, Exit, Random, type Scope } from "effect"
 import * as Applier from "../actors/applier/applier.ts"
+import * as Admission from "../actors/gateway/admission.ts"
 import * as Events from "../actors/gateway/events.ts"
 import * as Gateway from "../actors/gateway/gateway.ts"
 import * as Http from "../actors/gateway/http.ts"
@@ -48,6 +49,8 @@ export interface NodeSettings {
   readonly snapshotThreshold: number
   /** Chunk size, window and patience of snapshot transfers; the defaults where unset. */
   readonly snapshotTuning?: Partial<typeof Snapshotter.defaultSnapshotTuning>
+  /** How many waiting client requests the node may hold before answering `busy`; the defaults where unset. */
+  readonly bounds?: Admission.Bounds
 }
 
 /** A running node's actors, and the effect that fails when one of them does. */
@@ -157,7 +160,7 @@ export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, n
       const metrics = Metrics.make(version, yield* logDiskBytes)
       snapshotter.onEvent((e) => metrics.snapshots.record(e))
       const gateway = yield* Gateway.make(
-        { cluster: settings.cluster, id: settings.id, instanceId, version, requestTimeoutMs, metrics: metrics.nats },
+        { cluster: settings.cluster, id: settings.id, instanceId, version, requestTimeoutMs, metrics: metrics.nats, ...(settings.bounds === undefined ? {} : { bounds: settings.bounds }) },
         consensus,
         applier,
         jobWorker,
@@ -184,7 +187,8 @@ export const serve = (config: Config): Effect.Effect<never, Supervisor.ActorFail
       tickMs: config.tickMs,
       electionTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
-      snapshotThreshold: config.snapshotThreshold
+      snapshotThreshold: config.snapshotThreshold,
+      bounds: Admission.boundsOf(config.maxHeld)
     })
     // Added after the Gateway, so closed before it: in-flight HTTP requests still get answers.
     if (config.httpPort !== undefined) {

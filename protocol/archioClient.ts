@@ -3,7 +3,8 @@
  * JSON over NATS request/reply as any other language would, and hides leader changes: requests
  * that meet `unavailable`, no responders or a lost reply are retried with jittered exponential
  * backoff until the deadline. Writes carry an idempotency token, so a retried write is applied
- * at most once even when its first attempt did commit.
+ * at most once even when its first attempt did commit. `busy` (a node past its bounds) is not
+ * retried: it is the caller's cue to back off.
  *
  * Tokens: the server remembers one answer per token `client`, so a client id must have at most
  * one write in flight. This client keeps a pool of "lanes" (`<id>-<lane>`), one write per lane at
@@ -329,6 +330,9 @@ export class ArchioClient<C extends Bus = NatsConnection> {
       if ("msg" in outcome) {
         const err = readError(outcome.msg)
         if (err === undefined) return JSON.parse(utf8Decoder.decode(outcome.msg.data)) as A
+        // `busy` says this attempt was not written; after an attempt whose fate is unknown, the
+        // call's outcome stays unknown, so that attempt's error is the honest answer.
+        if (err.code === "busy" && last !== undefined) throw archioError(last.code, `${last.message}; then: ${err.message}`, last.detail)
         if (!retryable.has(err.code)) throw err
         last = err
       } else if (outcome.failed === "no_responders") {

@@ -11,6 +11,8 @@ export const errorCodes = {
   conflict: 409,
   lease_lost: 409,
   too_large: 413,
+  /** The node holds as many waiting requests as it may; nothing was written. Back off and retry. */
+  busy: 429,
   unavailable: 503,
   timeout: 504,
   internal: 500

@@ -31,6 +31,7 @@ import type { SnapshotMeta, Snapshotter } from "../snapshotter/snapshotter.ts"
 import { Bus } from "../services/bus.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { everyScoped, Timers } from "../services/timers.ts"
+import * as Admission from "./admission.ts"
 import * as Backup from "./backup.ts"
 import { decodeJobGet, decodeLease, decodeList, decodeListCursor, decodeStats, jobWrites, listLimit, toJobView } from "./jobRequests.ts"
 import { memberList } from "./members.ts"
@@ -50,6 +51,8 @@ export interface GatewayOptions {
   readonly requestTimeoutMs: number
   /** Where answered requests are counted, by endpoint and code (see `metrics.ts`). */
   readonly metrics?: RequestMetrics
+  /** How many waiting requests this node may hold (admission.ts); `defaultBounds` when absent. */
+  readonly bounds?: Admission.Bounds
 }
 
 const sweepEveryMs = 50
@@ -89,6 +92,8 @@ export interface NodeStatus {
   readonly logBaseTerm: number
   /** The last snapshot taken or installed here. */
   readonly snapshot: Client.SnapshotSummary | null
+  /** Waiting requests held now, and those answered `busy` since start, by what they wait for (admission.ts). */
+  readonly admission: { readonly held: Readonly<Record<Admission.Waiting, number>>; readonly busy: Readonly<Record<Admission.Waiting, number>> }
   readonly peers?: ReadonlyArray<{ readonly id: NodeId; readonly nextIndex: number; readonly matchIndex: number; readonly state: string }>
 }
 
@@ -186,6 +191,7 @@ export const make = (
     const deadlines: Array<{ at: number; r: Responder }> = []
     let now = timers.now()
     const startedAt = now
+    const admission = Admission.make(id, options.bounds ?? Admission.defaultBounds)
     const track = (r: Responder): void => {
       deadlines.push({ at: now + options.requestTimeoutMs, r })
     }
@@ -212,7 +218,10 @@ export const make = (
       r.fail(archioError(outcome.code, outcome.message, outcome.detail))
     }
 
-    const handleWrite = (op: string, r: Responder): void => {
+    const handleWrite = (op: string, request: Responder): void => {
+      // Admitted before decoding: under a flood, `busy` must cost as little as possible.
+      const r = admission.admit("writes", request)
+      if (r === undefined) return
       const decoded = writes[op]!(r.data)
       if (Either.isLeft(decoded)) return r.fail(decoded.left)
       track(r)
@@ -282,19 +291,25 @@ export const make = (
     }
 
     /** Runs `serve` once this node may answer: at once for stale reads, else after ReadIndex. */
-    const read = (r: Responder, consistency: Client.Consistency | undefined, serve: (consistency: Client.Consistency) => void): void => {
-      if (consistency === "stale") return serve("stale")
+    const read = (
+      request: Responder,
+      consistency: Client.Consistency | undefined,
+      serve: (r: Responder, consistency: Client.Consistency) => void
+    ): void => {
+      if (consistency === "stale") return serve(request, "stale")
+      const r = admission.admit("reads", request)
+      if (r === undefined) return
       track(r)
       const leader = consensus.status().leader
       if (leader !== null && leader !== id) {
         return followerRead(
           leader,
-          (index) => applier.whenApplied(index, () => serve("linearizable")),
+          (index) => applier.whenApplied(index, () => serve(r, "linearizable")),
           (e) => r.fail(e)
         )
       }
       consensus.read((res) => {
-        if (res.ok) applier.whenApplied(res.index, () => serve("linearizable"))
+        if (res.ok) applier.whenApplied(res.index, () => serve(r, "linearizable"))
         else r.fail(noLeader(res.leader))
       })
     }
@@ -303,7 +318,7 @@ export const make = (
       const decoded = decodeGet(r.data)
       if (Either.isLeft(decoded)) return r.fail(decoded.left)
       const { key } = decoded.right
-      read(r, decoded.right.consistency, (consistency) => serveGet(r, key, consistency))
+      read(r, decoded.right.consistency, (held, consistency) => serveGet(held, key, consistency))
     }
 
     const serveScan = (r: Responder, q: Client.KvScanRequest, after: string | undefined, consistency: Client.Consistency): void => {
@@ -343,7 +358,7 @@ export const make = (
         if (Either.isLeft(c)) return r.fail(c.left)
         after = c.right
       }
-      read(r, q.consistency, (consistency) => serveScan(r, q, after, consistency))
+      read(r, q.consistency, (held, consistency) => serveScan(held, q, after, consistency))
     }
 
     // Leases park on the leader's JobWorker for up to `waitMs`; it answers them, not the sweep.
@@ -351,21 +366,21 @@ export const make = (
       const decoded = decodeLease(r.data)
       if (Either.isLeft(decoded)) return r.fail(decoded.left)
       const { role, leader } = consensus.status()
-      if (role === "leader") return jobWorker.lease(decoded.right, r)
-      if (leader !== null && r.forwardedBy === undefined) {
-        return r.forward(nc, Subjects.node(cluster, leader, "jobs.lease"), id, (decoded.right.waitMs ?? 0) + options.requestTimeoutMs)
-      }
-      r.fail(noLeader(leader))
+      if (role !== "leader" && (leader === null || r.forwardedBy !== undefined)) return r.fail(noLeader(leader))
+      const held = admission.admit("leases", r)
+      if (held === undefined) return
+      if (role === "leader") return jobWorker.lease(decoded.right, held)
+      held.forward(nc, Subjects.node(cluster, leader!, "jobs.lease"), id, (decoded.right.waitMs ?? 0) + options.requestTimeoutMs)
     }
 
     const handleJobGet = (r: Responder): void => {
       const decoded = decodeJobGet(r.data)
       if (Either.isLeft(decoded)) return r.fail(decoded.left)
       const jobId = decoded.right.id
-      read(r, undefined, (consistency) => {
+      read(r, undefined, (held, consistency) => {
         const job = applier.jobs.get(jobId)
-        if (job === undefined) return r.fail(archioError("not_found", `job ${jobId} does not exist`))
-        r.ok({ ok: true, job: toJobView(job), consistency, node: id })
+        if (job === undefined) return held.fail(archioError("not_found", `job ${jobId} does not exist`))
+        held.ok({ ok: true, job: toJobView(job), consistency, node: id })
       })
     }
 
@@ -375,16 +390,16 @@ export const make = (
       const q = decoded.right
       const after = decodeListCursor(q.cursor)
       if (Either.isLeft(after)) return r.fail(after.left)
-      read(r, undefined, (consistency) => {
+      read(r, undefined, (held, consistency) => {
         const page = applier.jobs.list(q.queue, q.state, after.right, listLimit(q.limit))
-        r.ok({ ok: true, jobs: page.jobs.map(toJobView), ...(page.next === undefined ? {} : { cursor: String(page.next) }), consistency, node: id })
+        held.ok({ ok: true, jobs: page.jobs.map(toJobView), ...(page.next === undefined ? {} : { cursor: String(page.next) }), consistency, node: id })
       })
     }
 
     const handleStats = (r: Responder): void => {
       const decoded = decodeStats(r.data)
       if (Either.isLeft(decoded)) return r.fail(decoded.left)
-      read(r, undefined, (consistency) => r.ok({ ok: true, queues: applier.jobs.stats(decoded.right.queue), time: applier.jobs.time, consistency, node: id }))
+      read(r, undefined, (held, consistency) => held.ok({ ok: true, queues: applier.jobs.stats(decoded.right.queue), time: applier.jobs.time, consistency, node: id }))
     }
 
     const status = (): NodeStatus => {
@@ -409,6 +424,7 @@ export const make = (
         logBaseIndex: s.baseIndex,
         logBaseTerm: s.baseTerm,
         snapshot: last === null ? null : { index: last.index, term: last.term, size: last.size, time: last.time },
+        admission: { held: admission.held(), busy: admission.refused() },
         ...(s.role === "leader" ? { peers: s.peers.map((p) => ({ id: p.id, nextIndex: p.nextIndex, matchIndex: p.matchIndex, state: p.state })) } : {})
       }
     }

@@ -69,7 +69,7 @@ export const routes = {
 type Path = keyof typeof routes
 
 /** Routes that change data or show the cluster's inside: behind the token when one is set. */
-const guarded: ReadonlySet<Path> = new Set<Path>(["/set", "/delete", "/raft/status"])
+export const guarded: ReadonlySet<Path> = new Set<Path>(["/set", "/delete", "/raft/status"])
 
 /** Compares the request's bearer token with ours in constant time (digests of equal length). */
 const bearerMatches = (header: string | undefined, token: string): boolean => {
@@ -256,7 +256,10 @@ export const make = (options: HttpOptions, backend: Backend): Effect.Effect<Http
       }
     }
 
-    const server = createServer(onRequest)
+    // Bounded like the NATS side: open connections, and how long one request may take to arrive
+    // (a client trickling a body would otherwise hold its socket and buffer for five minutes).
+    const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, onRequest)
+    server.maxConnections = maxHttpConnections
     const port = yield* Effect.acquireRelease(
       Effect.async<number, HttpError>((resume) => {
         const onError = (cause: Error) =>
@@ -301,6 +304,9 @@ export const queryJson = (url: URL): Uint8Array => {
   }
   return Buffer.from(JSON.stringify(query), "utf8")
 }
+
+/** Open HTTP connections past which new ones are refused (closed at once by Node). */
+export const maxHttpConnections = 1024
 
 /** Collects the body up to `maxRequestBytes`; past that calls `tooLarge` once and drops the rest. */
 const readBody = (req: IncomingMessage, done: (bytes: Uint8Array) => void, tooLarge: () => void): void => {

@@ -256,6 +256,8 @@ export interface RaftSample {
   readonly logBaseIndex: number
   /** The last snapshot taken or installed, or null. */
   readonly snapshot: { readonly index: number } | null
+  /** Waiting requests held now and answered `busy` since start, by kind (see admission.ts). */
+  readonly admission: { readonly held: Readonly<Record<string, number>>; readonly busy: Readonly<Record<string, number>> }
 }
 
 /** Every metric of one node. */
@@ -295,6 +297,11 @@ const gauge = (out: Array<string>, type: "gauge" | "counter", name: string, help
   out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${formatNumber(value)}`)
 }
 
+const byKind = (out: Array<string>, type: "gauge" | "counter", name: string, help: string, values: Readonly<Record<string, number>>): void => {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+  for (const [kind, value] of Object.entries(values)) out.push(`${name}{waiting="${escapeLabel(kind)}"} ${formatNumber(value)}`)
+}
+
 /** The whole exposition: request families, then the Raft state read from `raft` now. */
 export const render = (registry: Registry, raft: RaftSample): string => {
   const out: Array<string> = []
@@ -317,6 +324,8 @@ export const render = (registry: Registry, raft: RaftSample): string => {
   gauge(out, "counter", "archio_raft_leader_changes_total", "Times this node saw the leader change since it started.", raft.leaderChanges)
   gauge(out, "gauge", "archio_raft_is_leader", "1 when this node is the leader, else 0.", raft.role === "leader" ? 1 : 0)
   gauge(out, "gauge", "archio_raft_has_leader", "1 when this node knows a leader, else 0.", raft.leader === null ? 0 : 1)
+  byKind(out, "gauge", "archio_requests_held", "Client requests this node holds while they wait, by what they wait for (writes, reads, leases, forwards).", raft.admission.held)
+  byKind(out, "counter", "archio_requests_busy_total", "Client requests answered busy because this node held as many of their kind as it may.", raft.admission.busy)
   registry.snapshots.render(out)
   return `${out.join("\n")}\n`
 }

@@ -35,9 +35,10 @@ export interface Responder {
   /**
    * Passes the request to `subject` (the leader's own subject) and relays its answer;
    * `unanswered` says what the client gets when nobody answers there (default: the leader is
-   * gone, or `timeout`).
+   * gone, or `timeout`). `settled` runs once the answer was relayed, or at once when there was
+   * nothing to forward (already answered).
    */
-  forward(nc: Bus, subject: string, self: string, timeoutMs: number, unanswered?: Unanswered): void
+  forward(nc: Bus, subject: string, self: string, timeoutMs: number, unanswered?: Unanswered, settled?: () => void): void
   readonly done: boolean
 }
 
@@ -61,11 +62,14 @@ export const fromService = (req: ServiceRequest, meter?: Meter): Responder => {
       req.respondError(err)
       meter?.record(err.code, seconds(start))
     },
-    forward: (nc, subject, self, timeoutMs, unanswered) => {
-      if (req.responded) return
+    forward: (nc, subject, self, timeoutMs, unanswered, settled) => {
+      if (req.responded) return settled?.()
       const reply = req.reply
       req.handOff()
-      relay(nc, subject, self, req.data, reply, timeoutMs, meter === undefined ? undefined : (code) => meter.record(code, seconds(start)), unanswered)
+      relay(nc, subject, self, req.data, reply, timeoutMs, (code) => {
+        meter?.record(code, seconds(start))
+        settled?.()
+      }, unanswered)
     },
     get done() {
       return req.responded
@@ -89,14 +93,17 @@ export const fromForwarded = (nc: Bus, msg: BusMessage, meter?: Meter): Responde
     forwardedBy,
     ok: (body) => send(encodeJson(body), "ok"),
     fail: (err) => send(err, err.code),
-    forward: (nc, subject, self, timeoutMs, unanswered) => {
-      if (forwardedBy !== undefined) {
-        send(archioError("unavailable", "this node is not the leader and the request was already forwarded once; retry"), "unavailable")
-      } else if (!done && reply !== "") {
+    forward: (nc, subject, self, timeoutMs, unanswered, settled) => {
+      if (forwardedBy === undefined && !done && reply !== "") {
         // A client that addressed this node directly (leader affinity) and guessed wrong.
         done = true
-        relay(nc, subject, self, msg.data, reply, timeoutMs, meter === undefined ? undefined : (code) => meter.record(code, seconds(start)), unanswered)
+        return relay(nc, subject, self, msg.data, reply, timeoutMs, (code) => {
+          meter?.record(code, seconds(start))
+          settled?.()
+        }, unanswered)
       }
+      if (forwardedBy !== undefined) send(archioError("unavailable", "this node is not the leader and the request was already forwarded once; retry"), "unavailable")
+      settled?.()
     },
     get done() {
       return done
@@ -130,10 +137,10 @@ export const inProcess = (data: Uint8Array, answer: Answer): Responder => {
       done = true
       answer.fail(err)
     },
-    forward: (nc, subject, self, timeoutMs, unanswered) => {
-      if (done) return
+    forward: (nc, subject, self, timeoutMs, unanswered, settled) => {
+      if (done) return settled?.()
       done = true
-      nc.request(subject, data, { timeout: timeoutMs, headers: forwardHeaders(self) }).then(
+      nc.request(subject, data, { timeout: timeoutMs, headers: forwardHeaders(self) }).finally(() => settled?.()).then(
         (msg) => {
           const err = readError(msg)
           if (err !== undefined) return answer.fail(err)
@@ -186,7 +193,7 @@ const relay = (
   data: Uint8Array,
   reply: string,
   timeoutMs: number,
-  settled: ((code: string) => void) | undefined,
+  settled: (code: string) => void,
   unanswered: Unanswered | undefined
 ): void => {
   nc.request(subject, data, { timeout: timeoutMs, headers: forwardHeaders(self) }).then(
@@ -196,12 +203,12 @@ const relay = (
       } catch {
         // connection closing: the client's own timeout covers it
       }
-      settled?.(answerCode(answer.headers))
+      settled(answerCode(answer.headers))
     },
     (e: unknown) => {
       const err = unanswered === undefined ? relayFailure(e, subject) : unanswered(e)
       respondOnSubject(nc, reply, err)
-      settled?.(err.code)
+      settled(err.code)
     }
   )
 }

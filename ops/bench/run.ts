@@ -19,6 +19,8 @@
  *                                          (snapshot, backup, install, restart times of a big state; snapshot.ts)
  *   npm run bench -- memory [--puts 2000000] [--snapshot-threshold N]
  *                                          (disk and RSS over many puts on 10,000 keys, restart times; memory.ts)
+ *   npm run bench -- overload [--seconds 60] [--concurrency 64]
+ *                                          (ten times the saturating rate of puts for a minute; overload.ts)
  *   npm run bench -- disk | transport      (the machine's floor: fsync and NATS hop costs)
  *   npm run bench -- write-path [--seconds 10]  (one client's put along Archio's path, nothing else;
  *                                               its log in LevelDB, then in a preallocated file)
@@ -37,6 +39,7 @@ import { etcdWriteBench } from "./etcd.ts"
 import { disk, transport, writePaths } from "./floor.ts"
 import { jobsBench, jobsE2eBench, jobsEnqueueBench, jobsLatencyBench } from "./jobs.ts"
 import { memoryBench } from "./memory.ts"
+import { overloadBench } from "./overload.ts"
 import { readBench } from "./reads.ts"
 import { sideBySide } from "./sideBySide.ts"
 import { snapshotBench } from "./snapshot.ts"
@@ -114,6 +117,7 @@ const benches: Record<string, (o: BenchOptions) => Promise<unknown>> = {
   "jobs-latency": jobsLatencyBench,
   snapshot: snapshotBench,
   memory: memoryBench,
+  overload: overloadBench,
   disk: () => disk(),
   transport: () => transport(),
   "write-path": (o) => writePaths(o.seconds, o.warmup, o.valueBytes),

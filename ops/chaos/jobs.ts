@@ -8,7 +8,7 @@
  *   mostly `jobs.enqueue`, sometimes `jobs.enqueueBatch` of 2-5. Every job's payload has a
  *   unique id (`{"p":"p2-17","sleep":ms}`); the handler sleeps 1-10 ms, or for 3% of the jobs
  *   0.5-3 s (past the 2 s lease: those live on lease extensions). History: an `enqueue` operation, `value` = the
- *   payload ids sent, `ids` on `ok` = the job ids; `fail` only for `bad_request`/`too_large`,
+ *   payload ids sent, `ids` on `ok` = the job ids; `fail` only for `bad_request`/`too_large`/`busy`,
  *   anything else (timeout, unavailable) is `info`.
  * - Workers `w<k>` (`workers`, default 3): `archio worker` child processes, worker `w<k>` on
  *   server `s<(k-1) mod N + 1>`, concurrency 8, lease 2 s (extended every third of it). Their
@@ -96,7 +96,7 @@ export const defaultJobsOptions: JobsOptions = {
   queue: "chaos"
 }
 
-const failCodes = new Set(["bad_request", "too_large"])
+const failCodes = new Set(["bad_request", "too_large", "busy"])
 
 const outcomeOf = (e: unknown): { readonly type: Completion; readonly error: string; readonly message: string } => {
   if (e instanceof ArchioError) return { type: failCodes.has(e.code) ? "fail" : "info", error: e.code, message: e.message.slice(0, 200) }

@@ -9,7 +9,7 @@
  *   seen for the key (likely to win), sometimes an older one or "absent" (likely a conflict).
  *   Values are unique, so "mod revision r" and "the value written at r" are the same condition;
  *   the history records the value (`[expected, new]`) and the revision (`expectedRevision`).
- * - Outcomes: a reply is `ok`; `conflict`, `bad_request`, `too_large` are `fail` (refused, not
+ * - Outcomes: a reply is `ok`; `conflict`, `bad_request`, `too_large`, `busy` are `fail` (refused, not
  *   applied); anything else (`unavailable` or `timeout` after the client's retries, `internal`,
  *   a closed connection) is `info`: an earlier attempt may have been applied. A refused cas
  *   records the key's mod revision the server reported (`revision`): the checker uses it to
@@ -72,7 +72,7 @@ interface Seen {
   readonly revision: number
 }
 
-const failCodes = new Set(["conflict", "bad_request", "too_large"])
+const failCodes = new Set(["conflict", "bad_request", "too_large", "busy"])
 
 /** Far above any revision a run reaches: a cas expecting it is always refused. */
 const impossibleRevision = Number.MAX_SAFE_INTEGER

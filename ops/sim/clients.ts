@@ -36,6 +36,8 @@ const outcomeOf = (e: unknown): { readonly type: Completion; readonly error: str
       const revision = e.detail?.["revision"]
       return typeof revision === "number" ? { type: "fail", error: e.code, revision } : { type: "fail", error: e.code }
     }
+    // The typed client says `busy` only when no attempt of the call may have been written.
+    if (e.code === "busy") return { type: "fail", error: e.code }
     return { type: "info", error: e.code }
   }
   return { type: "info", error: e instanceof Error ? e.message : String(e) }

@@ -1,7 +1,11 @@
 /**
  * A simulated NATS: subjects with `*` and `>` wildcards, queue groups (one member picked at
  * random), request/reply through inboxes, no-responders, and the faults core NATS can show —
- * lost, duplicated, delayed (hence reordered) messages — plus partitions between hosts.
+ * lost, delayed (hence reordered) messages — plus partitions between hosts, and duplicated
+ * messages beyond what NATS shows: a plain publish (Raft's messages) may arrive twice, as a
+ * resent one would. A request (a message with a reply subject) never does: NATS delivers a
+ * message at most once, and a client's retry is a new request, which the typed client makes;
+ * an answer such as `busy` ("this request was not written") speaks of the one delivery.
  *
  * Each host (a node, a client) connects with `connect`; the connection is a `Bus`, so the
  * node's actors and the typed client run on it unchanged. A partition puts hosts in groups:
@@ -146,7 +150,7 @@ export class Network {
 
   private deliver(from: Connection, sub: Sub, msg: BusMessage): void {
     if (this.world.chance(this.dropRate)) return
-    const copies = this.world.chance(this.dupRate) ? 2 : 1
+    const copies = msg.reply === undefined && this.world.chance(this.dupRate) ? 2 : 1
     for (let c = 0; c < copies; c++) {
       this.world.schedule(this.world.int(1, this.maxDelayMs + 1), () => {
         // Lost if the subscriber went away or a partition came between while it was in flight.

@@ -33,6 +33,7 @@ export interface SimNodeOptions {
   readonly tuning: Partial<Tuning>
   readonly snapshotThreshold: number
   readonly snapshotTuning: NonNullable<NodeSettings["snapshotTuning"]>
+  readonly bounds: NonNullable<NodeSettings["bounds"]>
   /** This node's clock runs this far ahead of (or behind) the virtual clock. */
   readonly skewMs: number
   /** How late this node's timers fire (1: on time; 1.2: 20% late, as on a busy machine). */
@@ -156,7 +157,8 @@ export class SimNode {
           heartbeatTicks: this.options.heartbeatTicks,
           tuning: this.options.tuning,
           snapshotThreshold: this.options.snapshotThreshold,
-          snapshotTuning: this.options.snapshotTuning
+          snapshotTuning: this.options.snapshotTuning,
+          bounds: this.options.bounds
         })
         node.applier.onApplied((batch) => {
           if (alive()) this.observer.applied(id, batch)

@@ -118,6 +118,7 @@ console.log(
     `${sum((r) => r.partitions)} partitions, ${sum((r) => r.pauses)} pauses, ${sum((r) => r.snapshots)} snapshots, ` +
     `${sum((r) => r.wipes)} wiped disks, ${sum((r) => r.installs)} installs, ` +
     `${sum((r) => r.transfers)} leadership transfers (${sum((r) => r.transfersDone)} taken over), ` +
+    `${sum((r) => r.floods)} floods, ${sum((r) => r.busy)} requests answered busy, ` +
     `${sum((r) => r.memberChanges)} membership changes (${sum((r) => r.memberChangesTaken)} appended); ${seconds.toFixed(1)} s, ${(reports.length / seconds).toFixed(2)} seeds/s, ` +
     `${(sum((r) => r.cpuMs) / reports.length / 1000).toFixed(2)} CPU s per seed)`
 )

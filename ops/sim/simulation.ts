@@ -30,6 +30,7 @@ import { SafetyChecker, SafetyViolation } from "./checker.ts"
 import { ClientBug, Clients } from "./clients.ts"
 import { Network } from "./network.ts"
 import { Disk } from "./disk.ts"
+import { Flood } from "./flood.ts"
 import { SimNode } from "./node.ts"
 import { World } from "./world.ts"
 
@@ -69,6 +70,9 @@ export interface SimResult {
   readonly wipes: number
   readonly installs: number
   readonly snapshots: number
+  /** Floods of requests, and requests answered `busy` (the flood's and the clients'). */
+  readonly floods: number
+  readonly busy: number
   /** Leadership transfers asked of a leader, and those that ended with the target leading. */
   readonly transfers: number
   readonly transfersDone: number
@@ -111,6 +115,8 @@ export class Simulation {
   /** Installs whose index the reference replica had passed already (not compared). */
   private installsUnchecked = 0
   private elections = 0
+  private floods = 0
+  private readonly flood: Flood
   /** A replica of no node: every committed entry applied in order, to check installed snapshots against. */
   private readonly reference = (() => {
     const kv = new KvState()
@@ -122,6 +128,7 @@ export class Simulation {
   constructor(private readonly opts: SimOptions) {
     this.world = new World(opts.seed)
     this.network = new Network(this.world)
+    this.flood = new Flood(this.world, this.network, cluster)
     this.clients = new Clients(this.world, this.network, { cluster, keys: 3, opsPerKey: 30, thinkMs: 20 }, (line) => this.note(line))
     const members = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`)
     // A third of the seeds change membership: one more node starts empty and waits to be added
@@ -153,6 +160,11 @@ export class Simulation {
     // catches up by InstallSnapshot in several small chunks, some of them lost or repeated.
     const snapshotThreshold = this.world.int(8, 60)
     const snapshotTuning = { chunkBytes: this.world.int(64, 2048), maxInflight: this.world.int(1, 4), resendMs: 200, maxSilences: 3 }
+    // A third of the seeds hold very few waiting requests per node, so the clients meet `busy`
+    // all along, not only in a flood.
+    const bounds = this.world.chance(1 / 3)
+      ? { writes: this.world.int(1, 4), reads: this.world.int(1, 4), leases: this.world.int(1, 3), forwards: this.world.int(1, 4), bytes: this.world.int(200, 4_000) }
+      : { writes: 64, reads: 64, leases: 32, forwards: 64, bytes: 64 * 1024 }
     for (const id of [...members, ...spares]) {
       const skewMs = this.world.int(-30, 31)
       const timerLateness = this.world.chance(0.5) ? 1 : 1 + this.world.random() * 0.3
@@ -161,7 +173,7 @@ export class Simulation {
           this.world,
           this.network,
           // Small windows and batches, so flow control and multi-message catch-up are exercised.
-          { id, cluster, members: members.includes(id) ? members : [], tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, snapshotThreshold, snapshotTuning, skewMs, timerLateness },
+          { id, cluster, members: members.includes(id) ? members : [], tickMs: opts.tickMs, electionTicks: 15, heartbeatTicks: 3, tuning: { maxInflight: 4, maxAppendEntries: 16 }, snapshotThreshold, snapshotTuning, bounds, skewMs, timerLateness },
           observer,
           opts.verbose,
           new Disk(this.world, 2, opts.lyingDisks === true)
@@ -399,8 +411,15 @@ export class Simulation {
       this.note(`network drop=${this.network.dropRate.toFixed(2)} dup=${this.network.dupRate.toFixed(2)} delay<=${this.network.maxDelayMs}`)
     } else if (r < 0.92) {
       this.wipe()
-    } else if (r < 0.96) {
+    } else if (r < 0.95) {
       this.transfer()
+    } else if (r < 0.98) {
+      // More requests at once than a node may hold, at the leader, a follower or the service.
+      const target = this.world.chance(0.3) ? undefined : this.world.chance(0.5) ? this.leader()?.id : this.world.pick(this.nodes).id
+      const count = this.world.int(20, 120)
+      this.floods++
+      this.note(`flood of ${count} requests at ${target ?? "the service"}`)
+      this.flood.burst(target, count)
     } else {
       this.network.maxDelayMs = this.world.int(1, 4)
     }
@@ -451,6 +470,7 @@ export class Simulation {
       throw err
     } finally {
       this.clients.close()
+      this.flood.close()
       for (const n of this.nodes) n.crash()
     }
   }
@@ -498,6 +518,8 @@ export class Simulation {
     if (report.valid === "unknown") throw new SafetyViolation(`linearizability: the search gave up on ${report.unknownKeys.join(", ")}`)
     if (this.clients.staleViolations.length > 0) throw new SafetyViolation(this.clients.staleViolations[0]!)
     this.checkJobs(leader.running!.applier.jobs)
+    const written = this.flood.refusedKeys.find((key) => leader.running!.applier.kv.get(key) !== undefined)
+    if (written !== undefined) throw new SafetyViolation(`a put of ${written} was answered busy, yet it was written`)
     await this.checkDisks()
   }
 
@@ -550,6 +572,9 @@ export class Simulation {
       wipes: this.wipes,
       installs: this.installs,
       snapshots: this.snapshots,
+      floods: this.floods,
+      // The flood's, and the clients' calls that the typed client ended with `busy`.
+      busy: this.flood.answers.busy + this.clients.history.entries.filter((e) => "error" in e && e.error === "busy").length,
       transfers: this.transfers,
       transfersDone: this.transfersDone,
       memberChanges: this.memberChanges,

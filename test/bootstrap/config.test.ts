@@ -29,6 +29,7 @@ t.test("defaults: only the node id is required", async (t) => {
     httpHost: "127.0.0.1",
     httpToken: undefined,
     snapshotThreshold: 10000,
+    maxHeld: 1024,
     tickMs: 10,
     electionTicks: 15,
     heartbeatTicks: 3,
@@ -46,6 +47,7 @@ t.test("every variable", async (t) => {
     DATA_DIR: "/var/lib/archio/n2",
     HTTP_PORT: "8082",
     SNAPSHOT_THRESHOLD: "500",
+    MAX_HELD: "64",
     TICK_MS: "20",
     ELECTION_TICKS: "10",
     HEARTBEAT_TICKS: "2",
@@ -63,6 +65,7 @@ t.test("every variable", async (t) => {
   t.equal(c.dataDir, "/var/lib/archio/n2")
   t.equal(c.httpPort, 8082)
   t.equal(c.snapshotThreshold, 500)
+  t.equal(c.maxHeld, 64)
   t.equal(c.tickMs, 20)
   t.equal(c.electionTicks, 10)
   t.equal(c.heartbeatTicks, 2)
@@ -87,6 +90,7 @@ t.test("every flag, in both spellings", async (t) => {
     "--data", "./d",
     "--http-port", "9000",
     "--snapshot-threshold", "7",
+    "--max-held", "3",
     "--tick-ms", "5",
     "--election-ticks", "8",
     "--heartbeat-ticks", "1",
@@ -101,6 +105,7 @@ t.test("every flag, in both spellings", async (t) => {
     dataDir: "./d",
     httpPort: 9000,
     snapshotThreshold: 7,
+    maxHeld: 3,
     tickMs: 5,
     electionTicks: 8,
     heartbeatTicks: 1,
@@ -170,6 +175,7 @@ t.test("each validation message names the source and the bad value", async (t) =
   t.same(problems([], { ...id, NATS_URL: "nats://:4222" }), ['NATS_URL must be a comma-separated list of nats://host:port or tls://host:port URLs, got "nats://:4222"'])
   t.same(problems([], { ...id, NATS_URL: "nats://[bad" }), ['NATS_URL must be a comma-separated list of nats://host:port or tls://host:port URLs, got "nats://[bad"'])
   t.same(problems(["--data", " "], id), ['--data must be a folder path, got " "'])
+  t.same(problems([], { ...id, MAX_HELD: "0" }), ['MAX_HELD must be an integer from 1 to 10000000, got "0"'])
   t.same(problems([], { ...id, SNAPSHOT_THRESHOLD: "0" }), ['SNAPSHOT_THRESHOLD must be an integer from 1 to 1000000000, got "0"'])
   t.same(problems([], { ...id, RAFT_SNAPSHOT_THRESHOLD: "lots" }), ['RAFT_SNAPSHOT_THRESHOLD must be an integer from 1 to 1000000000, got "lots"'])
   t.same(problems([], { ...id, TICK_MS: "0" }), ['TICK_MS must be an integer from 1 to 60000, got "0"'])

@@ -303,6 +303,8 @@ t.test("the HTTP shim of a single node", async (t) => {
       ["archio_raft_has_leader", "gauge"],
       ["archio_raft_log_base_index", "gauge"],
       ["archio_snapshot_last_index", "gauge"],
+      ["archio_requests_held", "gauge"],
+      ["archio_requests_busy_total", "counter"],
       ["kvstore_snapshot_operations_total", "counter"],
       ["kvstore_snapshot_duration_seconds", "histogram"],
       ["kvstore_snapshot_size_bytes", "histogram"],
@@ -523,7 +525,8 @@ const stubStatus = (leader: string | null) => ({
   lastIndex: 12,
   leaderChanges: 2,
   logBaseIndex: 2,
-  snapshot: leader === null ? null : { index: 2 }
+  snapshot: leader === null ? null : { index: 2 },
+  admission: { held: { writes: 3, reads: 0, leases: 1, forwards: 0 }, busy: { writes: 5, reads: 0, leases: 0, forwards: 2 } }
 })
 
 const startStub = async (t: Test, backend: Http.Backend, port = 0, closeGraceMs = 200) => {
@@ -603,6 +606,9 @@ t.test("the shell: thrown handlers, request logs, shutdown, a port in use", asyn
   t.equal(value(e, "archio_snapshot_last_index"), 2)
   t.equal(value(e, "archio_raft_log_disk_bytes"), undefined, "no disk gauge without a reader")
   t.equal(value(e, "archio_raft_leader_changes_total"), 2)
+  t.equal(value(e, "archio_requests_held", { waiting: "writes" }), 3)
+  t.equal(value(e, "archio_requests_held", { waiting: "leases" }), 1)
+  t.equal(value(e, "archio_requests_busy_total", { waiting: "forwards" }), 2)
 
   const requestLines = logs.filter((l) => /^http [A-Z]+ /.test(l.message))
   t.equal(requestLines.length, 5, "one log line per request")

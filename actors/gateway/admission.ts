@@ -68,8 +68,17 @@ export const make = (id: string, bounds: Bounds): Admission => {
   const refused = counts()
   let bytes = 0
 
-  const busy = (kind: Waiting): ArchioError =>
-    archioError("busy", `node ${id} holds as many ${kind === "leases" ? "parked leases" : kind} as it may (${bounds[kind]}); back off and retry`, { node: id, waiting: kind })
+  // Made once per kind: under a flood every refusal would otherwise build an Error and its stack.
+  const refusals = new Map<Waiting, ArchioError>()
+  const busy = (kind: Waiting): ArchioError => {
+    let err = refusals.get(kind)
+    if (err === undefined) {
+      const what = kind === "leases" ? "parked leases" : kind
+      err = archioError("busy", `node ${id} holds as many ${what} as it may (${bounds[kind]}); back off and retry`, { node: id, waiting: kind })
+      refusals.set(kind, err)
+    }
+    return err
+  }
 
   const take = (kind: Waiting, size: number): boolean => {
     if (held[kind] >= bounds[kind] || (size > 0 && bytes + size > bounds.bytes && held[kind] > 0)) {

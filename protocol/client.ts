@@ -23,6 +23,7 @@ import {
   maxCursorBytes,
   maxErrorTextBytes,
   maxJobIdBytes,
+  maxJsonDepth,
   maxKeyBytes,
   maxLeaseMs,
   maxLeaseQueues,
@@ -31,6 +32,7 @@ import {
   maxRetainMs,
   maxTxnOps,
   maxValueBytes,
+  nestsWithin,
   utf8Length
 } from "./limits.ts"
 import { validToken } from "./subjects.ts"
@@ -115,8 +117,13 @@ const Cursor = nonEmptyString(maxCursorBytes)
 
 const PageLimit = intIn(1, maxPageLimit, `an integer from 1 to ${maxPageLimit}`)
 
-/** Any JSON value (job payloads, results, progress); bounded by the request size cap. */
-export const Json = Schema.Unknown
+/**
+ * Any JSON value (job payloads, results, progress) nesting at most `maxJsonDepth` arrays and
+ * objects; its size is bounded by the request size cap.
+ */
+export const Json = Schema.Unknown.pipe(
+  Schema.filter((u) => nestsWithin(u, maxJsonDepth) || `arrays and objects nested more than ${maxJsonDepth} deep (the limit is ${maxJsonDepth})`)
+).annotations({ identifier: "Json" })
 
 // ---------------------------------------------------------------------------------------------
 // kv requests

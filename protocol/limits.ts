@@ -45,6 +45,14 @@ export const maxLeaseWaitMs = 60 * 1000
 /** Longest a finished job may be kept (`retainMs`): 90 days. */
 export const maxRetainMs = 90 * 24 * 60 * 60 * 1000
 
+/**
+ * Arrays and objects nested in one free-form JSON value (a job's payload, result or progress),
+ * the value itself counting 1. Deeper is `bad_request`: JSON.parse builds any depth, but the
+ * node writes the value back with JSON.stringify, which recurses and runs out of stack a few
+ * thousand levels down: before this cap, a 10 KB job payload of brackets stopped every node it reached.
+ */
+export const maxJsonDepth = 100
+
 /** Job ids, scan/list cursors and failure messages, in UTF-8 bytes. */
 export const maxJobIdBytes = 128
 export const maxCursorBytes = 4096
@@ -80,3 +88,20 @@ export const keyProblem = (key: string): string | undefined => {
 
 /** True for a valid key of allowed size. */
 export const isValidKey = (key: string): boolean => keyProblem(key) === undefined && fitsUtf8(key, maxKeyBytes)
+
+/**
+ * True when `u` nests arrays and objects at most `max` deep (a string or number: 0, `[]`: 1).
+ * Recurses at most `max` levels whatever the input: a value nested far deeper than the call
+ * stack is refused, not a crash.
+ */
+export const nestsWithin = (u: unknown, max: number): boolean => {
+  if (typeof u !== "object" || u === null) return true
+  if (max <= 0) return false
+  if (Array.isArray(u)) {
+    for (let i = 0; i < u.length; i++) if (!nestsWithin(u[i], max - 1)) return false
+    return true
+  }
+  const o = u as Record<string, unknown>
+  for (const k in o) if (Object.hasOwn(o, k) && !nestsWithin(o[k], max - 1)) return false
+  return true
+}

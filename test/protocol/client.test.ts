@@ -186,6 +186,19 @@ t.test("jobs requests", async (t) => {
   )
   rejects(t, enqueue, { queue: "q", payload: 1, uniqueKey: "" }, "bad_request", "uniqueKey: expected a non-empty string, got \"\"")
   rejects(t, enqueue, { queue: "q", payload: 1, id: "x" }, "bad_request", "unknown field \"id\"")
+  // Any JSON, but nested at most maxJsonDepth deep: the node writes payloads back with a
+  // recursive JSON.stringify, and 5000 levels of brackets (10 KB) overflowed its stack.
+  const nested = (depth: number): unknown => {
+    let v: unknown = 0
+    for (let i = 0; i < depth; i++) v = i % 2 === 0 ? [v] : { a: v }
+    return v
+  }
+  accepts(t, enqueue, { queue: "q", payload: nested(100) }, "a payload nested 100 deep")
+  rejects(t, enqueue, { queue: "q", payload: nested(101) }, "bad_request", "payload: arrays and objects nested more than 100 deep (the limit is 100)")
+  const brackets = new TextEncoder().encode(`{"queue":"q","payload":${"[".repeat(5_000)}${"]".repeat(5_000)}}`)
+  rejects(t, enqueue, brackets, "bad_request", /^payload: arrays and objects nested more than 100 deep/, "a payload of 5000 brackets")
+  rejects(t, makeDecoder(C.AckRequest), { id: "1", token: 1, result: nested(101) }, "bad_request", /^result: arrays and objects nested/)
+  rejects(t, makeDecoder(C.ExtendRequest), { id: "1", token: 1, progress: nested(101) }, "bad_request", /^progress: arrays and objects nested/)
 
   const batch = makeDecoder(C.EnqueueBatchRequest)
   accepts(t, batch, { jobs: [{ queue: "a", payload: 1 }, { queue: "b", payload: 2, delay: 5 }], token: { client: "c", seq: 4 } })

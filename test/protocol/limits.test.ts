@@ -5,9 +5,11 @@ import {
   isWellFormed,
   keyProblem,
   maxAppendBytes,
+  maxJsonDepth,
   maxKeyBytes,
   maxRequestBytes,
   maxValueBytes,
+  nestsWithin,
   utf8Length
 } from "../../protocol/limits.ts"
 
@@ -48,4 +50,15 @@ t.test("key rules", async (t) => {
   t.notOk(isValidKey("k".repeat(maxKeyBytes + 1)), "one byte over")
   t.notOk(isValidKey("日".repeat(342)), "342 characters but 1026 bytes")
   t.notOk(isValidKey(""), "empty")
+})
+
+t.test("nesting depth of free-form JSON values", async (t) => {
+  t.equal(maxJsonDepth, 100)
+  t.ok(nestsWithin("a", 0) && nestsWithin(null, 0) && nestsWithin(5, 0), "a scalar nests nothing")
+  t.ok(nestsWithin([], 1) && !nestsWithin([], 0), "[] is one level")
+  t.ok(nestsWithin({ a: [1, { b: [] }] }, 4), "{a:[1,{b:[]}]} is four levels")
+  t.notOk(nestsWithin({ a: [1, { b: [] }] }, 3))
+  t.notOk(nestsWithin([[], [[[]]], []], 3), "the deepest branch counts, wherever it is")
+  const deep = JSON.parse(`${"[".repeat(200_000)}${"]".repeat(200_000)}`) as unknown
+  t.notOk(nestsWithin(deep, maxJsonDepth), "200 000 levels: refused, without overflowing the stack")
 })

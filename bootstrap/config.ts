@@ -33,6 +33,13 @@ export interface NatsSettings {
   readonly token: string | undefined
   /** Path of a `.creds` file (JWT + nkey seed), read when connecting. */
   readonly credsFile: string | undefined
+  /** Path of a file holding a user nkey seed (`SU...`), read when connecting. */
+  readonly nkeyFile: string | undefined
+  /**
+   * Prefix of this connection's reply subjects (`_INBOX` when unset). A NATS user allowed to read
+   * only its own inbox (ops/nats: `_INBOX_<user>.>`) must use that prefix.
+   */
+  readonly inboxPrefix: string | undefined
   /** Present when any TLS file is configured (or a `tls://` URL is used). */
   readonly tls: NatsTls | undefined
 }
@@ -98,6 +105,14 @@ export const natsOptions = {
   natsPass: { flag: "--nats-pass", env: "NATS_PASS", placeholder: "PASS", help: "NATS password (prefer the variable: flags show in `ps`)" },
   natsToken: { flag: "--nats-token", env: "NATS_TOKEN", placeholder: "TOKEN", help: "NATS token (prefer the variable: flags show in `ps`)" },
   natsCreds: { flag: "--nats-creds", env: "NATS_CREDS", placeholder: "FILE", help: "NATS .creds file (JWT + nkey seed)" },
+  natsNkey: { flag: "--nats-nkey", env: "NATS_NKEY", placeholder: "FILE", help: "file holding a NATS user nkey seed (SU...)" },
+  natsInboxPrefix: {
+    flag: "--nats-inbox-prefix",
+    env: "NATS_INBOX_PREFIX",
+    placeholder: "PREFIX",
+    default: "_INBOX",
+    help: "prefix of reply subjects; a NATS user that may read only its own inbox needs it (_INBOX_<user> with ops/nats)"
+  },
   natsTlsCa: { flag: "--nats-tls-ca", env: "NATS_TLS_CA", placeholder: "FILE", help: "CA certificate (PEM) that signed the server's" },
   natsTlsCert: { flag: "--nats-tls-cert", env: "NATS_TLS_CERT", placeholder: "FILE", help: "client certificate (PEM) for mutual TLS" },
   natsTlsKey: { flag: "--nats-tls-key", env: "NATS_TLS_KEY", placeholder: "FILE", help: "client private key (PEM) for mutual TLS" }
@@ -243,6 +258,10 @@ const natsUrl = (item: string): boolean => {
   return true
 }
 
+/** Dot-separated tokens, none empty or a wildcard: what nats.js accepts as `inboxPrefix`. */
+const inboxToken = /^[^\s.*>]+$/
+export const validInboxPrefix = (prefix: string): boolean => prefix.split(".").every((token) => inboxToken.test(token))
+
 /** The NATS servers and credentials, checked together (one auth method, a cert with its key). */
 export const readNats = (line: CommandLine<keyof typeof natsOptions>, problems: Array<string>): NatsSettings => {
   const get = line.get
@@ -263,12 +282,13 @@ export const readNats = (line: CommandLine<keyof typeof natsOptions>, problems: 
   const pass = get("natsPass")
   const token = get("natsToken")
   const creds = get("natsCreds")
+  const nkey = get("natsNkey")
   if ((user === undefined) !== (pass === undefined)) {
     const missing = user === undefined ? natsOptions.natsUser : natsOptions.natsPass
     const given = user ?? pass!
     problems.push(`${given.source} is set but ${missing.env} (or ${missing.flag}) is not: give the NATS user and password together`)
   }
-  const methods = [user ?? pass, token, creds].filter((g): g is Given => g !== undefined)
+  const methods = [user ?? pass, token, creds, nkey].filter((g): g is Given => g !== undefined)
   if (methods.length > 1) {
     problems.push(`choose one NATS authentication method, got ${methods.map((g) => g.source).join(", ")}`)
   }
@@ -280,6 +300,10 @@ export const readNats = (line: CommandLine<keyof typeof natsOptions>, problems: 
     const missing = cert === undefined ? natsOptions.natsTlsCert : natsOptions.natsTlsKey
     problems.push(`${given.source} is set but ${missing.env} (or ${missing.flag}) is not: a client certificate needs its key`)
   }
+  const inbox = get("natsInboxPrefix")
+  if (inbox !== undefined && !validInboxPrefix(inbox.value)) {
+    problems.push(`${inbox.source} must be a subject prefix without wildcards or spaces, such as _INBOX_client, got ${JSON.stringify(inbox.value)}`)
+  }
   const wantsTls = ca !== undefined || cert !== undefined || key !== undefined || servers.some((s) => s.startsWith("tls://"))
   return {
     servers,
@@ -287,6 +311,8 @@ export const readNats = (line: CommandLine<keyof typeof natsOptions>, problems: 
     pass: pass?.value,
     token: token?.value,
     credsFile: creds?.value,
+    nkeyFile: nkey?.value,
+    inboxPrefix: inbox?.value,
     tls: wantsTls ? { caFile: ca?.value, certFile: cert?.value, keyFile: key?.value } : undefined
   }
 }
@@ -431,12 +457,15 @@ export const describe = (config: Config): string => {
         ? "token"
         : config.nats.credsFile !== undefined
           ? `creds ${config.nats.credsFile}`
-          : "none"
+          : config.nats.nkeyFile !== undefined
+            ? `nkey ${config.nats.nkeyFile}`
+            : "none"
   return [
     `id=${config.id}`,
     `cluster=${config.cluster}`,
     `nats=${config.nats.servers.map(redactUrl).join(",")}`,
     `auth=${auth}`,
+    ...(config.nats.inboxPrefix === undefined ? [] : [`inbox=${config.nats.inboxPrefix}`]),
     `tls=${config.nats.tls === undefined ? "off" : "on"}`,
     config.peers.length === 0 ? "join" : `peers=${config.peers.join(",")}`,
     `data=${config.dataDir}`,

@@ -15,10 +15,17 @@
  * to 16 s); after 5 failures in a row, each within 10 s of starting, it is left down and said
  * so, and when every node is down the launcher stops with exit 1. Restarting keeps `npm start`
  * a three-node cluster through crashes during development; the log shows every exit.
+ *
+ * `--secure` always starts its own nats-server, with the shipped configuration (ops/nats/
+ * single.conf: four roles, anonymous connections refused) and fresh credentials for each role
+ * (bootstrap/secureNats.ts), written to .archio/secure/<role>.env (mode 0600) and printed once;
+ * the nodes connect as `node`, the launcher as `admin`, and the HTTP shims require a generated
+ * token for writes.
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node"
-import { Effect, Either } from "effect"
+import type { NatsConnection } from "@nats-io/transport-node"
+import { Either } from "effect"
 import { spawn, type ChildProcess } from "node:child_process"
+import { randomInt } from "node:crypto"
 import { mkdirSync } from "node:fs"
 import * as net from "node:net"
 import { join, relative, resolve } from "node:path"
@@ -26,7 +33,19 @@ import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { defineCommand } from "./command.ts"
 import { clusterOption, natsOptions, readCluster, readNats, redactUrl, type NatsSettings } from "./config.ts"
-import { clientOptions } from "./nats.ts"
+import { connectClient } from "./nats.ts"
+import {
+  clientEnvironment,
+  newCredentials,
+  passwordFrom,
+  roles,
+  serverEnvironment,
+  writeCredentialFiles,
+  writePrivateFile,
+  writeServerConfig,
+  type Credentials,
+  type RoleCredentials
+} from "./secureNats.ts"
 import * as subjects from "../protocol/subjects.ts"
 import {
   canConnect,
@@ -58,7 +77,7 @@ const fromEnvironment = <Table extends OptionTable>(table: Table): { readonly [K
   Object.fromEntries(Object.entries(table).map(([key, { flag: _flag, ...spec }]) => [key, spec])) as { readonly [Key in keyof Table]: OptionSpec }
 
 /**
- * What archio dev reads, all from the environment: it takes no flags, and its environment is
+ * What archio dev reads from the environment (its only flag is `--secure`); its environment is
  * passed on to the nodes, so one variable sets both.
  */
 const { nats: natsUrl, ...natsAuth } = natsOptions
@@ -69,20 +88,36 @@ export const devVariables = {
   forceColor: { env: "FORCE_COLOR", help: "coloured prefixes even when the output is not a terminal (0: not)" }
 } as const satisfies Record<string, OptionSpec>
 
+export const devFlags = {
+  secure: {
+    flag: "--secure",
+    help: "own nats-server with the roles of ops/nats and new credentials (.archio/secure/)"
+  }
+} as const satisfies Record<string, OptionSpec>
+
 export interface DevSettings {
   readonly cluster: string
   readonly nats: NatsSettings
   readonly color: "never" | "always" | "on a terminal"
+  readonly secure: boolean
 }
 
-export const devSettings = (line: CommandLine<keyof typeof devVariables>): Either.Either<DevSettings, ConfigError> => {
+export const devSettings = (line: CommandLine<keyof typeof devVariables | keyof typeof devFlags>): Either.Either<DevSettings, ConfigError> => {
   const problems: Array<string> = []
   const cluster = readCluster(line, problems)
   const nats = readNats(line, problems)
   const force = line.get("forceColor")
   const color = line.get("noColor") !== undefined ? "never" : force !== undefined && force.value !== "0" ? "always" : "on a terminal"
+  const secure = line.has("secure")
+  if (secure) {
+    // Its own server and credentials: a NATS variable meant for another server would be ignored.
+    const given = (Object.keys(natsOptions) as Array<keyof typeof natsOptions>).flatMap((key) => line.get(key)?.source ?? [])
+    if (given.length > 0) {
+      problems.push(`--secure starts its own nats-server with generated credentials, so ${given.join(", ")} cannot be used with it: unset ${given.length === 1 ? "it" : "them"}`)
+    }
+  }
   if (problems.length > 0 || cluster === undefined) return Either.left(new ConfigError({ problems }))
-  return Either.right({ cluster, nats, color })
+  return Either.right({ cluster, nats, color, secure })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,27 +194,117 @@ const waitReady = async (nc: NatsConnection, cluster: string, ids: ReadonlyArray
   return pending.size === 0
 }
 
-const resolveNats = async (
-  settings: DevSettings,
-  home: string,
-  say: (line: string) => void
-): Promise<{ url: string; server: NatsServerHandle | undefined } | number> => {
+/** What `--secure` made: the credentials of each role, their files, the HTTP token. */
+interface Secured {
+  /** .archio/secure: the server's configuration and the credential files. */
+  readonly dir: string
+  readonly credentials: RoleCredentials
+  readonly files: { readonly [R in keyof RoleCredentials]: string }
+  readonly httpToken: string
+  readonly httpTokenFile: string
+}
+
+interface ResolvedNats {
+  readonly url: string
+  readonly server: NatsServerHandle | undefined
+  readonly secured: Secured | undefined
+}
+
+const noServer = (say: (line: string) => void, wanted: string): number => {
+  say(`no NATS server answers at ${redactUrl(wanted)} and nats-server is not installed.`)
+  say(`Install it with:\n  ${installHint}\nor set NATS_URL to a running NATS server, then run this again.`)
+  return 1
+}
+
+/**
+ * `--secure`: the shipped single-server configuration for our cluster in .archio/secure/, a
+ * nats-server on a free port that reads the fresh passwords from its environment, and each
+ * role's credentials written next to it.
+ */
+const startSecureNats = async (settings: DevSettings, home: string, say: (line: string) => void): Promise<ResolvedNats | number> => {
+  if (findNatsServer() === undefined && installNatsServer((line) => say(line)) === undefined) {
+    say("nats-server is not installed.")
+    say(`Install it with:\n  ${installHint}\nthen run this again.`)
+    return 1
+  }
+  const dir = join(home, "secure")
+  const config = await writeServerConfig(dir, { cluster: settings.cluster })
+  const credentials = newCredentials()
+  // The files first (they name the URL): nothing is left running when writing them fails.
+  const port = await freePort()
+  const files = await writeCredentialFiles(dir, credentials, `nats://127.0.0.1:${port}`, settings.cluster)
+  const httpToken = passwordFrom(randomInt)
+  const httpTokenFile = join(dir, "http.env")
+  await writePrivateFile(httpTokenFile, `HTTP_TOKEN=${httpToken}\n`)
+  const logFile = join(home, "nats-server.log")
+  say(`--secure: starting nats-server with ${relative(resolve(home, ".."), config)} (ops/nats/single.conf) on a free port (log: ${logFile})`)
+  const server = await startNatsServer({ port, logFile, args: ["-c", config], env: serverEnvironment(credentials) })
+  return { url: server.url, server, secured: { dir, credentials, files, httpToken, httpTokenFile } }
+}
+
+const resolveNats = async (settings: DevSettings, home: string, say: (line: string) => void): Promise<ResolvedNats | number> => {
+  if (settings.secure) return startSecureNats(settings, home, say)
   const wanted = settings.nats.servers.join(",")
   const { host, port } = hostPort(settings.nats.servers[0] ?? "nats://127.0.0.1:4222")
   if (await canConnect(host, port, 1000)) {
     say(`using the NATS server that answers at ${redactUrl(wanted)}`)
-    return { url: wanted, server: undefined }
+    return { url: wanted, server: undefined, secured: undefined }
   }
-  if (findNatsServer() === undefined && installNatsServer((line) => say(line)) === undefined) {
-    say(`no NATS server answers at ${redactUrl(wanted)} and nats-server is not installed.`)
-    say(`Install it with:\n  ${installHint}\nor set NATS_URL to a running NATS server, then run this again.`)
-    return 1
-  }
+  if (findNatsServer() === undefined && installNatsServer((line) => say(line)) === undefined) return noServer(say, wanted)
   mkdirSync(home, { recursive: true })
   const logFile = join(home, "nats-server.log")
   say(`no NATS server answers at ${redactUrl(wanted)}: starting nats-server on a free port (log: ${logFile})`)
   const server = await startNatsServer({ logFile })
-  return { url: server.url, server }
+  return { url: server.url, server, secured: undefined }
+}
+
+/** The settings of a connection as `credentials` (the launcher's own, as admin). */
+const settingsAs = (credentials: Credentials, url: string): NatsSettings => ({
+  servers: url.split(","),
+  user: credentials.user,
+  pass: credentials.password,
+  token: undefined,
+  credsFile: undefined,
+  nkeyFile: undefined,
+  inboxPrefix: credentials.inboxPrefix,
+  tls: undefined
+})
+
+/** What the banner says after "try:" on a cluster without credentials. */
+const openTryLines = (url: string, cluster: string, httpPort: number): Array<string> => {
+  const shown = redactUrl(url)
+  const flags = cluster === "dev" ? "" : ` --cluster ${cluster}`
+  return [
+    `cluster "${cluster}" is up: ${nodeIds.join(", ")} answer on NATS at ${shown}`,
+    "try:",
+    `  nats req -s ${shown} ${subjects.admin(cluster, "status")} ''`,
+    `  npx archio status --nats ${shown}${flags}`,
+    `  npx archio status --nats ${shown}${flags} --node n2`,
+    `  npx archio kv put name luffy --nats ${shown}${flags}; npx archio kv get name --nats ${shown}${flags}`,
+    `  nats req -s ${shown} ${subjects.jobs(cluster, "enqueue")} '{"queue":"emails","payload":{"to":"a@b.c"}}'`,
+    `  curl localhost:${httpPort}/health; curl localhost:${httpPort}/metrics`
+  ]
+}
+
+/** The banner of `--secure`: the credentials of every role, once, and how to use each. */
+export const secureTryLines = (url: string, cluster: string, httpPort: number, secured: Secured, cwd: string): Array<string> => {
+  const file = (path: string): string => relative(cwd, path)
+  const c = secured.credentials
+  const natsAs = (role: keyof RoleCredentials): string => `nats -s ${url} --user ${c[role].user} --password ${c[role].password} --inbox-prefix ${c[role].inboxPrefix}`
+  return [
+    `cluster "${cluster}" is up (secure): ${nodeIds.join(", ")} answer on NATS at ${url}; anonymous connections are refused`,
+    `credentials (new every run, shown only now; also in ${file(secured.dir)}/, mode 0600):`,
+    ...roles.map((role) => `  ${role.padEnd(6)} user ${c[role].user.padEnd(6)} password ${c[role].password}  inbox prefix ${c[role].inboxPrefix}  ${file(secured.files[role])}${role === "node" ? "  (the nodes use it)" : ""}`),
+    `  HTTP token ${secured.httpToken}  ${file(secured.httpTokenFile)}  (writes and /raft/status on the HTTP shims)`,
+    "try:",
+    `  ${natsAs("client")} req ${subjects.kv(cluster, "put")} '{"key":"name","value":"luffy"}'`,
+    `  ${natsAs("admin")} req ${subjects.admin(cluster, "status")} ''`,
+    `  ${natsAs("client")} sub '${subjects.kvEvents(cluster)}.>'`,
+    `  env $(cat ${file(secured.files.client)}) npx archio kv get name`,
+    `  env $(cat ${file(secured.files.admin)}) npx archio status`,
+    `  env $(cat ${file(secured.files.worker)}) npx archio worker --queue emails --handler ./handler.mjs`,
+    `  curl -X PUT -H "Authorization: Bearer ${secured.httpToken}" localhost:${httpPort}/set -d '{"key":"name","value":"zoro"}'`
+  ]
 }
 
 /**
@@ -200,7 +325,7 @@ const runDev = async (settings: DevSettings, terminal: Terminal): Promise<number
   let finish: (code: number) => void = () => {}
   const finished = new Promise<number>((done) => (finish = done))
   const children: Array<Child> = []
-  let nats: { url: string; server: NatsServerHandle | undefined } | undefined
+  let nats: ResolvedNats | undefined
   let monitor: NatsConnection | undefined
 
   const stopAll = async (code: number): Promise<void> => {
@@ -266,10 +391,12 @@ const runDev = async (settings: DevSettings, terminal: Terminal): Promise<number
   process.on("unhandledRejection", onCrash)
 
   const start = (child: Child): void => {
+    const secured = nats?.secured
+    const asNode = secured === undefined ? {} : { ...clientEnvironment(secured.credentials.node, nats!.url, cluster), HTTP_TOKEN: secured.httpToken }
     const p = spawn(process.execPath, [binPath, "node", ...child.args], {
       stdio: ["pipe", "pipe", "pipe"],
       cwd,
-      env: { ...env, ARCHIO_SUPERVISED: "1" }
+      env: { ...env, ...asNode, ARCHIO_SUPERVISED: "1" }
     })
     child.process = p
     child.startedAt = Date.now()
@@ -312,27 +439,13 @@ const runDev = async (settings: DevSettings, terminal: Terminal): Promise<number
     })
     for (const child of children) if (!stopping) start(child)
 
-    const monitorOptions = await Effect.runPromise(clientOptions({ ...settings.nats, servers: url.split(",") }, `archio-dev-${cluster}`))
-    monitor = await connect({ ...monitorOptions, waitOnFirstConnect: false })
+    const secured = nats?.secured
+    const monitorSettings = secured === undefined ? { ...settings.nats, servers: url.split(",") } : settingsAs(secured.credentials.admin, url)
+    monitor = await connectClient(monitorSettings, `archio-dev-${cluster}`, { waitOnFirstConnect: false })
     if (await waitReady(monitor, cluster, nodeIds, () => stopping)) {
-      const shown = redactUrl(url)
-      const flags = cluster === "dev" ? "" : ` --cluster ${cluster}`
+      const lines = secured === undefined ? openTryLines(url, cluster, ports[0]!) : secureTryLines(url, cluster, ports[0]!, secured, cwd)
       // One write, so whoever reads the pipe sees the whole banner at once.
-      write(
-        [
-          `cluster "${cluster}" is up: ${nodeIds.join(", ")} answer on NATS at ${shown}`,
-          "try:",
-          `  nats req -s ${shown} ${subjects.admin(cluster, "status")} ''`,
-          `  npx archio status --nats ${shown}${flags}`,
-          `  npx archio status --nats ${shown}${flags} --node n2`,
-          `  npx archio kv put name luffy --nats ${shown}${flags}; npx archio kv get name --nats ${shown}${flags}`,
-          `  nats req -s ${shown} ${subjects.jobs(cluster, "enqueue")} '{"queue":"emails","payload":{"to":"a@b.c"}}'`,
-          `  curl localhost:${ports[0]}/health; curl localhost:${ports[0]}/metrics`,
-          "Ctrl-C stops the cluster."
-        ]
-          .map((line) => `${devPrefix}${line}\n`)
-          .join("")
-      )
+      write([...lines, "Ctrl-C stops the cluster."].map((line) => `${devPrefix}${line}\n`).join(""))
     } else if (!stopping) {
       say(`not every node answered within ${readyTimeoutMs / 1000} s; see the logs above`)
     }
@@ -376,12 +489,17 @@ export const devCommand = defineCommand({
 a private nats-server on a free port) and three nodes n1, n2, n3 as child processes, with data
 under ./.archio/<id> and HTTP ports 8081-8083 (another free port when one is taken).
 Ctrl-C stops everything. Other node variables (SNAPSHOT_THRESHOLD, TICK_MS, LOG_LEVEL, ...)
-pass through to the nodes.`,
+pass through to the nodes.
+
+With --secure it always starts its own nats-server, with the shipped configuration
+(ops/nats/single.conf: roles node, client, worker and admin; anonymous connections refused)
+and new credentials for every role, written to ./.archio/secure/<role>.env (mode 0600) and
+printed once; the nodes connect as node, and their HTTP shims require a new token for writes.`,
   options: [
-    { title: "Flags", options: {} },
+    { title: "Flags", options: devFlags },
     { title: "Environment", options: devVariables }
   ],
-  examples: ["archio dev", "NATS_URL=nats://10.0.0.5:4222 CLUSTER=test archio dev"],
+  examples: ["archio dev", "archio dev --secure", "NATS_URL=nats://10.0.0.5:4222 CLUSTER=test archio dev"],
   check: devSettings,
   run: runDev
 })

@@ -5,16 +5,21 @@
  */
 import {
   connect,
+  createInbox,
   credsAuthenticator,
+  errors,
+  nkeyAuthenticator,
+  nkeys,
   type ConnectionOptions,
   type NatsConnection,
   type Status
 } from "@nats-io/transport-node"
-import { Cause, Context, Data, Effect, Fiber, Layer, Runtime } from "effect"
+import { Cause, Context, Data, Effect, Layer, Runtime } from "effect"
 import type { Scope } from "effect"
 import { readFile } from "node:fs/promises"
 import { Bus } from "../actors/services/bus.ts"
 import { redactUrl, type NatsSettings } from "./config.ts"
+import { tlsRefusal } from "./tlsProbe.ts"
 
 export class Nats extends Context.Tag("archio/Nats")<Nats, NatsConnection>() {}
 
@@ -51,6 +56,7 @@ export const connectOptions = (settings: NatsSettings, name: string): Connection
   if (settings.user !== undefined) options.user = settings.user
   if (settings.pass !== undefined) options.pass = settings.pass
   if (settings.token !== undefined) options.token = settings.token
+  if (settings.inboxPrefix !== undefined) options.inboxPrefix = settings.inboxPrefix
   if (settings.tls !== undefined) {
     const tls: NonNullable<ConnectionOptions["tls"]> = {}
     if (settings.tls.caFile !== undefined) tls.caFile = settings.tls.caFile
@@ -63,15 +69,98 @@ export const connectOptions = (settings: NatsSettings, name: string): Connection
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
-/** `connectOptions` plus the creds authenticator, read from `settings.credsFile` when set. */
+/** A user nkey seed read from `file`; the message never shows the file's contents. */
+const readSeed = (file: string): Effect.Effect<Uint8Array, NatsError> =>
+  Effect.tryPromise({
+    try: () => readFile(file, "utf8"),
+    catch: (cause) => new NatsError({ cause, message: `cannot read the NATS nkey file ${file} (NATS_NKEY): ${message(cause)}` })
+  }).pipe(
+    Effect.flatMap((text) => {
+      const seed = new TextEncoder().encode(text.trim())
+      try {
+        nkeys.fromSeed(seed)
+      } catch (cause) {
+        return Effect.fail(new NatsError({ cause, message: `the NATS nkey file ${file} (NATS_NKEY) does not hold a user nkey seed (a line starting with SU)` }))
+      }
+      return Effect.succeed(seed)
+    })
+  )
+
+/** `connectOptions` plus the authenticator of a creds or nkey file, read when one is set. */
 export const clientOptions = (settings: NatsSettings, name: string): Effect.Effect<ConnectionOptions, NatsError> => {
   const options = connectOptions(settings, name)
-  const file = settings.credsFile
-  if (file === undefined) return Effect.succeed(options)
-  return Effect.tryPromise({
-    try: () => readFile(file),
-    catch: (cause) => new NatsError({ cause, message: `cannot read the NATS creds file ${file} (NATS_CREDS): ${message(cause)}` })
-  }).pipe(Effect.map((bytes) => ({ ...options, authenticator: credsAuthenticator(new Uint8Array(bytes)) })))
+  const creds = settings.credsFile
+  const nkey = settings.nkeyFile
+  if (creds !== undefined) {
+    return Effect.tryPromise({
+      try: () => readFile(creds),
+      catch: (cause) => new NatsError({ cause, message: `cannot read the NATS creds file ${creds} (NATS_CREDS): ${message(cause)}` })
+    }).pipe(Effect.map((bytes) => ({ ...options, authenticator: credsAuthenticator(new Uint8Array(bytes)) })))
+  }
+  if (nkey !== undefined) return readSeed(nkey).pipe(Effect.map((seed) => ({ ...options, authenticator: nkeyAuthenticator(seed) })))
+  return Effect.succeed(options)
+}
+
+/** Who we said we were, for messages: the user, the kind of credential, never a secret. */
+export const identity = (settings: NatsSettings): string =>
+  settings.user !== undefined
+    ? `user ${JSON.stringify(settings.user)} (NATS_USER, NATS_PASS)`
+    : settings.token !== undefined
+      ? "the token (NATS_TOKEN)"
+      : settings.credsFile !== undefined
+        ? `the creds file ${settings.credsFile} (NATS_CREDS)`
+        : settings.nkeyFile !== undefined
+          ? `the nkey in ${settings.nkeyFile} (NATS_NKEY)`
+          : "an anonymous connection (set NATS_USER and NATS_PASS, or another NATS_* credential)"
+
+/** Why connecting failed, as one sentence that names what to check; no secret in it. */
+export const connectFailure = (settings: NatsSettings, where: string, cause: unknown): string =>
+  cause instanceof errors.AuthorizationError
+    ? `NATS at ${where} refused ${identity(settings)}: ${cause.message}`
+    : `cannot connect to NATS at ${where}: ${message(cause)}`
+
+/**
+ * Why the server will not deliver replies to this connection's inbox, or undefined when it
+ * will. A NATS user allowed to read only its own inbox prefix gets a permissions violation
+ * for any other; without this check every request would just time out.
+ */
+export const inboxRefusal = async (nc: NatsConnection, settings: NatsSettings): Promise<string | undefined> => {
+  const prefix = settings.inboxPrefix ?? "_INBOX"
+  const probe = nc.subscribe(createInbox(prefix), { callback: () => undefined })
+  // The server answers the SUB (-ERR when refused) before the PONG that ends the flush.
+  await nc.flush()
+  const closed = await Promise.race([probe.closed, Promise.resolve("open" as const)])
+  if (closed === "open") {
+    probe.unsubscribe()
+    return undefined
+  }
+  const why = closed instanceof Error ? closed.message : "the subscription was closed"
+  return `the inbox prefix ${prefix} is not readable by ${identity(settings)} (${why}): set NATS_INBOX_PREFIX (--nats-inbox-prefix) to the prefix this user may read (_INBOX_<user> with ops/nats)`
+}
+
+/**
+ * One connection for a command (CLI, worker, launcher): `clientOptions` with `overrides`, and an
+ * inbox the server delivers replies to. Rejects with an Error whose message is one sentence.
+ */
+export const connectClient = async (settings: NatsSettings, name: string, overrides: Partial<ConnectionOptions> = {}): Promise<NatsConnection> => {
+  const where = settings.servers.map(redactUrl).join(",")
+  const base = await Effect.runPromise(Effect.either(clientOptions(settings, name)))
+  if (base._tag === "Left") throw new Error(base.left.message)
+  // A refused TLS connection would only be a timeout from nats.js (tlsProbe.ts says why).
+  const tlsRefused = await tlsRefusal(settings)
+  if (tlsRefused !== undefined) throw new Error(tlsRefused)
+  let nc: NatsConnection
+  try {
+    nc = await connect({ ...base.right, ...overrides })
+  } catch (e) {
+    throw new Error(connectFailure(settings, where, e))
+  }
+  const refused = await inboxRefusal(nc, settings)
+  if (refused !== undefined) {
+    await nc.close().catch(() => undefined)
+    throw new Error(refused)
+  }
+  return nc
 }
 
 /**
@@ -80,7 +169,7 @@ export const clientOptions = (settings: NatsSettings, name: string): Effect.Effe
  * The client asks `reconnectToServer` before every dial and gives up when it throws, so that is
  * our cancel switch; a connection that arrives after we gave up is closed at once.
  */
-const connectInterruptibly = (options: ConnectionOptions, where: string): Effect.Effect<NatsConnection, NatsError> =>
+const connectInterruptibly = (options: ConnectionOptions, settings: NatsSettings, where: string): Effect.Effect<NatsConnection, NatsError> =>
   Effect.async<NatsConnection, NatsError>((resume) => {
     let cancelled = false
     const chosen = options.reconnectToServer
@@ -94,7 +183,7 @@ const connectInterruptibly = (options: ConnectionOptions, where: string): Effect
         else resume(Effect.succeed(nc))
       },
       (cause: unknown) => {
-        if (!cancelled) resume(Effect.fail(new NatsError({ cause, message: `cannot connect to NATS at ${where}: ${message(cause)}` })))
+        if (!cancelled) resume(Effect.fail(new NatsError({ cause, message: connectFailure(settings, where, cause) })))
       }
     )
     return Effect.sync(() => {
@@ -150,14 +239,24 @@ export const make = (config: NatsLayerConfig): Effect.Effect<NatsConnection, Nat
     const where = config.nats.servers.map(redactUrl).join(",")
     const options = yield* clientOptions(config.nats, connectionName(config))
     yield* Effect.logInfo(`connecting to NATS at ${where} as ${connectionName(config)}`)
-    const waiting = yield* Effect.logWarning(`still waiting for a NATS server at ${where}`).pipe(
-      Effect.delay("5 seconds"),
-      Effect.forever,
-      Effect.fork
-    )
+    // While nats.js keeps trying: say so every 5 s, and stop if the server refuses our TLS
+    // connection, which nats.js would retry for ever without a word (tlsProbe.ts).
+    const stillWaiting: Effect.Effect<never, NatsError> = Effect.gen(function* () {
+      for (;;) {
+        const refused = yield* Effect.promise(() => tlsRefusal(config.nats).catch(() => undefined))
+        if (refused !== undefined) return yield* Effect.fail(new NatsError({ message: refused }))
+        yield* Effect.sleep("5 seconds")
+        yield* Effect.logWarning(`still waiting for a NATS server at ${where}`)
+      }
+    })
     const nc = yield* Effect.uninterruptibleMask((restore) =>
-      restore(connectInterruptibly(options, where)).pipe(Effect.tap((nc) => Effect.addFinalizer(() => drain(nc))))
-    ).pipe(Effect.ensuring(Fiber.interrupt(waiting)))
+      restore(Effect.raceFirst(connectInterruptibly(options, config.nats, where), stillWaiting)).pipe(
+        Effect.tap((nc) => Effect.addFinalizer(() => drain(nc)))
+      )
+    )
+    // Forwarded requests and ReadIndex need replies: a node that cannot get them must not start.
+    const refused = yield* Effect.promise(() => inboxRefusal(nc, config.nats))
+    if (refused !== undefined) return yield* Effect.fail(new NatsError({ message: refused }))
     yield* Effect.logInfo(`connected to NATS at ${nc.getServer()}`)
     // A plain loop rather than a Stream: interrupting a pending `next()` on this iterator waits
     // for the next status event (up to a ping interval). The loop ends when the connection closes.

@@ -87,6 +87,8 @@ export interface StartOptions {
   readonly args?: ReadonlyArray<string>
   /** Where nats-server writes its log; by default it is discarded. */
   readonly logFile?: string
+  /** Variables added to the server's environment (a configuration file may refer to them). */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 /** Starts a private nats-server on a free port and waits until it accepts connections. */
@@ -97,7 +99,7 @@ export const startNatsServer = async (options: StartOptions = {}): Promise<NatsS
   const dir = await mkdtemp(join(tmpdir(), "archio-nats-"))
   const args = ["-a", "127.0.0.1", "-p", String(port), "-sd", dir, ...(options.args ?? [])]
   if (options.logFile !== undefined) args.push("-l", options.logFile)
-  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] })
+  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...options.env } })
   let stderr = ""
   child.stderr?.on("data", (chunk: Buffer) => {
     if (stderr.length < 4096) stderr += chunk.toString()

@@ -12,15 +12,15 @@
  * time otherwise; `--node ID` prints that node's own `admin.status` as JSON instead (the
  * command's output before the table).
  */
-import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node"
-import { Effect, Either, Schema } from "effect"
+import type { Msg, NatsConnection } from "@nats-io/transport-node"
+import { Either, Schema } from "effect"
 import { isNoResponders, isTimeout } from "../protocol/bus.ts"
 import * as Client from "../protocol/client.ts"
 import { readError } from "../protocol/reply.ts"
 import * as subjects from "../protocol/subjects.ts"
 import { defineCommand } from "./command.ts"
 import { clusterOption, natsOptions, readCluster, readNats, readTimeout, redactUrl, type NatsSettings } from "./config.ts"
-import { clientOptions } from "./nats.ts"
+import { connectClient } from "./nats.ts"
 import { ConfigError, integer, name, type CommandLine, type OptionSpec } from "./options.ts"
 import { stopRequest, type Terminal } from "./terminal.ts"
 
@@ -81,21 +81,12 @@ export const statusConfig = (line: CommandLine<keyof typeof statusOptions>): Eit
 // Asking
 
 /** Connects once; `--watch` keeps reconnecting, a one-shot command fails fast instead. */
-const open = async (config: StatusConfig): Promise<NatsConnection> => {
-  const where = config.nats.servers.map(redactUrl).join(",")
-  const base = await Effect.runPromise(Effect.either(clientOptions(config.nats, "archio-status")))
-  if (Either.isLeft(base)) throw new Error(base.left.message)
-  try {
-    return await connect({
-      ...base.right,
-      waitOnFirstConnect: false,
-      timeout: config.timeoutMs,
-      ...(config.watch ? { maxReconnectAttempts: -1 } : { reconnect: false, maxReconnectAttempts: 0 })
-    })
-  } catch (e) {
-    throw new Error(`cannot connect to NATS at ${where}: ${e instanceof Error ? e.message : String(e)}`)
-  }
-}
+const open = (config: StatusConfig): Promise<NatsConnection> =>
+  connectClient(config.nats, "archio-status", {
+    waitOnFirstConnect: false,
+    timeout: config.timeoutMs,
+    ...(config.watch ? { maxReconnectAttempts: -1 } : { reconnect: false, maxReconnectAttempts: 0 })
+  })
 
 /** Why a request got no usable answer, as a sentence; `nobody` when nothing listens on the subject. */
 export class Unanswered extends Error {

@@ -3,8 +3,7 @@
  * reconnecting: a worker outlives NATS restarts), runs the worker runtime of
  * `protocol/worker.ts` until SIGTERM or SIGINT, then stops it gracefully and exits 0.
  */
-import { connect } from "@nats-io/transport-node"
-import { Effect, Either } from "effect"
+import { Either } from "effect"
 import { hostname } from "node:os"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
@@ -12,8 +11,8 @@ import { ArchioClient } from "../protocol/archioClient.ts"
 import { JobsClient } from "../protocol/jobsClient.ts"
 import { Worker, type Handler } from "../protocol/worker.ts"
 import { defineCommand } from "./command.ts"
-import { kvClientConfig, kvOptions, redactUrl, type KvClientConfig } from "./config.ts"
-import { clientOptions } from "./nats.ts"
+import { kvClientConfig, kvOptions, type KvClientConfig } from "./config.ts"
+import { connectClient } from "./nats.ts"
 import { ConfigError, integer, name, type CommandLine, type Given, type OptionSpec } from "./options.ts"
 import { stopRequest, type Terminal } from "./terminal.ts"
 
@@ -88,17 +87,13 @@ const runWorker = async (config: WorkerConfig, terminal: Terminal): Promise<numb
     terminal.err(`archio worker: cannot load handler ${config.handler}: ${e instanceof Error ? e.message : String(e)}\n`)
     return 2
   }
-  const base = await Effect.runPromise(Effect.either(clientOptions(config.nats, `archio-worker-${config.workerId}`)))
-  if (Either.isLeft(base)) {
-    terminal.err(`archio worker: ${base.left.message}\n`)
-    return 1
-  }
   let client: ArchioClient
   try {
-    const nc = await connect({ ...base.right, maxReconnectAttempts: -1, timeout: config.timeoutMs })
-    client = new ArchioClient(nc, { cluster: config.cluster, deadlineMs: config.timeoutMs }, true)
+    const nc = await connectClient(config.nats, `archio-worker-${config.workerId}`, { maxReconnectAttempts: -1, timeout: config.timeoutMs })
+    const inboxPrefix = config.nats.inboxPrefix
+    client = new ArchioClient(nc, { cluster: config.cluster, deadlineMs: config.timeoutMs, ...(inboxPrefix === undefined ? {} : { inboxPrefix }) }, true)
   } catch (e) {
-    terminal.err(`archio worker: cannot connect to NATS at ${config.nats.servers.map(redactUrl).join(",")}: ${e instanceof Error ? e.message : String(e)}\n`)
+    terminal.err(`archio worker: ${e instanceof Error ? e.message : String(e)}\n`)
     return 1
   }
   const worker = new Worker(new JobsClient(client), {

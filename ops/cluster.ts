@@ -8,7 +8,7 @@ import { createWriteStream, type WriteStream } from "node:fs"
 import { mkdir, rm } from "node:fs/promises"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { connect, type NatsConnection } from "@nats-io/transport-node"
+import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node"
 import * as Subjects from "../protocol/subjects.ts"
 
 /** The `archio` command, run with this Node (bin/archio.js keeps a bundle of the sources fresh). */
@@ -24,6 +24,13 @@ export interface ClusterOptions {
   readonly logDir?: string
   /** Extra environment for every node (e.g. `TICK_MS`). */
   readonly env?: Readonly<Record<string, string>>
+  /** Extra environment for one node, by id, over `env` (e.g. its own `HTTP_PORT`). */
+  readonly envOf?: Readonly<Record<string, Readonly<Record<string, string>>>>
+  /**
+   * Options of the harness connection beyond the URL, such as the credentials of a NATS user
+   * allowed the nodes' `admin.status` (and its `inboxPrefix`), when the server refuses anonymous ones.
+   */
+  readonly harness?: Partial<ConnectionOptions>
   /**
    * NATS URL per node id, for topologies where each node talks to its own server (the chaos
    * harness); a node not listed uses `natsUrl`. The harness connection always uses `natsUrl`.
@@ -74,7 +81,7 @@ export class LocalCluster {
    * can elect one before the third has subscribed to its subjects.
    */
   static async start(options: ClusterOptions): Promise<LocalCluster> {
-    const nc = await connect({ servers: options.natsUrl, noAsyncTraces: true, name: "archio-cluster-harness" })
+    const nc = await connect({ servers: options.natsUrl, noAsyncTraces: true, name: "archio-cluster-harness", ...options.harness })
     const c = new LocalCluster(options, nc)
     if (options.logDir !== undefined) await mkdir(options.logDir, { recursive: true })
     for (const id of c.ids) c.startNode(id)
@@ -148,7 +155,7 @@ export class LocalCluster {
     ]
     // Supervised: a node exits when its stdin closes, so none outlives a crashed harness.
     const child = spawn(process.execPath, args, {
-      env: { ...process.env, ...this.options.env, ARCHIO_SUPERVISED: "1" },
+      env: { ...process.env, ...this.options.env, ...this.options.envOf?.[id], ARCHIO_SUPERVISED: "1" },
       stdio: ["pipe", "pipe", "pipe"]
     })
     const logDir = this.options.logDir

@@ -10,7 +10,7 @@
  * one write in flight. This client keeps a pool of "lanes" (`<id>-<lane>`), one write per lane at
  * a time, each lane counting its own `seq`.
  */
-import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node"
+import { connect, errors, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node"
 import type { Bus, BusMessage } from "./bus.ts"
 import type { Compare, Consistency, KvScanResponse, KvTxnResponse, TxnOp } from "./client.ts"
 import { archioError, ArchioError } from "./errors.ts"
@@ -33,6 +33,12 @@ export interface ClientOptions {
   readonly clientId?: string
   /** Time, timers and randomness; Node's by default (the simulator brings its own). */
   readonly clock?: ClientClock
+  /**
+   * Prefix of the reply subjects; default `_INBOX` (`connect` uses the connection's
+   * `inboxPrefix`). A NATS user that may read only its own inbox (ops/nats: `_INBOX_<user>.>`)
+   * must use that prefix, or the server refuses the replies and every call fails saying so.
+   */
+  readonly inboxPrefix?: string
 }
 
 /** What the client needs of time and chance. */
@@ -115,7 +121,20 @@ const utf8Decoder = new TextDecoder()
 const sweepEveryMs = 50
 
 /** How one attempt ended, without allocating an Error on the hot path. */
-type Outcome = { readonly msg: BusMessage } | { readonly failed: "no_responders" | "timeout" }
+type Outcome =
+  | { readonly msg: BusMessage }
+  | { readonly failed: "no_responders" | "timeout" }
+  /** The NATS server refused the request or its reply (permissions): retrying cannot help. */
+  | { readonly failed: "refused"; readonly why: string }
+
+/**
+ * What a NATS connection reports beyond a `Bus`: its status events, among them the
+ * permissions violations of publishes the server refused (the simulator's network has none).
+ */
+interface StatusSource {
+  status(): AsyncIterable<{ readonly type: string; readonly error?: unknown }> & { stop?(): void }
+}
+const hasStatus = (nc: object): nc is StatusSource => typeof (nc as Partial<StatusSource>).status === "function"
 
 /**
  * Request/reply over one wildcard inbox subscription: a map of waiting attempts and one coarse
@@ -125,16 +144,20 @@ type Outcome = { readonly msg: BusMessage } | { readonly failed: "no_responders"
  */
 class RequestMux {
   private readonly prefix: string
-  private readonly waiting = new Map<string, { readonly done: (o: Outcome) => void; readonly deadline: number }>()
+  private readonly waiting = new Map<string, { readonly done: (o: Outcome) => void; readonly deadline: number; readonly subject: string }>()
   private next = 0
   private cancelSweep: (() => void) | undefined
+  /** Set once the server refused our inbox subscription: no reply can ever arrive. */
+  private inboxRefused: Outcome | undefined
 
   constructor(
     private readonly nc: Bus,
-    private readonly clock: ClientClock
+    private readonly clock: ClientClock,
+    inboxPrefix: string
   ) {
-    this.prefix = `_INBOX.archio.${clock.uniqueId()}`
-    nc.subscribe(`${this.prefix}.*`, {
+    this.prefix = `${inboxPrefix}.archio.${clock.uniqueId()}`
+    const inbox = `${this.prefix}.*`
+    const sub = nc.subscribe(inbox, {
       callback: (err, msg) => {
         if (err !== null) return
         const id = msg.subject.slice(this.prefix.length + 1)
@@ -145,15 +168,33 @@ class RequestMux {
         w.done(msg.data.length === 0 && msg.headers?.code === 503 ? { failed: "no_responders" } : { msg })
       }
     })
+    void sub.closed.then((e) => {
+      if (!(e instanceof Error)) return
+      const why = `the NATS server refuses this client's replies on ${inbox} (${e.message}); connect with the inbox prefix its NATS user may read (inboxPrefix, NATS_INBOX_PREFIX)`
+      this.inboxRefused = { failed: "refused", why }
+      for (const w of this.waiting.values()) w.done(this.inboxRefused)
+      this.waiting.clear()
+    })
   }
 
   request(subject: string, payload: Uint8Array, timeoutMs: number): Promise<Outcome> {
+    if (this.inboxRefused !== undefined) return Promise.resolve(this.inboxRefused)
     const id = (this.next++).toString(36)
     this.cancelSweep ??= this.clock.after(sweepEveryMs, this.sweep)
     return new Promise<Outcome>((done) => {
-      this.waiting.set(id, { done, deadline: this.clock.now() + timeoutMs })
+      this.waiting.set(id, { done, deadline: this.clock.now() + timeoutMs, subject })
       this.nc.publish(subject, payload, { reply: `${this.prefix}.${id}` })
     })
+  }
+
+  /** The server refused a publish on `subject` (permissions): its attempts end now, not at their timeout. */
+  refusePublish(subject: string, message: string): void {
+    const refused: Outcome = { failed: "refused", why: `the NATS server refuses this client's requests on ${subject} (${message}); its NATS user may not make them` }
+    for (const [id, w] of this.waiting) {
+      if (w.subject !== subject) continue
+      this.waiting.delete(id)
+      w.done(refused)
+    }
   }
 
   private readonly sweep = (): void => {
@@ -187,6 +228,8 @@ export class ArchioClient<C extends Bus = NatsConnection> {
   private leader: string | undefined
   private readonly mux: RequestMux
   private readonly clock: ClientClock
+  /** The connection's status events, while we watch them for refused publishes. */
+  private readonly statusEvents: ReturnType<StatusSource["status"]> | undefined
 
   constructor(
     readonly nc: C,
@@ -198,16 +241,31 @@ export class ArchioClient<C extends Bus = NatsConnection> {
     this.deadlineMs = options.deadlineMs ?? 15_000
     this.clock = options.clock ?? nodeClock
     this.clientId = options.clientId ?? this.clock.uniqueId()
-    this.mux = new RequestMux(nc, this.clock)
+    const mux = new RequestMux(nc, this.clock, options.inboxPrefix ?? "_INBOX")
+    this.mux = mux
+    this.statusEvents = hasStatus(nc) ? nc.status() : undefined
+    const events = this.statusEvents
+    if (events !== undefined) {
+      // Ends on close(), or when the connection closes.
+      void (async () => {
+        for await (const s of events) {
+          if (s.type === "error" && s.error instanceof errors.PermissionViolationError && s.error.operation === "publish") {
+            mux.refusePublish(s.error.subject, s.error.message)
+          }
+        }
+      })().catch(() => undefined)
+    }
   }
 
   /** Connects to NATS and returns a client that closes the connection on `close()`. */
   static async connect(servers: string | string[], options: ClientOptions & { readonly nats?: Partial<ConnectionOptions> } = {}): Promise<ArchioClient> {
     const nc = await connect({ servers, noAsyncTraces: true, name: "archio-client", ...options.nats })
-    return new ArchioClient(nc, options, true)
+    const inboxPrefix = options.inboxPrefix ?? options.nats?.inboxPrefix
+    return new ArchioClient(nc, inboxPrefix === undefined ? options : { ...options, inboxPrefix }, true)
   }
 
   async close(): Promise<void> {
+    this.statusEvents?.stop?.()
     this.mux.close()
     if (this.ownsConnection && !this.nc.isClosed()) await this.nc.drain()
   }
@@ -335,6 +393,8 @@ export class ArchioClient<C extends Bus = NatsConnection> {
         if (err.code === "busy" && last !== undefined) throw archioError(last.code, `${last.message}; then: ${err.message}`, last.detail)
         if (!retryable.has(err.code)) throw err
         last = err
+      } else if (outcome.failed === "refused") {
+        throw archioError("unavailable", outcome.why)
       } else if (outcome.failed === "no_responders") {
         last = archioError("unavailable", `no Archio node answers on ${subject}`)
       } else {

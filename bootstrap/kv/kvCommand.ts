@@ -8,14 +8,13 @@
  * tokens on writes, and `--timeout` as the deadline of each request. A request the cluster
  * refuses as malformed or too large is bad usage (exit 2); any other failure exits 1.
  */
-import { connect } from "@nats-io/transport-node"
-import { Effect, Either } from "effect"
+import { Either } from "effect"
 import { ArchioClient } from "../../protocol/archioClient.ts"
 import { ArchioError, toEnvelope } from "../../protocol/errors.ts"
 import { defineCommand, type Command } from "../command.ts"
-import { kvClientConfig, kvOptions, redactUrl, type KvClientConfig } from "../config.ts"
+import { kvClientConfig, kvOptions, type KvClientConfig } from "../config.ts"
 import type { OptionSection } from "../help.ts"
-import { clientOptions } from "../nats.ts"
+import { connectClient } from "../nats.ts"
 import { ConfigError, type CommandLine, type OptionSpec, type OptionTable } from "../options.ts"
 import { readStdin, type Terminal } from "../terminal.ts"
 import type { Stdin } from "./arguments.ts"
@@ -85,21 +84,20 @@ const failed = (s: Session, e: unknown): number => {
 
 /** Connects with the settings; one-shot commands do not reconnect, `watch` does. */
 const openClient = async (config: KvClientConfig, follows: boolean): Promise<ArchioClient> => {
-  const where = config.nats.servers.map(redactUrl).join(",")
-  const base = await Effect.runPromise(Effect.either(clientOptions(config.nats, "archio-kv")))
-  if (Either.isLeft(base)) throw new Error(base.left.message)
-  try {
-    const nc = await connect({
-      ...base.right,
-      waitOnFirstConnect: false,
-      timeout: config.timeoutMs,
-      ...(follows ? {} : { reconnect: false, maxReconnectAttempts: 0 })
-    })
-    return new ArchioClient(nc, { cluster: config.cluster, deadlineMs: config.timeoutMs, attemptTimeoutMs: Math.min(2000, config.timeoutMs) }, true)
-  } catch (e) {
-    throw new Error(`cannot connect to NATS at ${where}: ${e instanceof Error ? e.message : String(e)}`)
-  }
+  const nc = await connectClient(config.nats, "archio-kv", {
+    waitOnFirstConnect: false,
+    timeout: config.timeoutMs,
+    ...(follows ? {} : { reconnect: false, maxReconnectAttempts: 0 })
+  })
+  return new ArchioClient(
+    nc,
+    { cluster: config.cluster, deadlineMs: config.timeoutMs, attemptTimeoutMs: Math.min(2000, config.timeoutMs), ...inbox(config.nats.inboxPrefix) },
+    true
+  )
 }
+
+/** The client's `inboxPrefix` option, when one is set. */
+const inbox = (prefix: string | undefined): { inboxPrefix?: string } => (prefix === undefined ? {} : { inboxPrefix: prefix })
 
 /** How long closing may wait for replies in flight to drain before the socket is closed outright. */
 const drainGraceMs = 1000

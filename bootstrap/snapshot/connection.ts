@@ -5,13 +5,12 @@
  * node or to one. Requests go through `ArchioClient.call`, so a lost reply or a cluster still
  * electing is retried until `--timeout`.
  */
-import { connect } from "@nats-io/transport-node"
-import { Effect, Either, Schema } from "effect"
+import { Either, Schema } from "effect"
 import { ArchioClient } from "../../protocol/archioClient.ts"
 import { ArchioError, toEnvelope } from "../../protocol/errors.ts"
 import * as Subjects from "../../protocol/subjects.ts"
-import { clusterOption, natsOptions, readCluster, readNats, readTimeout, redactUrl, type NatsSettings } from "../config.ts"
-import { clientOptions } from "../nats.ts"
+import { clusterOption, natsOptions, readCluster, readNats, readTimeout, type NatsSettings } from "../config.ts"
+import { connectClient } from "../nats.ts"
 import { name, type CommandLine, type OptionSpec } from "../options.ts"
 import type { Terminal } from "../terminal.ts"
 
@@ -64,15 +63,23 @@ export const adminSubject = (cluster: string, node: string | undefined, op: stri
  * waits); each attempt of a request waits `attemptTimeoutMs`, all of them `timeoutMs`.
  */
 export const openClient = async (connection: Connection, attemptTimeoutMs: number): Promise<ArchioClient> => {
-  const where = connection.nats.servers.map(redactUrl).join(",")
-  const base = await Effect.runPromise(Effect.either(clientOptions(connection.nats, "archio-snapshot")))
-  if (Either.isLeft(base)) throw new Error(base.left.message)
-  try {
-    const nc = await connect({ ...base.right, waitOnFirstConnect: false, reconnect: false, maxReconnectAttempts: 0, timeout: Math.min(connection.timeoutMs, 10_000) })
-    return new ArchioClient(nc, { cluster: connection.cluster, deadlineMs: connection.timeoutMs, attemptTimeoutMs: Math.min(attemptTimeoutMs, connection.timeoutMs) }, true)
-  } catch (e) {
-    throw new Error(`cannot connect to NATS at ${where}: ${e instanceof Error ? e.message : String(e)}`)
-  }
+  const nc = await connectClient(connection.nats, "archio-snapshot", {
+    waitOnFirstConnect: false,
+    reconnect: false,
+    maxReconnectAttempts: 0,
+    timeout: Math.min(connection.timeoutMs, 10_000)
+  })
+  const inboxPrefix = connection.nats.inboxPrefix
+  return new ArchioClient(
+    nc,
+    {
+      cluster: connection.cluster,
+      deadlineMs: connection.timeoutMs,
+      attemptTimeoutMs: Math.min(attemptTimeoutMs, connection.timeoutMs),
+      ...(inboxPrefix === undefined ? {} : { inboxPrefix })
+    },
+    true
+  )
 }
 
 /** Closes the client without hanging on a drain (the connection may already be gone). */

@@ -22,7 +22,7 @@ t.test("defaults: only the node id is required", async (t) => {
   t.same(c, {
     id: "n1",
     cluster: "dev",
-    nats: { servers: ["nats://127.0.0.1:4222"], user: undefined, pass: undefined, token: undefined, credsFile: undefined, tls: undefined },
+    nats: { servers: ["nats://127.0.0.1:4222"], user: undefined, pass: undefined, token: undefined, credsFile: undefined, nkeyFile: undefined, inboxPrefix: undefined, tls: undefined },
     peers: ["n1"],
     dataDir: "./.archio/n1",
     httpPort: undefined,
@@ -276,4 +276,19 @@ t.test("--join: no --peers, an empty seed; both at once is an error", async (t) 
   t.match(ok([], { NODE_ID: "n4", JOIN: "1" }), { peers: [] })
   t.match(ok([], { NODE_ID: "n4", JOIN: "no" }), { peers: ["n4"] })
   t.match(problems(["--join", "--peers", "n1,n4"], { NODE_ID: "n4" }), [/--join and --peers exclude each other/])
+})
+
+t.test("NATS inbox prefix and nkey file (the shipped roles need them)", async (t) => {
+  const id = { NODE_ID: "n1" }
+  t.equal(ok([], { ...id, NATS_INBOX_PREFIX: "_INBOX_node" }).nats.inboxPrefix, "_INBOX_node")
+  t.equal(ok(["--id", "n1", "--nats-inbox-prefix", "_INBOX.apps.billing"]).nats.inboxPrefix, "_INBOX.apps.billing", "several tokens")
+  t.equal(ok([], id).nats.inboxPrefix, undefined, "unset: nats.js's _INBOX")
+  for (const bad of ["_INBOX.*", "_INBOX.>", "a..b", "has space", ".x", "x."]) {
+    t.same(problems([], { ...id, NATS_INBOX_PREFIX: bad }), [`NATS_INBOX_PREFIX must be a subject prefix without wildcards or spaces, such as _INBOX_client, got ${JSON.stringify(bad)}`], bad)
+  }
+  t.equal(ok([], { ...id, NATS_NKEY: "/keys/node.nk" }).nats.nkeyFile, "/keys/node.nk")
+  t.equal(ok(["--id", "n1", "--nats-nkey", "node.nk"]).nats.nkeyFile, "node.nk")
+  t.same(problems([], { ...id, NATS_NKEY: "/k", NATS_USER: "u", NATS_PASS: "p" }), ["choose one NATS authentication method, got NATS_USER, NATS_NKEY"])
+  const line = describe(ok([], { ...id, NATS_NKEY: "/keys/node.nk", NATS_INBOX_PREFIX: "_INBOX_node" }))
+  t.match(line, "auth=nkey /keys/node.nk inbox=_INBOX_node tls=off")
 })

@@ -1,5 +1,5 @@
 import t from "tap"
-import type { NatsConnection } from "@nats-io/transport-node"
+import { errors, nkeys, type NatsConnection } from "@nats-io/transport-node"
 import { Effect, Exit, Layer, Logger, LogLevel } from "effect"
 import { writeFile } from "node:fs/promises"
 import { join } from "node:path"
@@ -16,6 +16,8 @@ const settings = (servers: string, extra: Partial<NatsSettings> = {}): NatsSetti
   pass: undefined,
   token: undefined,
   credsFile: undefined,
+  nkeyFile: undefined,
+  inboxPrefix: undefined,
   tls: undefined,
   ...extra
 })
@@ -67,6 +69,51 @@ t.test("creds: the file is read into an authenticator; a missing file is a clear
     t.equal(exit.cause.error._tag, "NatsError")
     t.match(exit.cause.error.message, `cannot read the NATS creds file ${missing} (NATS_CREDS)`)
   } else t.fail("expected a NatsError")
+})
+
+t.test("nkey: the seed file is read into an authenticator; a file without a seed is a clear error that hides it", async (t) => {
+  const dir = await tempDir(t)
+  const seed = new TextDecoder().decode(nkeys.createUser().getSeed())
+  const file = join(dir, "user.nk")
+  await writeFile(file, `${seed}\n`)
+  const o = await Effect.runPromise(Nats.clientOptions(settings("h", { nkeyFile: file }), "x"))
+  t.type(o.authenticator, "function")
+  const notSeed = join(dir, "public.nk")
+  await writeFile(notSeed, "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4\n")
+  const exit = await Effect.runPromiseExit(Nats.clientOptions(settings("h", { nkeyFile: notSeed }), "x"))
+  if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
+    t.equal(exit.cause.error.message, `the NATS nkey file ${notSeed} (NATS_NKEY) does not hold a user nkey seed (a line starting with SU)`)
+  } else t.fail("expected a NatsError")
+  const missing = await Effect.runPromiseExit(Nats.clientOptions(settings("h", { nkeyFile: join(dir, "nope.nk") }), "x"))
+  t.ok(Exit.isFailure(missing))
+})
+
+t.test("inbox prefix, and who we are in messages (never a secret)", async (t) => {
+  t.equal(Nats.connectOptions(settings("h", { inboxPrefix: "_INBOX_client" }), "x").inboxPrefix, "_INBOX_client")
+  t.equal(Nats.connectOptions(settings("h"), "x").inboxPrefix, undefined)
+  t.equal(Nats.identity(settings("h", { user: "node", pass: "s3cret" })), 'user "node" (NATS_USER, NATS_PASS)')
+  t.equal(Nats.identity(settings("h", { token: "s3cret" })), "the token (NATS_TOKEN)")
+  t.equal(Nats.identity(settings("h", { nkeyFile: "/k/n.nk" })), "the nkey in /k/n.nk (NATS_NKEY)")
+  t.match(Nats.identity(settings("h")), "an anonymous connection")
+  const refused = Nats.connectFailure(settings("h", { user: "node", pass: "s3cret" }), "nats://h:1", new errors.AuthorizationError("Authorization Violation"))
+  t.equal(refused, 'NATS at nats://h:1 refused user "node" (NATS_USER, NATS_PASS): Authorization Violation')
+  t.equal(Nats.connectFailure(settings("h"), "nats://h:1", new Error("connection refused")), "cannot connect to NATS at nats://h:1: connection refused")
+})
+
+t.test("a user that may not read the inbox prefix in use fails at start, saying which prefix", async (t) => {
+  const conf = join(await tempDir(t), "inbox.conf")
+  await writeFile(conf, 'authorization { users: [ { user: u, password: p, permissions: { subscribe: ["_INBOX_u.>"] } } ] }\n')
+  const fenced = await natsServer(t, { args: ["-c", conf] })
+  const exit = await Effect.runPromiseExit(
+    Effect.scoped(Nats.make({ id: "n1", cluster: "dev", nats: settings(fenced.url, { user: "u", pass: "p" }) })).pipe(Effect.provide(quiet))
+  )
+  if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
+    t.match(exit.cause.error.message, /^the inbox prefix _INBOX is not readable by user "u" \(NATS_USER, NATS_PASS\) \(Permissions Violation for Subscription to "_INBOX\.\w+"\): set NATS_INBOX_PREFIX/)
+  } else t.fail("expected a NatsError")
+  const ok = await Effect.runPromise(
+    Effect.scoped(Effect.map(Nats.make({ id: "n1", cluster: "dev", nats: settings(fenced.url, { user: "u", pass: "p", inboxPrefix: "_INBOX_u" }) }), () => "connected")).pipe(Effect.provide(quiet))
+  )
+  t.equal(ok, "connected", "with its prefix it starts")
 })
 
 t.test("connects to a private server with its name and drains on release", async (t) => {

@@ -49,12 +49,20 @@ export const writeHandler = async (dir: string): Promise<string> => {
 
 export const startWorker = (
   t: Teardown,
-  options: { readonly id: string; readonly natsUrl: string; readonly handler: string; readonly queues: ReadonlyArray<string>; readonly args?: ReadonlyArray<string> }
+  options: {
+    readonly id: string
+    readonly natsUrl: string
+    readonly handler: string
+    readonly queues: ReadonlyArray<string>
+    readonly args?: ReadonlyArray<string>
+    /** Extra environment (for example the NATS_* credentials of a worker user). */
+    readonly env?: Readonly<Record<string, string>>
+  }
 ): WorkerProcess => {
   const proc = spawn(
     process.execPath,
     [binPath, "worker", "--queue", options.queues.join(","), "--handler", options.handler, "--nats", options.natsUrl, "--worker-id", options.id, "--wait-ms", "1000", ...(options.args ?? [])],
-    { env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: "0" }, stdio: ["ignore", "pipe", "pipe"] }
+    { env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: "0", ...options.env }, stdio: ["ignore", "pipe", "pipe"] }
   )
   const outcomes: WorkerOutcome[] = []
   createInterface({ input: proc.stdout!, crlfDelay: Infinity }).on("line", (line) => {

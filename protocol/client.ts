@@ -683,8 +683,11 @@ export const PeerProgress = Schema.Struct({
   id: Schema.String,
   nextIndex: NonNegativeInt,
   matchIndex: NonNegativeInt,
-  /** `probe` while the leader looks for where the follower's log matches, then `replicate`. */
-  state: oneOf("probe", "replicate")
+  /**
+   * `probe` while the leader looks for where the follower's log matches, then `replicate`;
+   * `snapshot` while it sends the follower a snapshot because the log it needs is compacted.
+   */
+  state: oneOf("probe", "replicate", "snapshot")
 }).annotations({ identifier: "PeerProgress" })
 export type PeerProgress = Schema.Schema.Type<typeof PeerProgress>
 
@@ -718,6 +721,15 @@ export const SnapshotSummary = Schema.Struct({
 }).annotations({ identifier: "SnapshotSummary" })
 export type SnapshotSummary = Schema.Schema.Type<typeof SnapshotSummary>
 
+/** Counts of client requests by what they wait for (README, "Overload: busy"). */
+export const WaitingCounts = Schema.Struct({
+  writes: NonNegativeInt,
+  reads: NonNegativeInt,
+  leases: NonNegativeInt,
+  forwards: NonNegativeInt
+}).annotations({ identifier: "WaitingCounts" })
+export type WaitingCounts = Schema.Schema.Type<typeof WaitingCounts>
+
 export const StatusResponse = Schema.Struct({
   ok: Ok,
   /** This node's id. */
@@ -748,6 +760,8 @@ export const StatusResponse = Schema.Struct({
   logBaseTerm: NonNegativeInt,
   /** The last snapshot taken or installed here, or null. */
   snapshot: Schema.NullOr(SnapshotSummary),
+  /** Requests this node holds while they wait, and those it answered `busy` since it started. */
+  admission: Schema.Struct({ held: WaitingCounts, busy: WaitingCounts }),
   /** Replication progress of each follower; only on the leader. */
   peers: opt(Schema.Array(PeerProgress))
 }).annotations({ identifier: "StatusResponse" })

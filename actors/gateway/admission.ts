@@ -11,10 +11,11 @@
  */
 import { archioError, type ArchioError } from "../../protocol/errors.ts"
 import type { Bus } from "../../protocol/bus.ts"
+import type { WaitingCounts } from "../../protocol/client.ts"
 import type { Responder, Unanswered } from "./responder.ts"
 
 /** What a held request waits for. */
-export type Waiting = "writes" | "reads" | "leases" | "forwards"
+export type Waiting = keyof WaitingCounts
 
 /** Most requests of each kind one node holds at once, and most request bytes among writes and forwards. */
 export interface Bounds {
@@ -54,9 +55,9 @@ export interface Admission {
    */
   admit(kind: Exclude<Waiting, "forwards">, r: Responder): Responder | undefined
   /** Requests held now, by kind (for status and metrics). */
-  held(): Readonly<Record<Waiting, number>>
+  held(): WaitingCounts
   /** Requests answered `busy` since start, by kind. */
-  refused(): Readonly<Record<Waiting, number>>
+  refused(): WaitingCounts
 }
 
 const counts = (): Record<Waiting, number> => ({ writes: 0, reads: 0, leases: 0, forwards: 0 })

@@ -69,33 +69,8 @@ export interface Gateway {
   get(r: Responder): void
 }
 
-/** An `admin.status` reply. */
-export interface NodeStatus {
-  readonly ok: true
-  readonly id: NodeId
-  readonly cluster: string
-  readonly clusterId: string
-  /** Every member; match index and lag only when this node leads (`members.ts`). */
-  readonly members: ReadonlyArray<Client.Member>
-  readonly role: string
-  readonly term: number
-  readonly leader: NodeId | null
-  readonly commitIndex: number
-  readonly appliedIndex: number
-  readonly firstIndex: number
-  readonly lastIndex: number
-  readonly lastTerm: number
-  readonly leaderChanges: number
-  readonly uptimeMs: number
-  /** Index and term of the last entry compacted into a snapshot (0 while none is). */
-  readonly logBaseIndex: number
-  readonly logBaseTerm: number
-  /** The last snapshot taken or installed here. */
-  readonly snapshot: Client.SnapshotSummary | null
-  /** Waiting requests held now, and those answered `busy` since start, by what they wait for (admission.ts). */
-  readonly admission: { readonly held: Readonly<Record<Admission.Waiting, number>>; readonly busy: Readonly<Record<Admission.Waiting, number>> }
-  readonly peers?: ReadonlyArray<{ readonly id: NodeId; readonly nextIndex: number; readonly matchIndex: number; readonly state: string }>
-}
+/** An `admin.status` reply: the wire contract's type. */
+export type NodeStatus = Client.StatusResponse
 
 const decodePut = makeDecoder(Client.KvPutRequest)
 const decodeGet = makeDecoder(Client.KvGetRequest)

@@ -89,7 +89,7 @@ export interface Status {
   readonly lastTerm: number
   readonly persistedIndex: number
   readonly leaderChanges: number
-  readonly peers: ReadonlyArray<{ id: NodeId; matchIndex: number; nextIndex: number; state: string }>
+  readonly peers: ReadonlyArray<{ id: NodeId; matchIndex: number; nextIndex: number; state: Progress["state"] }>
 }
 
 export class RaftCore {

@@ -2,7 +2,7 @@
 import t from "tap"
 import { memberList } from "../../actors/gateway/members.ts"
 
-const peer = (id: string, matchIndex: number) => ({ id, matchIndex, nextIndex: matchIndex + 1, state: "replicate" })
+const peer = (id: string, matchIndex: number) => ({ id, matchIndex, nextIndex: matchIndex + 1, state: "replicate" as const })
 const voters = (...ids: string[]) => ({ cluster: "c0ffee", voters: ids, learners: [] })
 
 t.test("a leader lists every member with its match index and lag; its own lag is 0", async (t) => {

@@ -394,7 +394,8 @@ export class ArchioClient<C extends Bus = NatsConnection> {
         if (!retryable.has(err.code)) throw err
         last = err
       } else if (outcome.failed === "refused") {
-        throw archioError("unavailable", outcome.why)
+        // Nothing of this attempt reached a node; an earlier one may have.
+        throw last === undefined ? archioError("forbidden", outcome.why) : archioError(last.code, `${last.message}; then: ${outcome.why}`, last.detail)
       } else if (outcome.failed === "no_responders") {
         last = archioError("unavailable", `no Archio node answers on ${subject}`)
       } else {

@@ -7,6 +7,8 @@ import { Data } from "effect"
 
 export const errorCodes = {
   bad_request: 400,
+  /** The NATS server refused the request or its replies to this client's user (permissions): nothing reached Archio. */
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   lease_lost: 409,

@@ -292,7 +292,7 @@ t.test("a node that cannot authenticate exits 1 with the server's reason", async
   const dir = await tempDir(t)
   const node = archio(t, ["node", "--id", "n1", "--data", join(dir, "n1")], { NATS_URL: server.url, NATS_USER: "u", NATS_PASS: "wrong" })
   t.equal((await node.exited).code, 1)
-  t.match(node.err(), "archio node n1: cannot connect to NATS at")
+  t.match(node.err(), /archio node n1: NATS at nats:\/\/127\.0\.0\.1:\d+ refused user "u" \(NATS_USER, NATS_PASS\)/)
   t.match(node.err(), /Authorization Violation/)
   t.notMatch(node.err(), /wrong/, "the password is not printed")
 })

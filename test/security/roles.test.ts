@@ -151,7 +151,7 @@ t.test("the shipped roles on a real cluster", async (t) => {
     const lost = new ArchioClient(noPrefix, { cluster, deadlineMs: 10_000 })
     const started = performance.now()
     const e = await lost.get("users/42").catch((e: unknown) => e)
-    t.match(e, { code: "unavailable", message: /refuses this client's replies on _INBOX\.archio\..*NATS_INBOX_PREFIX/ })
+    t.match(e, { code: "forbidden", message: /refuses this client's replies on _INBOX\.archio\..*NATS_INBOX_PREFIX/ })
     t.ok(performance.now() - started < 5000, "fails fast, not at the deadline")
   })
 
@@ -170,7 +170,7 @@ t.test("the shipped roles on a real cluster", async (t) => {
     }
     const started = performance.now()
     const e = await client.status().catch((e: unknown) => e)
-    t.match(e, { code: "unavailable", message: /refuses this client's requests on archio\.sec\.admin\.status/ })
+    t.match(e, { code: "forbidden", message: /refuses this client's requests on archio\.sec\.admin\.status/ })
     t.ok(performance.now() - started < 5000, "the typed client fails fast")
   })
 
@@ -178,7 +178,7 @@ t.test("the shipped roles on a real cluster", async (t) => {
     for (const subject of [Subjects.kv(cluster, "put"), Subjects.kv(cluster, "get"), Subjects.jobs(cluster, "enqueue"), Subjects.admin(cluster, "status")]) {
       t.equal(await requesting(asWorker, subject), refusedPublish(subject), subject)
     }
-    await t.rejects(worker.put("k", "v"), { code: "unavailable", message: /refuses this client's requests on archio\.sec\.kv\.put/ })
+    await t.rejects(worker.put("k", "v"), { code: "forbidden", message: /refuses this client's requests on archio\.sec\.kv\.put/ })
     t.equal(await admin.get("k"), undefined, "nothing was written")
     t.equal(await subscribing(asWorker, `${Subjects.kvEvents(cluster)}.>`), refusedSubscription(`${Subjects.kvEvents(cluster)}.>`), "no events either")
     const leased = await new JobsClient(worker).lease({ queues: ["nothing-here"], max: 1, workerId: "w", waitMs: 0 })
@@ -210,7 +210,7 @@ t.test("the shipped roles on a real cluster", async (t) => {
     const asWorkerEnv = { NATS_URL: nats.url, CLUSTER: cluster, ...envAs(creds.worker) }
     const denied = await runArchio(["kv", "put", "cli", "nope"], asWorkerEnv)
     t.equal(denied.code, 1)
-    t.match(denied.err, /^archio kv put: unavailable: the NATS server refuses this client's requests on archio\.sec\.kv\.put/)
+    t.match(denied.err, /^archio kv put: forbidden: the NATS server refuses this client's requests on archio\.sec\.kv\.put/)
     const noPrefix = await runArchio(["kv", "get", "cli"], { NATS_URL: nats.url, CLUSTER: cluster, NATS_USER: "client", NATS_PASS: creds.client.password })
     t.equal(noPrefix.code, 1)
     t.match(noPrefix.err, /the inbox prefix _INBOX is not readable by user "client".*NATS_INBOX_PREFIX/)

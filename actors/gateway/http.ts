@@ -260,6 +260,8 @@ export const make = (options: HttpOptions, backend: Backend): Effect.Effect<Http
     // (a client trickling a body would otherwise hold its socket and buffer for five minutes).
     const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, onRequest)
     server.maxConnections = maxHttpConnections
+    // Node hands CONNECT to a "connect" listener or drops the socket without a word; say no.
+    server.on("connect", (_req, socket) => socket.end("HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
     const port = yield* Effect.acquireRelease(
       Effect.async<number, HttpError>((resume) => {
         const onError = (cause: Error) =>

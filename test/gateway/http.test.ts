@@ -6,7 +6,7 @@
 import { networkInterfaces } from "node:os"
 import t, { type Test } from "tap"
 import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
+import { connect as connectSocket, type AddressInfo } from "node:net"
 import { join } from "node:path"
 import { Effect, Exit, Fiber, HashMap, Logger, Scope } from "effect"
 import * as Http from "../../actors/gateway/http.ts"
@@ -577,6 +577,14 @@ t.test("the shell: thrown handlers, request logs, shutdown, a port in use", asyn
   if (!Exit.isSuccess(exit)) throw new Error("the stub server did not start")
   const port = exit.value.port
   t.ok(port > 0, "port 0 picks a free port")
+  const connectAnswer = await new Promise<string>((resolve, reject) => {
+    const socket = connectSocket(port, "127.0.0.1", () => socket.write("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"))
+    let text = ""
+    socket.on("data", (b: Buffer) => (text += b.toString()))
+    socket.on("end", () => resolve(text))
+    socket.on("error", reject)
+  })
+  t.match(connectAnswer, /^HTTP\/1\.1 405 Method Not Allowed\r\n/, "CONNECT is refused with 405, not a silently dropped socket")
 
   const thrown = await request(port, "GET", "/raft/status")
   t.equal(thrown.status, 500, "a throwing status handler")

@@ -186,6 +186,28 @@ export const make = (
       else logInfo(`configuration: ${describe(m)}${role === undefined ? "; this node is not a member (it waits to be added)" : `; this node is ${role}`}`)
       for (const listener of membershipListeners) listener(m)
     }
+    /** Role, term and leader as last told in the log: elections and leader changes are the cluster's story. */
+    let told = { role: core.s.role, term: core.s.term, leader: core.s.leader }
+    const reportRole = (): void => {
+      const s = core.s
+      if (s.role === told.role && s.term === told.term && s.leader === told.leader) return
+      const was = told
+      told = { role: s.role, term: s.term, leader: s.leader }
+      const at = `term ${s.term}, last index ${s.log.lastIndex}, commit ${s.log.committed}`
+      if (s.role === "leader") {
+        if (was.role !== "leader") logInfo(`elected leader (${at})`)
+      } else if (was.role === "leader") {
+        logWarning(`stepped down as leader (${at}); ${s.leader === null ? "no leader known yet" : `${s.leader} leads`}`)
+      } else if (s.role === "candidate") {
+        if (was.role !== "candidate" || was.term !== s.term) logInfo(`campaigning for term ${s.term} (last index ${s.log.lastIndex})`)
+      } else if (s.leader !== null && s.leader !== was.leader) {
+        logInfo(`following ${s.leader} (${at})`)
+      } else if (s.leader === null && was.leader !== null) {
+        logWarning(`lost touch with leader ${was.leader} (${at})`)
+      } else if (was.role === "candidate" && s.leader === null) {
+        logInfo(`lost the election for term ${was.term} (now ${at})`)
+      }
+    }
     let lastStored = restored.baseIndex + restored.entries.length
     /** Up to here the disk log is the log handed out (what `stored` last said). */
     let storedUpTo = lastStored
@@ -236,6 +258,7 @@ export const make = (
       try {
         step()
         if (transfer !== undefined) settleTransfer()
+        reportRole()
         if (core.s.membership !== reported) reportMembership()
       } catch (cause) {
         die(cause)

@@ -3,6 +3,7 @@
  * majority, with every acknowledged write checked afterwards.
  */
 import t, { type Test } from "tap"
+import { readFile } from "node:fs/promises"
 import { ArchioClient } from "../../protocol/archioClient.ts"
 import { ArchioError } from "../../protocol/errors.ts"
 import { testCluster } from "../support/cluster.ts"
@@ -54,6 +55,16 @@ t.test("writes survive SIGKILL of the leader, a new leader takes over, the old o
   const restarted = await cluster.status(oldLeader)
   t.equal(restarted?.role, "follower", "the restarted node follows")
   t.ok(restarted!.appliedIndex >= leaderStatus!.commitIndex, "the restarted node caught up")
+
+  // The logs tell the story at info: who was elected in which term, who followed whom, and the
+  // followers losing the dead leader.
+  const log = async (id: string) => readFile(cluster.logFile(id)!, "utf8")
+  const term = leaderStatus!.term
+  t.match(await log(newLeader), new RegExp(`INFO  elected leader \\(term ${term}, last index \\d+, commit \\d+\\)`), `${newLeader} logged its election in term ${term}`)
+  t.match(await log(oldLeader), /INFO {2}elected leader \(term \d+/, `${oldLeader} had logged its own election`)
+  t.match(await log(oldLeader), new RegExp(`INFO  following ${newLeader} \\(term ${term},`), `after its restart ${oldLeader} logged whom it follows`)
+  const third = cluster.ids.find((id) => id !== oldLeader && id !== newLeader)!
+  t.match(await log(third), new RegExp(`WARN  lost touch with leader ${oldLeader} |INFO  following ${newLeader} \\(term ${term},`), `${third} logged the change of leader`)
 })
 
 t.test("with two of three nodes down writes fail with unavailable; nothing acknowledged is lost", async (t) => {

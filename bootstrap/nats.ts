@@ -17,7 +17,7 @@ import {
 import { Cause, Context, Data, Effect, Layer, Runtime } from "effect"
 import type { Scope } from "effect"
 import { readFile } from "node:fs/promises"
-import { Bus } from "../actors/services/bus.ts"
+import { Bus, RaftBus } from "../actors/services/bus.ts"
 import { redactUrl, type NatsSettings } from "./config.ts"
 import { tlsRefusal } from "./tlsProbe.ts"
 
@@ -36,7 +36,8 @@ export interface NatsLayerConfig {
 }
 
 /** The connection name servers show in `/connz` and `nats server report connections`. */
-export const connectionName = (config: Pick<NatsLayerConfig, "id" | "cluster">): string => `archio-${config.cluster}-${config.id}`
+export const connectionName = (config: Pick<NatsLayerConfig, "id" | "cluster">, purpose?: "raft"): string =>
+  `archio-${config.cluster}-${config.id}${purpose === undefined ? "" : `-${purpose}`}`
 
 /** How long `drain()` may take on release before we close the connection outright. */
 const drainTimeoutMs = 5000
@@ -234,11 +235,12 @@ const drain = (nc: NatsConnection): Effect.Effect<void> =>
   })
 
 /** A connection that lives as long as the scope: status changes are logged, release drains. */
-export const make = (config: NatsLayerConfig): Effect.Effect<NatsConnection, NatsError, Scope.Scope> =>
+export const make = (config: NatsLayerConfig, purpose?: "raft"): Effect.Effect<NatsConnection, NatsError, Scope.Scope> =>
   Effect.gen(function* () {
     const where = config.nats.servers.map(redactUrl).join(",")
-    const options = yield* clientOptions(config.nats, connectionName(config))
-    yield* Effect.logInfo(`connecting to NATS at ${where} as ${connectionName(config)}`)
+    const name = connectionName(config, purpose)
+    const options = yield* clientOptions(config.nats, name)
+    yield* Effect.logInfo(`connecting to NATS at ${where} as ${name}`)
     // While nats.js keeps trying: say so every 5 s, and stop if the server refuses our TLS
     // connection, which nats.js would retry for ever without a word (tlsProbe.ts).
     const stillWaiting: Effect.Effect<never, NatsError> = Effect.gen(function* () {
@@ -257,7 +259,7 @@ export const make = (config: NatsLayerConfig): Effect.Effect<NatsConnection, Nat
     // Forwarded requests and ReadIndex need replies: a node that cannot get them must not start.
     const refused = yield* Effect.promise(() => inboxRefusal(nc, config.nats))
     if (refused !== undefined) return yield* Effect.fail(new NatsError({ message: refused }))
-    yield* Effect.logInfo(`connected to NATS at ${nc.getServer()}`)
+    yield* Effect.logInfo(`connected to NATS at ${nc.getServer()} as ${name}`)
     // A plain loop rather than a Stream: interrupting a pending `next()` on this iterator waits
     // for the next status event (up to a ping interval). The loop ends when the connection closes.
     const runtime = yield* Effect.runtime<never>()
@@ -273,3 +275,6 @@ export const layer = (config: NatsLayerConfig): Layer.Layer<Nats, NatsError> => 
 
 /** The node's message bus: its NATS connection (a `NatsConnection` is a `Bus` as it is). */
 export const busLayer = (config: NatsLayerConfig): Layer.Layer<Bus, NatsError> => Layer.scoped(Bus, make(config))
+
+/** Raft's own connection (see `RaftBus`): same server, user and settings, another socket. */
+export const raftBusLayer = (config: NatsLayerConfig): Layer.Layer<RaftBus, NatsError> => Layer.scoped(RaftBus, make(config, "raft"))

@@ -11,7 +11,7 @@
  * the Applier writes what it applied, then NATS drains and the database closes.
  */
 import { createRequire } from "node:module"
-import { Cause, Effect, Exit, Random, type Scope } from "effect"
+import { Cause, Effect, Exit, Layer, Random, type Scope } from "effect"
 import * as Applier from "../actors/applier/applier.ts"
 import * as Admission from "../actors/gateway/admission.ts"
 import * as Events from "../actors/gateway/events.ts"
@@ -22,7 +22,7 @@ import * as JobWorker from "../actors/jobs/jobWorker.ts"
 import * as Consensus from "../actors/raft/shell.ts"
 import * as Snapshotter from "../actors/snapshotter/snapshotter.ts"
 import type { Tuning } from "../actors/raft/state.ts"
-import type { Bus } from "../actors/services/bus.ts"
+import type { Bus, RaftBus } from "../actors/services/bus.ts"
 import { Storage } from "../actors/services/storage.ts"
 import * as Supervisor from "../actors/services/supervisor.ts"
 import * as Timers from "../actors/services/timers.ts"
@@ -124,7 +124,7 @@ const handOver = (consensus: Consensus.Consensus, backstopMs: number): Effect.Ef
   })
 
 /** Wires one node's actors into the current scope. */
-export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, never, Bus | Timers.Timers | Storage | Scope.Scope> =>
+export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, never, Bus | RaftBus | Timers.Timers | Storage | Scope.Scope> =>
   Effect.gen(function* () {
     const { supervisor, failure } = yield* Supervisor.make
     const node = Effect.gen(function* () {
@@ -178,7 +178,7 @@ export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, n
  * The node of `config` over the services in its context, with the HTTP shim when configured:
  * runs until interrupted, or fails when one of its actors does.
  */
-export const serve = (config: Config): Effect.Effect<never, Supervisor.ActorFailure | Http.HttpError, Bus | Timers.Timers | Storage | Scope.Scope> =>
+export const serve = (config: Config): Effect.Effect<never, Supervisor.ActorFailure | Http.HttpError, Bus | RaftBus | Timers.Timers | Storage | Scope.Scope> =>
   Effect.gen(function* () {
     const node = yield* assemble({
       cluster: config.cluster,
@@ -216,7 +216,7 @@ export const runNode = (config: Config): Effect.Effect<never, Nats.NatsError | S
   serve(config).pipe(
     Effect.scoped,
     Effect.provide(Timers.live),
-    Effect.provide(Nats.busLayer(config)),
+    Effect.provide(Layer.merge(Nats.busLayer(config), Nats.raftBusLayer(config))),
     Effect.provide(StorageLayer.layer(config.dataDir)),
     Effect.annotateLogs("node", config.id)
   )

@@ -12,7 +12,7 @@
  * (Raft thesis §10.2.1); a leader then answers after the fastest follower's fsync, not after its
  * own. The Applier writes its state only up to the index the local log holds (`stored`).
  *
- * All I/O goes through services (Bus, Timers, Storage), so the simulator runs this very code;
+ * All I/O goes through services (RaftBus, Timers, Storage), so the simulator runs this very code;
  * every callback is guarded by the node's Supervisor, so a broken invariant or a failed write
  * stops the node.
  */
@@ -22,7 +22,7 @@ import { isMember, type Membership, type MembershipOp } from "../../protocol/mem
 import { decodeRaftMessage, encodeRaftMessage } from "../../protocol/raftCodec.ts"
 import type { Entry, InstallSnapshot, InstallSnapshotReply, NodeId, RaftMessage } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
-import { Bus } from "../services/bus.ts"
+import { RaftBus } from "../services/bus.ts"
 import { Storage, type StoredOp } from "../services/storage.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { Timers } from "../services/timers.ts"
@@ -145,9 +145,9 @@ const maxParked = 10_000
 export const make = (
   options: ConsensusOptions,
   outputs: ConsensusOutputs
-): Effect.Effect<Consensus, never, Bus | Timers | Storage | Supervisor | Scope.Scope> =>
+): Effect.Effect<Consensus, never, RaftBus | Timers | Storage | Supervisor | Scope.Scope> =>
   Effect.gen(function* () {
-    const bus = yield* Bus
+    const bus = yield* RaftBus
     const timers = yield* Timers
     const storage = yield* Storage
     const supervisor = yield* Supervisor

@@ -28,6 +28,8 @@ export interface FloodReport {
   readonly unanswered: number
   /** Keys of puts answered `busy` (only with `uniqueKeys`): none may exist afterwards. */
   readonly busyKeys: ReadonlyArray<string>
+  /** Milliseconds from sending to the answer, of the puts answered ok (admitted), ascending. */
+  readonly admittedMs: ReadonlyArray<number>
 }
 
 export interface FloodOptions {
@@ -47,6 +49,8 @@ export interface FloodOptions {
 export class Flooder {
   private readonly answers: Record<string, number> = {}
   private readonly busyKeys: string[] = []
+  private readonly sentAt: number[] = []
+  private readonly admittedMs: number[] = []
   private sent = 0
   private answered = 0
   private stopping = false
@@ -66,6 +70,7 @@ export class Flooder {
         const err = readError(msg)
         const code = err === undefined ? "ok" : err.code
         this.answers[code] = (this.answers[code] ?? 0) + 1
+        if (code === "ok") this.admittedMs.push(performance.now() - this.sentAt[Number(msg.subject.slice(inbox.length + 1))]!)
         if (code === "busy" && options.uniqueKeys) this.busyKeys.push(keyOf(Number(msg.subject.slice(inbox.length + 1))))
       }
     })
@@ -77,6 +82,7 @@ export class Flooder {
         const due = Math.min(5_000, Math.floor(((performance.now() - this.started) / 1000) * options.rate) - this.sent)
         for (let i = 0; i < due; i++) {
           const seq = this.sent++
+          this.sentAt.push(performance.now())
           nc.publish(subject, encoder.encode(`{"key":"${keyOf(seq)}","value":"${value}"}`), { reply: `${inbox}.${seq}` })
         }
         await sleep(2)
@@ -97,7 +103,7 @@ export class Flooder {
     const deadline = performance.now() + graceMs
     while (this.answered < this.sent && performance.now() < deadline) await sleep(50)
     await this.nc.close()
-    return { sent: this.sent, seconds, answers: { ...this.answers }, unanswered: this.sent - this.answered, busyKeys: this.busyKeys }
+    return { sent: this.sent, seconds, answers: { ...this.answers }, unanswered: this.sent - this.answered, busyKeys: this.busyKeys, admittedMs: [...this.admittedMs].sort((a, b) => a - b) }
   }
 }
 
@@ -195,8 +201,13 @@ export const overloadBench = async (o: BenchOptions): Promise<void> => {
       `flood: ${report.sent} puts in ${report.seconds.toFixed(1)} s (${Math.round(report.sent / report.seconds)}/s, ${((report.sent / report.seconds) / rate).toFixed(1)}x saturation); ` +
         `answers: ${codes(report.answers)}; unanswered ${report.unanswered}`
     )
+    console.log(`the flood's admitted puts (answered ok), send to answer: ${latencyLine(report.admittedMs)}`)
     console.log(`probe during the flood: ${admitted.length} puts ok, ${latencyLine(admitted)}; refused: ${codes(probe.errors) || "none"}`)
     console.log(`peak RSS: ${cluster.ids.map((id) => `${id} ${mb(rss.peak.get(id))} (before ${mb(before.get(id))})`).join(", ")}`)
+    const statuses = await Promise.all(cluster.ids.map((id) => client.status(id).catch(() => undefined)))
+    console.log(
+      `after the flood: ${statuses.map((s, i) => (s === undefined ? `${cluster.ids[i]} no answer` : `${String(s["id"])} ${String(s["role"])} term ${String(s["term"])}, ${String(s["leaderChanges"])} leader changes, busy ${JSON.stringify((s["admission"] as { busy: unknown }).busy)}`)).join("; ")}`
+    )
     const alive = cluster.ids.filter((id) => cluster.pid(id) !== undefined && rssBytes(cluster.pid(id)) !== undefined)
     console.log(`nodes up after the flood: ${alive.length} of ${cluster.ids.length}`)
 

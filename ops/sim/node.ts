@@ -12,7 +12,7 @@
 import { Cause, Effect, Exit, Fiber, Layer, Logger, LogLevel, Random } from "effect"
 import type { AppliedBatch, Applier } from "../../actors/applier/applier.ts"
 import type { Tuning } from "../../actors/raft/state.ts"
-import { Bus } from "../../actors/services/bus.ts"
+import { Bus, RaftBus } from "../../actors/services/bus.ts"
 import { Storage, withIo } from "../../actors/services/storage.ts"
 import { Timers } from "../../actors/services/timers.ts"
 import { assemble, type AssembledNode, type NodeSettings } from "../../bootstrap/node.ts"
@@ -143,7 +143,7 @@ export class SimNode {
       const conn = this.network.connect(id, life)
       process.conn = conn
       const timers = this.world.timers(this.options.skewMs, life, this.options.timerLateness)
-      const services = Layer.mergeAll(Layer.succeed(Bus, conn), Layer.succeed(Timers, timers), Layer.succeed(Storage, observed))
+      const services = Layer.mergeAll(Layer.succeed(Bus, conn), Layer.succeed(RaftBus, conn), Layer.succeed(Timers, timers), Layer.succeed(Storage, observed))
       const logger = Logger.make(({ logLevel, message }) => {
         if (alive()) this.observer.log(id, `${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
       })

@@ -78,7 +78,7 @@ for (const actor of Object.keys(files) as Actor[]) {
     const fiber = Effect.runFork(
       serve(c).pipe(
         Effect.scoped,
-        Effect.provide(Layer.mergeAll(timers, storage, bus)),
+        Effect.provide(Layer.mergeAll(timers, storage, bus, Nats.raftBusLayer(c))),
         Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
         Logger.withMinimumLogLevel(LogLevel.Info)
       )

@@ -1,7 +1,7 @@
 import t, { type Test } from "tap"
 import { Effect, Layer, Scope } from "effect"
 import * as Consensus from "../../../actors/raft/shell.ts"
-import { Bus } from "../../../actors/services/bus.ts"
+import { RaftBus } from "../../../actors/services/bus.ts"
 import { Storage } from "../../../actors/services/storage.ts"
 import { EntryKind } from "../../../protocol/raft.ts"
 import * as StorageLayer from "../../../bootstrap/storage.ts"
@@ -27,7 +27,7 @@ const loneNode = async (t: Test) => {
   const { scope, close } = testScope(t)
   const committed: number[] = []
   const stored: number[] = []
-  const services = Layer.mergeAll(Layer.succeed(Bus, nc), Layer.succeed(Storage, storage), timersLayer(timers), supervisorLayer)
+  const services = Layer.mergeAll(Layer.succeed(RaftBus, nc), Layer.succeed(Storage, storage), timersLayer(timers), supervisorLayer)
   const consensus = await Effect.runPromise(
     Consensus.make(options, {
       committed: (entries) => committed.push(...entries.map((e) => e.index)),

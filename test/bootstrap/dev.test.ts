@@ -3,8 +3,9 @@ import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { devCommand, pickHttpPorts, prefixFor } from "../../bootstrap/dev.ts"
+import { pickHttpPorts, prefixFor } from "../../bootstrap/dev.ts"
 import { canConnect, freePort } from "../../bootstrap/natsServer.ts"
+import { devInProcess } from "../support/dev.ts"
 import { natsClient, natsServer } from "../support/nats.ts"
 import { tempDir } from "../support/tmp.ts"
 import { until } from "../support/wait.ts"
@@ -114,35 +115,23 @@ t.test("archio dev, in process: uses a NATS server that answers, restarts a node
   const cwd = await tempDir(t)
   const server = await natsServer(t)
   const env = { ...process.env, NATS_URL: server.url, CLUSTER: "other", _TAPJS_PROCESSINFO_COVERAGE_: "0" }
-  let out = ""
-  const stop = new AbortController()
-  const done = devCommand.run([], { cwd, env, out: (s) => void (out += s), err: (s) => void (out += s), signal: stop.signal })
-  const pids: Array<number> = []
-  t.teardown(() => {
-    stop.abort()
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL")
-      } catch {
-        // already gone
-      }
-    }
-  })
-  await until("the cluster to come up", () => out.includes('cluster "other" is up'), startup)
-  for (const m of out.matchAll(/started n\d \(pid (\d+)\)/g)) pids.push(Number(m[1]))
+  const dev = devInProcess(t, [], { cwd, env })
+  const { pids } = dev
+  await until("the cluster to come up", () => dev.output().includes('cluster "other" is up'), startup)
+  dev.notePids()
   t.equal(pids.length, 3)
-  t.match(out, `[dev] using the NATS server that answers at ${server.url}`)
-  t.match(out, `npx archio status --nats ${server.url} --cluster other`)
-  t.match(out, /\[dev\] n1: data \.archio\/n1, HTTP port \d+/)
+  t.match(dev.output(), `[dev] using the NATS server that answers at ${server.url}`)
+  t.match(dev.output(), `npx archio status --nats ${server.url} --cluster other`)
+  t.match(dev.output(), /\[dev\] n1: data \.archio\/n1, HTTP port \d+/)
   const nc = await natsClient(t, server.url)
   t.match((await nc.request("archio.other.node.n3.admin.status", "", { timeout: 2000 })).json(), { id: "n3", cluster: "other" })
 
   // A node that dies is reported and restarted.
-  const n2 = Number(/started n2 \(pid (\d+)\)/.exec(out)?.[1])
+  const n2 = Number(/started n2 \(pid (\d+)\)/.exec(dev.output())?.[1])
   process.kill(n2, "SIGKILL")
-  await until("the crash to be reported", () => out.includes("[dev] n2 exited unexpectedly (signal SIGKILL); restarting it in 1 s"), startup)
-  await until("n2 to be started again", () => out.split("started n2").length === 3, startup)
-  const again = Number([...out.matchAll(/started n2 \(pid (\d+)\)/g)].at(-1)?.[1])
+  await until("the crash to be reported", () => dev.output().includes("[dev] n2 exited unexpectedly (signal SIGKILL); restarting it in 1 s"), startup)
+  await until("n2 to be started again", () => dev.output().split("started n2").length === 3, startup)
+  const again = Number([...dev.output().matchAll(/started n2 \(pid (\d+)\)/g)].at(-1)?.[1])
   pids.push(again)
   await until(
     "n2 to answer again",
@@ -151,10 +140,10 @@ t.test("archio dev, in process: uses a NATS server that answers, restarts a node
   )
   t.not(again, n2, "a new process")
 
-  stop.abort()
-  t.equal(await done, 0)
-  t.notMatch(out, "stopping nats-server")
-  t.match(out, "[dev] stopped")
+  dev.stop()
+  t.equal(await dev.done, 0)
+  t.notMatch(dev.output(), "stopping nats-server")
+  t.match(dev.output(), "[dev] stopped")
   for (const pid of pids.filter((p) => p !== n2)) {
     let gone = false
     try {

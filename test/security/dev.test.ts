@@ -8,10 +8,10 @@ import { connect, errors } from "@nats-io/transport-node"
 import { spawnSync } from "node:child_process"
 import { readFile, stat } from "node:fs/promises"
 import { join } from "node:path"
-import { devCommand } from "../../bootstrap/dev.ts"
 import { canConnect } from "../../bootstrap/natsServer.ts"
 import { roles } from "../../bootstrap/secureNats.ts"
 import { binPath } from "../../ops/cluster.ts"
+import { devInProcess } from "../support/dev.ts"
 import { tempDir } from "../support/tmp.ts"
 import { until } from "../support/wait.ts"
 
@@ -38,33 +38,14 @@ t.test("--secure refuses NATS settings meant for another server", async (t) => {
 t.test("archio dev --secure: roles, credentials, anonymous refused, and each role's file works", async (t) => {
   // In process, as the launcher it is (the nodes are child processes either way).
   const cwd = await tempDir(t)
-  let out = ""
-  const stop = new AbortController()
-  const done = devCommand.run(["--secure"], {
-    cwd,
-    env: { ...cleanEnv(), NO_COLOR: "1", _TAPJS_PROCESSINFO_COVERAGE_: "0" },
-    out: (text) => void (out += text),
-    err: (text) => void (out += text),
-    signal: stop.signal
-  })
-  const pids: Array<number> = []
-  t.teardown(() => {
-    stop.abort()
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL")
-      } catch {
-        // already gone
-      }
-    }
-  })
-  await until("the cluster to come up", () => out.includes("Ctrl-C stops the cluster."), { timeoutMs: 90_000, everyMs: 100 })
-  for (const m of out.matchAll(/started n\d \(pid (\d+)\)/g)) pids.push(Number(m[1]))
+  const dev = devInProcess(t, ["--secure"], { cwd, env: { ...cleanEnv(), NO_COLOR: "1", _TAPJS_PROCESSINFO_COVERAGE_: "0" } })
+  await until("the cluster to come up", () => dev.output().includes("Ctrl-C stops the cluster."), { timeoutMs: 90_000, everyMs: 100 })
+  dev.notePids()
 
-  const url = /answer on NATS at (nats:\/\/127\.0\.0\.1:\d+); anonymous connections are refused/.exec(out)?.[1]
+  const url = /answer on NATS at (nats:\/\/127\.0\.0\.1:\d+); anonymous connections are refused/.exec(dev.output())?.[1]
   t.ok(url !== undefined, "the URL is printed, and that anonymous connections are refused")
   t.not(url, "nats://127.0.0.1:4222", "its own server, never the shared one")
-  t.match(out, "--secure: starting nats-server with .archio/secure/single.conf (ops/nats/single.conf)")
+  t.match(dev.output(), "--secure: starting nats-server with .archio/secure/single.conf (ops/nats/single.conf)")
 
   const secure = join(cwd, ".archio", "secure")
   t.equal((await stat(secure)).mode & 0o777, 0o700, ".archio/secure is the owner's only")
@@ -76,13 +57,13 @@ t.test("archio dev --secure: roles, credentials, anonymous refused, and each rol
     files[role] = env
     t.match(env, { NATS_URL: url, NATS_USER: role, NATS_INBOX_PREFIX: `_INBOX_${role}` }, `${role}.env connects as ${role}`)
     t.match(env["NATS_PASS"], /^[A-Za-z][A-Za-z0-9]{31}$/, `${role}'s password is generated`)
-    t.match(out, new RegExp(`^\\[dev\\]   ${role} +user ${role} +password ${env["NATS_PASS"]}  inbox prefix _INBOX_${role}  \\.archio/secure/${role}\\.env`, "m"), `${role}'s credentials are printed`)
+    t.match(dev.output(), new RegExp(`^\\[dev\\]   ${role} +user ${role} +password ${env["NATS_PASS"]}  inbox prefix _INBOX_${role}  \\.archio/secure/${role}\\.env`, "m"), `${role}'s credentials are printed`)
   }
   t.equal(new Set(roles.map((r) => files[r]!["NATS_PASS"])).size, 4, "four different passwords")
   t.equal((await stat(join(secure, "http.env"))).mode & 0o777, 0o600, "http.env is mode 0600")
   const httpToken = parseEnvFile(await readFile(join(secure, "http.env"), "utf8"))["HTTP_TOKEN"]!
-  for (const id of ["n1", "n2", "n3"]) t.match(out, new RegExp(`^\\[${id}\\] .*auth=user node inbox=_INBOX_node`, "m"), `${id} connects as node`)
-  const nodeLines = out.split("\n").filter((line) => /^\[n\d\]/.test(line)).join("\n")
+  for (const id of ["n1", "n2", "n3"]) t.match(dev.output(), new RegExp(`^\\[${id}\\] .*auth=user node inbox=_INBOX_node`, "m"), `${id} connects as node`)
+  const nodeLines = dev.output().split("\n").filter((line) => /^\[n\d\]/.test(line)).join("\n")
   for (const secret of [...roles.map((r) => files[r]!["NATS_PASS"]!), httpToken]) t.notOk(nodeLines.includes(secret), "no secret in the nodes' logs")
 
   await t.rejects(connect({ servers: url!, reconnect: false }), errors.AuthorizationError, "anonymous connections are refused")
@@ -96,13 +77,13 @@ t.test("archio dev --secure: roles, credentials, anonymous refused, and each rol
   t.equal(refused.status, 1, "worker.env may not write keys")
   t.match(refused.stderr, "refuses this client's requests on archio.dev.kv.put")
 
-  const httpPort = /localhost:(\d+)\/set/.exec(out)?.[1]
+  const httpPort = /localhost:(\d+)\/set/.exec(dev.output())?.[1]
   t.equal((await fetch(`http://127.0.0.1:${httpPort}/set`, { method: "PUT", body: '{"key":"h","value":"1"}' })).status, 401, "the HTTP shim wants the token")
   const authorized = await fetch(`http://127.0.0.1:${httpPort}/set`, { method: "PUT", headers: { authorization: `Bearer ${httpToken}` }, body: '{"key":"h","value":"1"}' })
   t.equal(authorized.status, 200, "and takes the printed one")
 
-  stop.abort()
-  t.equal(await done, 0, "a stop is clean")
-  for (const pid of pids) t.throws(() => process.kill(pid, 0), `node pid ${pid} is gone`)
+  dev.stop()
+  t.equal(await dev.done, 0, "a stop is clean")
+  for (const pid of dev.pids) t.throws(() => process.kill(pid, 0), `node pid ${pid} is gone`)
   t.notOk(await canConnect("127.0.0.1", Number(url!.split(":").pop()), 200), "its nats-server is gone")
 })

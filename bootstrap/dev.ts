@@ -159,7 +159,7 @@ export const pickHttpPorts = async (count: number, first = firstHttpPort): Promi
 
 interface Child {
   readonly id: string
-  readonly args: ReadonlyArray<string>
+  args: ReadonlyArray<string>
   readonly prefix: string
   process: ChildProcess | undefined
   startedAt: number
@@ -390,6 +390,17 @@ const runDev = async (settings: DevSettings, terminal: Terminal): Promise<number
   process.on("uncaughtException", onCrash)
   process.on("unhandledRejection", onCrash)
 
+  // Ports are picked free but taken only when a node binds them: another process (another
+  // `archio dev`) may bind one first, and the node would die on it at every restart.
+  const moveOffTakenPort = async (child: Child): Promise<void> => {
+    const at = child.args.indexOf("--http-port")
+    const port = Number(child.args[at + 1])
+    if (await portFree(port)) return
+    const next = await freePort()
+    child.args = [...child.args.slice(0, at + 1), String(next), ...child.args.slice(at + 2)]
+    say(`${child.id}: HTTP port ${port} is taken; it moves to ${next}`)
+  }
+
   const start = (child: Child): void => {
     const secured = nats?.secured
     const asNode = secured === undefined ? {} : { ...clientEnvironment(secured.credentials.node, nats!.url, cluster), HTTP_TOKEN: secured.httpToken }
@@ -422,7 +433,9 @@ const runDev = async (settings: DevSettings, terminal: Terminal): Promise<number
       const delay = 1000 * 2 ** Math.max(0, child.quickFailures - 1)
       say(`${child.id} exited unexpectedly (${describeExit(code, signal)}); restarting it in ${delay / 1000} s`)
       child.restartTimer = setTimeout(() => {
-        if (!stopping) start(child)
+        void moveOffTakenPort(child).then(() => {
+          if (!stopping) start(child)
+        })
       }, delay)
     })
     say(`started ${child.id} (pid ${p.pid ?? "?"})`)

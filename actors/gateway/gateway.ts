@@ -67,6 +67,13 @@ export interface Gateway {
   write(op: string, r: Responder): void
   /** The `kv.get` path. */
   get(r: Responder): void
+  /**
+   * Any service endpoint by `<group>.<op>` (`jobs.list`, `admin.status`, ...), as if its request
+   * had come on `archio.<cluster>.<group>.<op>`: for the HTTP shim's `/api/<group>.<op>`.
+   */
+  call(op: string, r: Responder): void
+  /** The endpoints `call` knows. */
+  readonly operations: ReadonlyArray<string>
 }
 
 /** An `admin.status` reply: the wire contract's type. */
@@ -688,6 +695,17 @@ export const make = (
     })
     yield* Effect.addFinalizer(() => Effect.sync(() => subs.forEach((s) => s.unsubscribe())))
     // `write` and `get` let the HTTP shim (http.ts) use the same validation, write and read paths.
-    const gateway: Gateway = { status, write: (op, r) => guarded((x) => handleWrite(op, x))(r), get: guarded(handleGet) }
+    const call = (op: string, r: Responder): void => {
+      const handle = Object.hasOwn(endpoints, op) ? endpoints[op] : undefined
+      if (handle === undefined) return r.fail(archioError("not_found", `no endpoint ${op}`))
+      guarded(handle)(r)
+    }
+    const gateway: Gateway = {
+      status,
+      write: (op, r) => guarded((x) => handleWrite(op, x))(r),
+      get: guarded(handleGet),
+      call,
+      operations: Object.keys(endpoints)
+    }
     return gateway
   })

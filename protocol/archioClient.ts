@@ -39,6 +39,11 @@ export interface ClientOptions {
    * must use that prefix, or the server refuses the replies and every call fails saying so.
    */
   readonly inboxPrefix?: string
+  /**
+   * False: every request goes to the service subjects, as a plain NATS client's would, instead
+   * of writes going straight to the node that answered the last one. Default true.
+   */
+  readonly leaderAffinity?: boolean
 }
 
 /** What the client needs of time and chance. */
@@ -226,6 +231,7 @@ export class ArchioClient<C extends Bus = NatsConnection> {
   private readonly laneSeq: number[] = []
   /** The node that answered the last write: probably the leader. */
   private leader: string | undefined
+  private readonly leaderAffinity: boolean
   private readonly mux: RequestMux
   private readonly clock: ClientClock
   /** The connection's status events, while we watch them for refused publishes. */
@@ -239,6 +245,7 @@ export class ArchioClient<C extends Bus = NatsConnection> {
     this.cluster = options.cluster ?? "dev"
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 500
     this.deadlineMs = options.deadlineMs ?? 15_000
+    this.leaderAffinity = options.leaderAffinity ?? true
     this.clock = options.clock ?? nodeClock
     this.clientId = options.clientId ?? this.clock.uniqueId()
     const mux = new RequestMux(nc, this.clock, options.inboxPrefix ?? "_INBOX")
@@ -358,7 +365,7 @@ export class ArchioClient<C extends Bus = NatsConnection> {
       body,
       attemptTimeoutMs
     )
-    this.leader = result.node
+    if (this.leaderAffinity) this.leader = result.node
     return result
   }
 

@@ -31,6 +31,7 @@ import type { SnapshotMeta, Snapshotter } from "../snapshotter/snapshotter.ts"
 import { Bus } from "../services/bus.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { everyScoped, Timers } from "../services/timers.ts"
+import { WriteRouting } from "./writeRouting.ts"
 import * as Admission from "./admission.ts"
 import * as Backup from "./backup.ts"
 import { decodeJobGet, decodeLease, decodeList, decodeListCursor, decodeStats, jobWrites, listLimit, toJobView } from "./jobRequests.ts"
@@ -56,6 +57,9 @@ export interface GatewayOptions {
 }
 
 const sweepEveryMs = 50
+
+/** The service endpoint's name of `<group>.<op>` (`kv.put` -> `kv-put`). */
+const endpointName = (op: string): string => op.replace(".", "-")
 
 const actor = "gateway"
 
@@ -634,10 +638,20 @@ export const make = (
     }
     const serviceEndpoints = Object.entries(endpoints).map(([op, handle]) => {
       const answer = guarded(handle)
-      return { name: op.replace(".", "-"), subject: `${Subjects.root(cluster)}.${op}`, handler: (req: Service.ServiceRequest) => answer(fromService(req)) }
+      return { name: endpointName(op), subject: `${Subjects.root(cluster)}.${op}`, handler: (req: Service.ServiceRequest) => answer(fromService(req)) }
     })
-    const startService = (): Service.Service =>
-      Service.start(nc, {
+    // Writes and leases go to the leader alone while one is settled (writeRouting.ts).
+    const leaderOnly = new Set([...Object.keys(writes), "jobs.lease"].map(endpointName))
+    const routing = new WriteRouting(id, timers.now())
+    const route = (): void => {
+      if (service === undefined) return
+      const s = consensus.status()
+      const taking = routing.update(s.role, s.leader, timers.now())
+      if (taking !== undefined) service.listen(leaderOnly, taking)
+    }
+    const startService = (): Service.Service => {
+      routing.reset()
+      const started = Service.start(nc, {
         name: "archio",
         version: options.version,
         id: options.instanceId,
@@ -645,6 +659,10 @@ export const make = (
         metadata: { cluster, node: id },
         endpoints: serviceEndpoints
       })
+      const taking = routing.update(consensus.status().role, consensus.status().leader, timers.now())
+      if (taking === false) started.listen(leaderOnly, false)
+      return started
+    }
     // The queue group is for members: a node that waits to be added (or was removed) knows no
     // leader to pass a request to, so it keeps to its own subjects until it is in a configuration.
     let service: Service.Service | undefined
@@ -659,6 +677,7 @@ export const make = (
     }
     serveWhileMember(consensus.status().membership)
     consensus.onMembership(serveWhileMember)
+    yield* everyScoped(timers, sweepEveryMs, supervisor.guard(actor, route))
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
         const running = service

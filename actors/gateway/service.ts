@@ -166,6 +166,12 @@ export interface Service {
    * interest. Requests already delivered can still be answered afterwards. Safe to call twice.
    */
   stop(): Promise<void>
+  /**
+   * Starts or stops taking the requests of the endpoints named (`kv-put`, ...) while the service
+   * runs: stopping drains, so requests already routed here are still answered. They stay in
+   * `$SRV.INFO` and `$SRV.STATS`. Unknown names are ignored.
+   */
+  listen(names: ReadonlySet<string>, on: boolean): void
 }
 
 /** A service or endpoint specification that cannot work; thrown by `start`. */
@@ -310,6 +316,8 @@ class Endpoint {
   readonly subject: string
   readonly handler: Handler
   sub: Subscription | undefined = undefined
+  /** Not taking requests for now (`Service.listen`): its subscription was drained on purpose. */
+  paused = false
   numRequests = 0
   numErrors = 0
   lastError = ""
@@ -447,14 +455,38 @@ class ServiceImpl implements Service {
   }
 
   #subscribe(e: Endpoint): void {
-    e.sub = this.#watch(this.nc.subscribe(e.subject, { queue: queueGroup, callback: e.onMessage }), e.subject)
     this.#endpoints.push(e)
+    this.#listen(e)
   }
 
-  /** A required subscription that ends while we are not stopping stops the whole service. */
-  #watch(sub: Subscription, subject: string): Subscription {
+  #listen(e: Endpoint): void {
+    const sub = this.nc.subscribe(e.subject, { queue: queueGroup, callback: e.onMessage })
+    e.sub = this.#watch(sub, e.subject, () => e.sub !== sub)
+  }
+
+  listen(names: ReadonlySet<string>, on: boolean): void {
+    if (this.#stopping) return
+    for (const e of this.#endpoints) {
+      if (!names.has(e.name) || e.paused !== on) continue
+      if (on) {
+        e.paused = false
+        this.#listen(e)
+      } else {
+        e.paused = true
+        const sub = e.sub
+        e.sub = undefined
+        if (sub !== undefined && !sub.isClosed() && !this.nc.isClosed()) void sub.drain().catch(() => {})
+      }
+    }
+  }
+
+  /**
+   * A required subscription that ends while we are not stopping stops the whole service, unless
+   * it was let go on purpose (`released`).
+   */
+  #watch(sub: Subscription, subject: string, released: () => boolean = () => false): Subscription {
     void sub.closed.then((err) => {
-      if (!this.#stopping) this.fail(err instanceof Error ? err : new Error(`the subscription on ${subject} closed (connection closed?)`))
+      if (!this.#stopping && !released()) this.fail(err instanceof Error ? err : new Error(`the subscription on ${subject} closed (connection closed?)`))
     })
     return sub
   }

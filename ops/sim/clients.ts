@@ -107,11 +107,18 @@ export class Clients {
     this.keys = new RotatingKeys(options.keys, options.opsPerKey)
   }
 
-  private client(name: string): ArchioClient<Connection> {
+  private client(name: string, leaderAffinity = true): ArchioClient<Connection> {
     const conn = this.network.connect(name)
     this.connections.push(conn)
     // Short deadlines: an answer that does not come is an unknown outcome, which is the point.
-    return new ArchioClient(conn, { cluster: this.options.cluster, clientId: name, attemptTimeoutMs: 300, deadlineMs: 2_000, clock: clockFor(this.world, name) })
+    return new ArchioClient(conn, {
+      cluster: this.options.cluster,
+      clientId: name,
+      attemptTimeoutMs: 300,
+      deadlineMs: 2_000,
+      clock: clockFor(this.world, name),
+      leaderAffinity
+    })
   }
 
   private sleep(ms: number): Promise<void> {
@@ -132,7 +139,7 @@ export class Clients {
 
   /** Starts `registers` register clients, `producers` producers and `workers` workers. */
   start(registers: number, producers: number, workers: number): void {
-    for (let i = 1; i <= registers; i++) this.loops.push(this.registerLoop(`c${i}`, this.client(`c${i}`)))
+    for (let i = 1; i <= registers; i++) this.loops.push(this.registerLoop(`c${i}`, this.client(`c${i}`, i % 2 === 1)))
     for (let i = 1; i <= producers; i++) this.loops.push(this.producerLoop(`p${i}`, new JobsClient(this.client(`p${i}`))))
     for (let i = 1; i <= workers; i++) this.loops.push(this.workerLoop(`w${i}`, new JobsClient(this.client(`w${i}`))))
   }

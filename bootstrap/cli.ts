@@ -6,6 +6,7 @@
 import { clusterGroup } from "./cluster/index.ts"
 import { defineGroup } from "./command.ts"
 import { devCommand } from "./dev.ts"
+import { jobsGroup } from "./jobs/index.ts"
 import { kvGroup } from "./kv/index.ts"
 import { version } from "./node.ts"
 import { nodeCommand } from "./nodeCommand.ts"
@@ -17,7 +18,7 @@ import { workerCommand } from "./workerCommand.ts"
 export const archio = defineGroup({
   path: "",
   summary: "a replicated key-value store and job queue: Raft over NATS, state in LevelDB",
-  commands: [nodeCommand, devCommand, statusCommand, kvGroup, workerCommand, snapshotGroup, clusterGroup],
+  commands: [nodeCommand, devCommand, statusCommand, kvGroup, jobsGroup, workerCommand, snapshotGroup, clusterGroup],
   options: [{ title: "Global flags", options: { version: { flag: "--version", short: "-v", help: "print the version" } } }]
 })
 

@@ -22,7 +22,7 @@ import { defineCommand } from "./command.ts"
 import { clusterOption, natsOptions, readCluster, readNats, readTimeout, redactUrl, type NatsSettings } from "./config.ts"
 import { connectClient } from "./nats.ts"
 import { ConfigError, integer, name, type CommandLine, type OptionSpec } from "./options.ts"
-import { stopRequest, type Terminal } from "./terminal.ts"
+import { pause, stopRequest, type Terminal } from "./terminal.ts"
 
 const defaultTimeoutMs = 2000
 const defaultIntervalMs = 1000
@@ -330,14 +330,6 @@ const oneNode = async (config: StatusConfig, nc: NatsConnection): Promise<Round>
 const wholeCluster = async (config: StatusConfig, nc: NatsConnection): Promise<Round> => {
   const view = await clusterView(nc, config)
   return { text: config.json ? renderJson(view) : renderTable(view), ok: view.problems.length === 0 }
-}
-
-/** Waits `ms`, or less when `stopped` settles first; true when stopped. */
-const pause = (ms: number, stopped: Promise<void>): Promise<boolean> => {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  return Promise.race([new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))), stopped.then(() => true)]).finally(() =>
-    clearTimeout(timer)
-  )
 }
 
 const watch = async (config: StatusConfig, terminal: Terminal, round: () => Promise<Round>): Promise<number> => {

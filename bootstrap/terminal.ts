@@ -58,3 +58,11 @@ export const stopRequest = (terminal: Terminal): { readonly stopped: Promise<voi
     }
   }
 }
+
+/** Waits `ms`, or less when `stopped` settles first; true when stopped. */
+export const pause = (ms: number, stopped: Promise<void>): Promise<boolean> => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))), stopped.then(() => true)]).finally(() =>
+    clearTimeout(timer)
+  )
+}

@@ -4,10 +4,8 @@
  * commands share.
  */
 import { fitsUtf8, keyProblem, maxKeyBytes, maxValueBytes, utf8Length } from "../../protocol/limits.ts"
+import type { Stdin } from "../clientCommand.ts"
 import type { OptionSpec } from "../options.ts"
-
-/** Reads all of standard input; see `KvCommandSpec.prepare` for when it is given. */
-export type Stdin = () => Promise<string>
 
 export const ttlOption = { flag: "--ttl", placeholder: "MS", help: "delete the key after this many milliseconds (leader time)" } as const satisfies OptionSpec
 

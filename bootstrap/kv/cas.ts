@@ -2,7 +2,7 @@
 import { integer } from "../options.ts"
 import { checkValue, keyArg, ttlOption, valueArg } from "./arguments.ts"
 import { defineKvCommand } from "./kvCommand.ts"
-import { line } from "./output.ts"
+import { line } from "../clientOutput.ts"
 
 export const casCommand = defineKvCommand({
   name: "cas",

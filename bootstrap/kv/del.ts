@@ -1,7 +1,7 @@
 /** `archio kv del`: deletes a key; a missing key is not an error. */
 import { keyArg } from "./arguments.ts"
 import { defineKvCommand } from "./kvCommand.ts"
-import { line } from "./output.ts"
+import { line } from "../clientOutput.ts"
 
 export const delCommand = defineKvCommand({
   name: "del",

@@ -1,7 +1,8 @@
 /** `archio kv get`: prints the value of one key. */
 import { keyArg, staleOption } from "./arguments.ts"
 import { defineKvCommand } from "./kvCommand.ts"
-import { line, withNewline } from "./output.ts"
+import { line } from "../clientOutput.ts"
+import { withNewline } from "./output.ts"
 
 export const getCommand = defineKvCommand({
   name: "get",

@@ -5,7 +5,7 @@ import { maxPageLimit } from "../../protocol/limits.ts"
 import { integer } from "../options.ts"
 import { checkBound, staleOption } from "./arguments.ts"
 import { defineKvCommand } from "./kvCommand.ts"
-import { line, show } from "./output.ts"
+import { line, show } from "../clientOutput.ts"
 
 const scanLine = (item: ScanItem): string => (item.value === undefined ? `${show(item.key)}\n` : `${show(item.key)}\t${show(item.value)}\n`)
 

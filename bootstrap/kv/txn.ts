@@ -4,7 +4,7 @@ import type { Txn } from "../../protocol/archioClient.ts"
 import * as Client from "../../protocol/client.ts"
 import { makeDecoder } from "../../protocol/json.ts"
 import { defineKvCommand } from "./kvCommand.ts"
-import { line } from "./output.ts"
+import { line } from "../clientOutput.ts"
 
 const decodeTxn = makeDecoder(Client.KvTxnRequest)
 

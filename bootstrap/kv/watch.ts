@@ -11,7 +11,7 @@ import { usageLine } from "../options.ts"
 import { stopRequest } from "../terminal.ts"
 import { checkBound, checkKey } from "./arguments.ts"
 import { defineKvCommand, type Session } from "./kvCommand.ts"
-import { line, show } from "./output.ts"
+import { line, show } from "../clientOutput.ts"
 
 const decodeEvent = Schema.decodeUnknownEither(Client.KvWatchEvent)
 const utf8 = new TextDecoder()

@@ -24,7 +24,7 @@ import { EntryKind, type NodeId } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "../applier/applier.ts"
 import { duplicateKey, type KvCommand } from "../applier/kvState.ts"
-import type { JobWorker } from "../jobs/jobWorker.ts"
+import { readyOnApply, type JobWorker } from "../jobs/jobWorker.ts"
 import type { ChangeResult } from "../raft/core.ts"
 import type { Consensus, TransferResult } from "../raft/shell.ts"
 import type { SnapshotMeta, Snapshotter } from "../snapshotter/snapshotter.ts"
@@ -211,9 +211,17 @@ export const make = (
       const decoded = writes[op]!(r.data)
       if (Either.isLeft(decoded)) return r.fail(decoded.left)
       track(r)
-      const data = encodeCommand(decoded.right)
-      consensus.propose([{ kind: EntryKind.Command, data }], (p) => {
-        if (p.ok) return applier.waitFor(p.firstIndex, p.term, (outcome) => replyWrite(r, outcome))
+      const cmd = decoded.right
+      const data = encodeCommand(cmd)
+      // Parked workers of the queues get the new jobs in the same append (JobWorker.alongside).
+      const along = cmd.op === "jobs.enqueue" ? jobWorker.alongside(readyOnApply(cmd.jobs)) : undefined
+      const proposals = along === undefined ? [{ kind: EntryKind.Command, data }] : [{ kind: EntryKind.Command, data }, ...along.proposals]
+      consensus.propose(proposals, (p) => {
+        if (p.ok) {
+          applier.waitFor(p.firstIndex, p.term, (outcome) => replyWrite(r, outcome))
+          return along?.appended(p.firstIndex, p.term)
+        }
+        along?.refused(noLeader(p.leader))
         if (p.leader !== null && p.leader !== id && r.forwardedBy === undefined) {
           return r.forward(nc, Subjects.node(cluster, p.leader, op), id, options.requestTimeoutMs)
         }

@@ -17,11 +17,12 @@
  * (`make`) feeds them the time, the applied state and the consensus role.
  */
 import { Effect, type Scope } from "effect"
-import type { LeaseRequest } from "../../protocol/client.ts"
+import type { JobSpec, LeaseRequest } from "../../protocol/client.ts"
 import { archioError, ArchioError } from "../../protocol/errors.ts"
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
 import { encodeCommand, type AppliedBatch, type Applier, type ApplyOutcome, type LoggedJobCommand } from "../applier/applier.ts"
 import type { Responder } from "../gateway/responder.ts"
+import type { Proposal } from "../raft/replicator.ts"
 import type { Consensus } from "../raft/shell.ts"
 import { Supervisor } from "../services/supervisor.ts"
 import { Timers } from "../services/timers.ts"
@@ -91,9 +92,35 @@ export interface JobWorkerOptions {
   readonly requestTimeoutMs: number
 }
 
+/**
+ * How many of an enqueue's jobs are ready the moment it applies, per queue (no delay, no run
+ * time): those a parked lease can take in the same append.
+ */
+export const readyOnApply = (jobs: ReadonlyArray<JobSpec>): Map<string, number> => {
+  const ready = new Map<string, number>()
+  for (const j of jobs) if ((j.delay ?? 0) === 0 && j.runAt === undefined) ready.set(j.queue, (ready.get(j.queue) ?? 0) + 1)
+  return ready
+}
+
+/** Lease entries to append right after an enqueue's entry, and how their requests learn the outcome. */
+export interface Alongside {
+  readonly proposals: ReadonlyArray<Proposal>
+  /** The enqueue's entry was appended at `index` in `term`; the leases follow it in order. */
+  appended(index: number, term: number): void
+  /** The append was refused: the leases were not proposed. */
+  refused(err: ArchioError): void
+}
+
 export interface JobWorker {
   /** A lease request on the leader: served now, or parked until jobs are ready or it times out. */
   lease(req: LeaseRequest, r: Responder): void
+  /**
+   * Parked lease requests that can take jobs `ready` (per queue) will make ready: their lease
+   * entries go into the same append as the enqueue, so a parked worker gets a new job after one
+   * commit instead of two (the enqueue's, then its lease's). Which jobs each lease takes is still
+   * decided when it applies, after the enqueue. Undefined when no parked request wants them.
+   */
+  alongside(ready: ReadonlyMap<string, number>): Alongside | undefined
 }
 
 const actor = "jobWorker"
@@ -132,34 +159,55 @@ export const make = (
       for (const [q, n] of claim) inFlight.set(q, (inFlight.get(q) ?? 0) - n)
     }
 
+    /** Marks `claim` as taken by `p`'s lease entry, which it returns. */
+    const claimFor = (p: ParkedLease, claim: Map<string, number>): LoggedJobCommand => {
+      p.claimed = claim
+      let total = 0
+      for (const [q, n] of claim) {
+        inFlight.set(q, (inFlight.get(q) ?? 0) + n)
+        total += n
+      }
+      return {
+        op: "jobs.lease",
+        queues: p.req.queues,
+        max: total,
+        workerId: p.req.workerId,
+        ...(p.req.leaseMs === undefined ? {} : { leaseMs: p.req.leaseMs })
+      }
+    }
+
+    /** What `p`'s lease entry did: its answer, or another wait when others took the jobs first. */
+    const leased =
+      (p: ParkedLease, claim: Map<string, number>) =>
+      (outcome: ApplyOutcome): void => {
+        release(claim)
+        p.claimed = null
+        if (outcome instanceof ArchioError) return settle(p, () => p.r.fail(outcome))
+        if (!outcome.ok) return settle(p, () => p.r.fail(archioError(outcome.code, outcome.message, outcome.detail)))
+        const jobs = (outcome as { jobs?: ReadonlyArray<unknown> }).jobs ?? []
+        // Another lease took the jobs first: keep waiting if there is time left.
+        if (jobs.length === 0 && now < p.deadline) return serve()
+        settle(p, () => answer(p, jobs))
+      }
+
     const serve = (): void => {
       if (parked.length === 0) return
       const budget = new Map<string, number>()
       for (const p of parked) {
         for (const q of p.req.queues) if (!budget.has(q)) budget.set(q, applier.jobs.readyCount([q]) - (inFlight.get(q) ?? 0))
       }
-      for (const { p, claim } of planLeases(parked, budget)) {
-        p.claimed = claim
-        for (const [q, n] of claim) inFlight.set(q, (inFlight.get(q) ?? 0) + n)
-        let total = 0
-        for (const n of claim.values()) total += n
-        const cmd: LoggedJobCommand = {
-          op: "jobs.lease",
-          queues: p.req.queues,
-          max: total,
-          workerId: p.req.workerId,
-          ...(p.req.leaseMs === undefined ? {} : { leaseMs: p.req.leaseMs })
-        }
-        propose(cmd, (outcome) => {
-          release(claim)
-          p.claimed = null
-          if (outcome instanceof ArchioError) return settle(p, () => p.r.fail(outcome))
-          if (!outcome.ok) return settle(p, () => p.r.fail(archioError(outcome.code, outcome.message, outcome.detail)))
-          const jobs = (outcome as { jobs?: ReadonlyArray<unknown> }).jobs ?? []
-          // Another lease took the jobs first: keep waiting if there is time left.
-          if (jobs.length === 0 && now < p.deadline) return serve()
-          settle(p, () => answer(p, jobs))
-        })
+      for (const { p, claim } of planLeases(parked, budget)) propose(claimFor(p, claim), leased(p, claim))
+    }
+
+    const alongside = (ready: ReadonlyMap<string, number>): Alongside | undefined => {
+      if (parked.length === 0 || ready.size === 0) return undefined
+      const plans = planLeases(parked, new Map(ready))
+      if (plans.length === 0) return undefined
+      const done = plans.map(({ p, claim }) => leased(p, claim))
+      return {
+        proposals: plans.map(({ p, claim }) => ({ kind: EntryKind.Command, data: encodeCommand(claimFor(p, claim)) })),
+        appended: (index, term) => done.forEach((d, i) => applier.waitFor(index + 1 + i, term, d)),
+        refused: (err) => done.forEach((d) => d(err))
       }
     }
 
@@ -252,6 +300,7 @@ export const make = (
     )
 
     const worker: JobWorker = {
+      alongside,
       lease: (req, r) => {
         now = timers.now()
         parked.push({ req, r, deadline: now + (req.waitMs ?? 0), claimed: null })

@@ -121,3 +121,21 @@ t.test("SIGKILL of the leader during heavy processing loses no job and completes
   t.ok(ackIds.every((id) => enqueued.has(id)), "acks only for enqueued jobs")
   for (const w of workers) t.equal(await w.kill("SIGTERM"), 0, `${w.id} exits 0 on SIGTERM`)
 })
+
+t.test("a worker parked at the leader gets a new job in the enqueue's own append: leased by the time the enqueue is answered", async (t) => {
+  const { client } = await testCluster(t)
+  const jobs = new JobsClient(client)
+  await jobs.enqueue({ queue: "warm", payload: 0 })
+  for (let round = 0; round < 5; round++) {
+    const parked = jobs.lease({ queues: ["along"], max: 1, workerId: `w${round}`, waitMs: 10_000 })
+    // A parked lease shows nowhere: give it time to reach the leader and park.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const { id } = await jobs.enqueue({ queue: "along", payload: round })
+    // Its lease entry followed the enqueue's in one append, so both applied in one batch.
+    const job = await jobs.get(id)
+    t.equal(job.state, "leased", `round ${round}: the job is leased when its enqueue is answered`)
+    const [got] = await parked
+    t.equal(got?.id, id, `round ${round}: the parked worker got it`)
+    await jobs.ack(got!.id, got!.token)
+  }
+})

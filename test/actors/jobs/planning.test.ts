@@ -4,7 +4,7 @@
  */
 import t from "tap"
 import { Schema } from "effect"
-import { planLeases, tickDue, type ParkedLease } from "../../../actors/jobs/jobWorker.ts"
+import { planLeases, readyOnApply, tickDue, type ParkedLease } from "../../../actors/jobs/jobWorker.ts"
 import type { Responder } from "../../../actors/gateway/responder.ts"
 import { LeaseRequest } from "../../../protocol/client.ts"
 
@@ -125,4 +125,22 @@ t.test("tickDue: a tick when a timer is due, after the slack, with none in fligh
   t.equal(tickDue(1_000, 1_005, 5, true), false, "a tick already in flight: not another")
   t.equal(tickDue(0, 1_000_000, 0, true), false, "not even when long overdue")
   t.equal(tickDue(undefined, 1_000, 0, true), false)
+})
+
+t.test("readyOnApply: jobs ready the moment their enqueue applies, per queue", async (t) => {
+  t.same(
+    readyOnApply([
+      { queue: "a", payload: 1 },
+      { queue: "a", payload: 2, delay: 0 },
+      { queue: "b", payload: 3 },
+      { queue: "a", payload: 4, delay: 10 },
+      { queue: "c", payload: 5, runAt: 1 }
+    ]),
+    new Map([
+      ["a", 2],
+      ["b", 1]
+    ]),
+    "no delay and no run time: ready on apply"
+  )
+  t.same(readyOnApply([]), new Map())
 })

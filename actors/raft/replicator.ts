@@ -14,7 +14,7 @@ import {
 import { invariant } from "./invariant.ts"
 import { encodeMembership } from "../../protocol/membership.ts"
 import { randomInt } from "./random.ts"
-import { configIndex, deriveMembership, noteConfigs, resetElectionTimer, syncConfigs, type Progress, type RaftState } from "./state.ts"
+import { configIndex, deriveMembership, followLeader, noteConfigs, resetElectionTimer, syncConfigs, type Progress, type RaftState } from "./state.ts"
 
 export const newProgress = (s: RaftState): Progress => ({
   match: 0,
@@ -262,7 +262,7 @@ export const maybeCommit = (s: RaftState): boolean => {
 
 /** Follower side of AppendEntries (the term check already happened in `step`). */
 export const handleAppend = (s: RaftState, m: AppendEntries): void => {
-  s.leader = m.from
+  followLeader(s, m.from)
   resetElectionTimer(s)
   const log = s.log
   const reply = (success: boolean, matchIndex: number, conflictIndex: number, conflictTerm: number): void => {
@@ -409,7 +409,7 @@ export const dropReads = (s: RaftState): void => {
  * chunk goes to the Snapshotter, which answers once it is written.
  */
 export const handleSnapshot = (s: RaftState, m: InstallSnapshot): void => {
-  s.leader = m.from
+  followLeader(s, m.from)
   resetElectionTimer(s)
   const log = s.log
   const index = m.lastIncludedIndex

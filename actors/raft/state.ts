@@ -269,6 +269,12 @@ export const foldConfigs = (s: RaftState): void => {
 /** Index of the entry that set the configuration in effect (0: none in the log). */
 export const configIndex = (s: RaftState): number => s.configs[s.configs.length - 1]?.index ?? 0
 
+/** `leader` leads us now; a different leader than the last one known counts as a change. */
+export const followLeader = (s: RaftState, leader: NodeId): void => {
+  if (s.leader !== leader) s.leaderChanges++
+  s.leader = leader
+}
+
 export const resetElectionTimer = (s: RaftState): void => {
   s.electionElapsed = 0
   s.randomizedElectionTimeout = randomInt(s, s.config.electionTicks, 2 * s.config.electionTicks)

@@ -204,3 +204,13 @@ t.test("status() reports the node's view", async (t) => {
     peers: []
   })
 })
+
+t.test("a follower counts a leader change when it learns its leader from AppendEntries", async (t) => {
+  const core = lone({ term: 1, log: [1] })
+  t.equal(core.status().leaderChanges, 0)
+  core.step(msg.append("n2", "n1", 1, 1, 1, [], 1, 1))
+  t.equal(core.status().leader, "n2")
+  t.equal(core.status().leaderChanges, 1, "n2 is the first leader known")
+  core.step(msg.append("n2", "n1", 1, 1, 1, [], 1, 2))
+  t.equal(core.status().leaderChanges, 1, "the same leader again is no change")
+})

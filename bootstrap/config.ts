@@ -8,6 +8,7 @@
  */
 import { Either } from "effect"
 import * as Admission from "../actors/gateway/admission.ts"
+import type { FollowerWrites } from "../actors/gateway/http.ts"
 import { validToken } from "../protocol/subjects.ts"
 import {
   ConfigError,
@@ -23,6 +24,9 @@ import {
 
 export const logLevels = ["trace", "debug", "info", "warn", "error", "fatal", "none"] as const
 export type LogLevelName = (typeof logLevels)[number]
+/** `text`: one readable line per event; `json`: one JSON object per line (Loki, Elasticsearch). */
+export const logFormats = ["text", "json"] as const
+export type LogFormat = (typeof logFormats)[number]
 
 /** How to reach and authenticate with NATS. Secrets never appear in logs (see `describe`). */
 export interface NatsSettings {
@@ -66,6 +70,10 @@ export interface Config {
   readonly httpHost: string
   /** Bearer token the HTTP shim requires for writes and admin routes, when set. */
   readonly httpToken: string | undefined
+  /** What the HTTP shim does with a write while this node does not lead; `forward` when absent. */
+  readonly httpFollowerWrites?: FollowerWrites
+  /** Nodes' HTTP base URLs by id (`HTTP_PEERS`), so answers can name the leader's; absent when not given. */
+  readonly httpPeers?: Readonly<Record<string, string>>
   /** Log entries kept before the log is compacted into a snapshot. */
   readonly snapshotThreshold: number
   /** Most waiting client requests of each kind the node holds before answering `busy`. */
@@ -77,6 +85,8 @@ export interface Config {
   /** Leader heartbeat interval in ticks; always less than `electionTicks`. */
   readonly heartbeatTicks: number
   readonly logLevel: LogLevelName
+  /** `json` when asked for (`LOG_FORMAT`); absent means `text`. */
+  readonly logFormat?: LogFormat
 }
 
 export const defaults = {
@@ -89,6 +99,7 @@ export const defaults = {
   electionTicks: 15,
   heartbeatTicks: 3,
   logLevel: "info" as LogLevelName,
+  logFormat: "text" as LogFormat,
   kvTimeoutMs: 5000
 } as const
 
@@ -134,6 +145,7 @@ export const nodeOptions = {
   peers: {
     flag: "--peers",
     env: "PEERS",
+    legacy: ["RAFT_NODES"],
     placeholder: "IDS",
     default: "the node's own id",
     help: "comma-separated ids of the voting nodes of a NEW cluster, this one included (after its first leader, the log holds the members)"
@@ -147,10 +159,17 @@ export const nodeOptions = {
   data: {
     flag: "--data",
     env: "DATA_DIR",
+    placeholder: "DIR",
+    default: "<data root>/<id>",
+    help: "folder of this node's LevelDB database (wins over --data-root)"
+  },
+  dataRoot: {
+    flag: "--data-root",
+    env: "DATA_ROOT",
     legacy: ["RAFT_DATA_DIR"],
     placeholder: "DIR",
-    default: `${defaults.dataRoot}/<id>`,
-    help: "folder of this node's LevelDB database"
+    default: defaults.dataRoot,
+    help: "folder holding the nodes' data folders: without --data, this node's is <DIR>/<id>"
   },
   httpPort: {
     flag: "--http-port",
@@ -173,6 +192,20 @@ export const nodeOptions = {
     placeholder: "TOKEN",
     default: "none",
     help: "bearer token the HTTP shim requires for writes and admin routes"
+  },
+  httpFollowerWrites: {
+    flag: "--http-follower-writes",
+    env: "HTTP_FOLLOWER_WRITES",
+    placeholder: "MODE",
+    default: "forward",
+    help: "HTTP writes on a node that does not lead: forward (passed to the leader) or reject (409 not_leader naming the leader)"
+  },
+  httpPeers: {
+    flag: "--http-peers",
+    env: "HTTP_PEERS",
+    placeholder: "ID=URL,...",
+    default: "none",
+    help: "the nodes' HTTP base URLs (n1=http://10.0.0.1:8081,...), to tell clients the leader's in /raft/leader and 409s"
   },
   snapshotThreshold: {
     flag: "--snapshot-threshold",
@@ -210,6 +243,13 @@ export const nodeOptions = {
     placeholder: "LEVEL",
     default: defaults.logLevel,
     help: `one of ${logLevels.join(", ")}`
+  },
+  logFormat: {
+    flag: "--log-format",
+    env: "LOG_FORMAT",
+    placeholder: "FORMAT",
+    default: defaults.logFormat,
+    help: "text (time LEVEL message key=value) or json (one JSON object per line, for Loki or Elasticsearch)"
   }
 } as const satisfies Record<string, OptionSpec>
 
@@ -338,6 +378,63 @@ const readLogLevel = (given: Given | undefined, problems: Array<string>): LogLev
   return defaults.logLevel
 }
 
+const readLogFormat = (given: Given | undefined, problems: Array<string>): LogFormat => {
+  if (given === undefined) return defaults.logFormat
+  const found = logFormats.find((f) => f === given.value.trim().toLowerCase())
+  if (found !== undefined) return found
+  problems.push(`${given.source} must be one of ${logFormats.join(", ")}, got ${JSON.stringify(given.value)}`)
+  return defaults.logFormat
+}
+
+/**
+ * When the ids come from the variables (no --peers) and PEERS and its older name RAFT_NODES are
+ * both set to different members, the sentence saying so; a node must not guess which one is meant.
+ */
+const variablesDisagree = (given: ReadonlyArray<Given>): string | undefined => {
+  const [first, ...rest] = given
+  if (first === undefined || first.source === nodeOptions.peers.flag) return undefined
+  const members = (g: Given): string => [...new Set(g.value.split(",").map((s) => s.trim()))].sort().join(",")
+  const other = rest.find((g) => members(g) !== members(first))
+  return other === undefined
+    ? undefined
+    : `${first.source} (${JSON.stringify(first.value)}) and ${other.source} (${JSON.stringify(other.value)}) name different members: ${other.source} is the older name of ${first.source}, set only one (or both the same)`
+}
+
+const readFollowerWrites = (given: Given, problems: Array<string>): FollowerWrites | undefined => {
+  const value = given.value.trim().toLowerCase()
+  if (value === "forward" || value === "reject") return value
+  problems.push(`${given.source} must be forward or reject, got ${JSON.stringify(given.value)}`)
+  return undefined
+}
+
+/** `n1=http://10.0.0.1:8081,n2=...`: each node's HTTP base URL by id (http or https, no query). */
+const readHttpPeers = (given: Given, problems: Array<string>): Readonly<Record<string, string>> | undefined => {
+  const urls: Record<string, string> = Object.create(null) as Record<string, string>
+  for (const item of given.value.split(",").map((s) => s.trim())) {
+    const at = item.indexOf("=")
+    const id = item.slice(0, at).trim()
+    const url = item.slice(at + 1).trim()
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(url)
+    } catch {
+      parsed = undefined
+    }
+    const usable = parsed !== undefined && ["http:", "https:"].includes(parsed.protocol) && parsed.hostname !== "" && parsed.search === "" && parsed.hash === ""
+    if (at <= 0 || !validToken(id) || !usable) {
+      problems.push(`${given.source} must be a comma-separated list of <node id>=<http(s) URL> entries such as n1=http://10.0.0.1:8081, got ${JSON.stringify(item)}`)
+      return undefined
+    }
+    if (Object.hasOwn(urls, id)) {
+      problems.push(`${given.source} names ${JSON.stringify(id)} twice, got ${JSON.stringify(given.value)}`)
+      return undefined
+    }
+    // A base URL: clients append the route (`${leader}/set`), so no trailing slash.
+    urls[id] = url.replace(/\/+$/, "")
+  }
+  return urls
+}
+
 /** `archio node`'s settings from a parsed command line; on failure, every problem. */
 export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.Either<Config, ConfigError> => {
   const problems: Array<string> = []
@@ -354,6 +451,8 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
   const nats = readNats(line, problems)
 
   const peersGiven = get("peers")
+  const peersConflict = variablesDisagree(line.all("peers"))
+  if (peersConflict !== undefined) problems.push(peersConflict)
   const joinGiven = get("join")
   const join = line.has("join") || (joinGiven !== undefined && ["1", "true", "yes"].includes(joinGiven.value.trim().toLowerCase()))
   let peers: ReadonlyArray<string> = id === undefined || join ? [] : [id]
@@ -376,10 +475,15 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
   }
 
   const dataGiven = get("data")
+  const rootGiven = get("dataRoot")
   let dataDir = `${defaults.dataRoot}/${id ?? "node"}`
   if (dataGiven !== undefined) {
     if (dataGiven.value.trim() === "") problems.push(`${dataGiven.source} must be a folder path, got ${JSON.stringify(dataGiven.value)}`)
     else dataDir = dataGiven.value
+  } else if (rootGiven !== undefined) {
+    // As the older service did with RAFT_DATA_DIR: one root for every node, a folder per id.
+    if (rootGiven.value.trim() === "") problems.push(`${rootGiven.source} must be a folder path, got ${JSON.stringify(rootGiven.value)}`)
+    else dataDir = `${rootGiven.value}${rootGiven.value.endsWith("/") ? "" : "/"}${id ?? "node"}`
   }
 
   const httpGiven = get("httpPort")
@@ -390,6 +494,10 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
   const tokenGiven = get("httpToken")
   const httpToken = tokenGiven?.value
   if (tokenGiven !== undefined && tokenGiven.value.length < 16) problems.push(`${tokenGiven.source} must be at least 16 characters (a guessable token protects nothing)`)
+  const writesGiven = get("httpFollowerWrites")
+  const httpFollowerWrites = writesGiven === undefined ? undefined : readFollowerWrites(writesGiven, problems)
+  const httpPeersGiven = get("httpPeers")
+  const httpPeers = httpPeersGiven === undefined ? undefined : readHttpPeers(httpPeersGiven, problems)
 
   const snapGiven = get("snapshotThreshold")
   const snapshotThreshold = snapGiven === undefined ? defaults.snapshotThreshold : integer(snapGiven, 1, 1_000_000_000, problems)
@@ -410,6 +518,7 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
   }
 
   const logLevel = readLogLevel(get("logLevel"), problems)
+  const logFormat = readLogFormat(get("logFormat"), problems)
 
   if (
     problems.length > 0 ||
@@ -423,7 +532,7 @@ export const nodeConfig = (line: CommandLine<keyof typeof nodeOptions>): Either.
   ) {
     return Either.left(new ConfigError({ problems }))
   }
-  return Either.right({ id, cluster, nats, peers, dataDir, httpPort, httpHost, httpToken, snapshotThreshold, maxHeld, tickMs, electionTicks, heartbeatTicks, logLevel })
+  return Either.right({ id, cluster, nats, peers, dataDir, httpPort, httpHost, httpToken, snapshotThreshold, maxHeld, tickMs, electionTicks, heartbeatTicks, logLevel, ...(logFormat === "text" ? {} : { logFormat }), ...(httpFollowerWrites === undefined ? {} : { httpFollowerWrites }), ...(httpPeers === undefined ? {} : { httpPeers }) })
 }
 
 /**
@@ -470,6 +579,8 @@ export const describe = (config: Config): string => {
     config.peers.length === 0 ? "join" : `peers=${config.peers.join(",")}`,
     `data=${config.dataDir}`,
     `http=${config.httpPort === undefined ? "off" : `${config.httpHost}:${config.httpPort}${config.httpToken === undefined ? "" : " (token)"}`}`,
+    ...(config.httpFollowerWrites === "reject" ? ["http-follower-writes=reject"] : []),
+    ...(config.httpPeers === undefined ? [] : [`http-peers=${Object.keys(config.httpPeers).join(",")}`]),
     `snapshot=${config.snapshotThreshold}`,
     `tick=${config.tickMs}ms`,
     `election=${config.electionTicks}`,

@@ -407,7 +407,9 @@ const runDev = async (settings: DevSettings, terminal: Terminal): Promise<number
     const p = spawn(process.execPath, [binPath, "node", ...child.args], {
       stdio: ["pipe", "pipe", "pipe"],
       cwd,
-      env: { ...env, ...asNode, ARCHIO_SUPERVISED: "1" }
+      // Readable lines whatever LOG_FORMAT the shell exports: dev prefixes each line with the
+      // node's id, so a JSON line would not be JSON any more (run archio node for JSON logs).
+      env: { ...env, ...asNode, LOG_FORMAT: "text", ARCHIO_SUPERVISED: "1" }
     })
     child.process = p
     child.startedAt = Date.now()
@@ -502,7 +504,7 @@ export const devCommand = defineCommand({
 a private nats-server on a free port) and three nodes n1, n2, n3 as child processes, with data
 under ./.archio/<id> and HTTP ports 8081-8083 (another free port when one is taken).
 Ctrl-C stops everything. Other node variables (SNAPSHOT_THRESHOLD, TICK_MS, LOG_LEVEL, ...)
-pass through to the nodes.
+pass through to the nodes, except LOG_FORMAT: dev shows readable lines, prefixed by node.
 
 With --secure it always starts its own nats-server, with the shipped configuration
 (ops/nats/single.conf: roles node, client, worker and admin; anonymous connections refused)

@@ -1,7 +1,8 @@
 /**
  * The node's NATS connection as a scoped Layer: connects (waiting for the first server as long
  * as it takes), reconnects forever, logs every status change, and drains on release so
- * in-flight replies go out before the socket closes.
+ * in-flight replies go out before the socket closes. A node has two (`busLayer` for clients,
+ * `raftBusLayer` for Raft); each of their log lines carries `connection=client` or `raft`.
  */
 import {
   connect,
@@ -195,9 +196,9 @@ const connectInterruptibly = (options: ConnectionOptions, settings: NatsSettings
 const logStatus = (status: Status): Effect.Effect<void> => {
   switch (status.type) {
     case "disconnect":
-      return Effect.logWarning(`NATS disconnected from ${status.server}; reconnecting`)
+      return Effect.logWarning(`NATS disconnected from ${redactUrl(status.server)}; reconnecting`)
     case "reconnect":
-      return Effect.logInfo(`NATS reconnected to ${status.server}`)
+      return Effect.logInfo(`NATS reconnected to ${redactUrl(status.server)}`)
     case "reconnecting":
       return Effect.logDebug("NATS trying to reconnect")
     case "ldm":
@@ -234,8 +235,14 @@ const drain = (nc: NatsConnection): Effect.Effect<void> =>
     yield* Effect.logDebug("NATS connection drained and closed")
   })
 
-/** A connection that lives as long as the scope: status changes are logged, release drains. */
+/**
+ * A connection that lives as long as the scope: status changes are logged, release drains.
+ * Every line it logs, the status changes too, says which of the node's connections it is.
+ */
 export const make = (config: NatsLayerConfig, purpose?: "raft"): Effect.Effect<NatsConnection, NatsError, Scope.Scope> =>
+  connectionLogged(config, purpose).pipe(Effect.annotateLogs("connection", purpose ?? "client"))
+
+const connectionLogged = (config: NatsLayerConfig, purpose?: "raft"): Effect.Effect<NatsConnection, NatsError, Scope.Scope> =>
   Effect.gen(function* () {
     const where = config.nats.servers.map(redactUrl).join(",")
     const name = connectionName(config, purpose)

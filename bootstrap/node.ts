@@ -157,7 +157,7 @@ export const assemble = (settings: NodeSettings): Effect.Effect<AssembledNode, n
       yield* Events.make(settings.cluster, consensus, applier)
       const suffix = yield* Random.nextIntBetween(0, 2 ** 31 - 1)
       const instanceId = `${settings.id}-${suffix.toString(36)}`
-      const metrics = Metrics.make(version, yield* logDiskBytes)
+      const metrics = Metrics.make(version, yield* logDiskBytes, applier)
       snapshotter.onEvent((e) => metrics.snapshots.record(e))
       const gateway = yield* Gateway.make(
         { cluster: settings.cluster, id: settings.id, instanceId, version, requestTimeoutMs, metrics: metrics.nats, ...(settings.bounds === undefined ? {} : { bounds: settings.bounds }) },
@@ -193,7 +193,16 @@ export const serve = (config: Config): Effect.Effect<never, Supervisor.ActorFail
     // Added after the Gateway, so closed before it: in-flight HTTP requests still get answers.
     if (config.httpPort !== undefined) {
       yield* Http.make(
-        { port: config.httpPort, host: config.httpHost, token: config.httpToken, instanceId: node.instanceId, metrics: node.metrics, closeGraceMs: requestTimeoutMs },
+        {
+          port: config.httpPort,
+          host: config.httpHost,
+          token: config.httpToken,
+          instanceId: node.instanceId,
+          metrics: node.metrics,
+          closeGraceMs: requestTimeoutMs,
+          followerWrites: config.httpFollowerWrites,
+          peerUrls: config.httpPeers
+        },
         node.gateway
       )
     }

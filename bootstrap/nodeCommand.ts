@@ -14,7 +14,7 @@
 import { Cause, Effect, Exit, Fiber, List } from "effect"
 import { defineCommand } from "./command.ts"
 import { describe, nodeConfig, nodeOptions, type Config } from "./config.ts"
-import { loggerLayer } from "./logging.ts"
+import { exitLine, loggerLayer } from "./logging.ts"
 import { runNode, version } from "./node.ts"
 import { processTerminal, type Terminal } from "./terminal.ts"
 
@@ -33,7 +33,11 @@ const errorText = (cause: Cause.Cause<unknown>): string => {
 
 /** Runs one node until SIGINT/SIGTERM; resolves to the exit code. */
 export const runNodeProcess = async (config: Config, terminal: Terminal = processTerminal): Promise<number> => {
-  const logging = loggerLayer(config.logLevel)
+  const fields = { node: config.id, cluster: config.cluster }
+  const format = config.logFormat ?? "text"
+  const logging = loggerLayer(config.logLevel, format, fields)
+  // The exit messages below bypass the logger: in the log's format too.
+  const say = (line: string): void => terminal.err(exitLine(format, line, fields))
   const log = (effect: Effect.Effect<void>): void => {
     Effect.runFork(effect.pipe(Effect.annotateLogs("node", config.id), Effect.provide(logging)))
   }
@@ -49,7 +53,7 @@ export const runNodeProcess = async (config: Config, terminal: Terminal = proces
     stopping = true
     log(Effect.logInfo(`${why}: shutting down (handing leadership over if leading, draining NATS, closing the database)`))
     deadline = setTimeout(() => {
-      terminal.err(`archio node ${config.id}: shutdown took longer than ${shutdownGraceMs} ms; exiting\n`)
+      say(`archio node ${config.id}: shutdown took longer than ${shutdownGraceMs} ms; exiting\n`)
       process.exit(1)
     }, shutdownGraceMs)
     deadline.unref()
@@ -85,11 +89,11 @@ export const runNodeProcess = async (config: Config, terminal: Terminal = proces
   process.off("uncaughtException", onUncaught)
   process.off("unhandledRejection", onUnhandled)
   if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-    terminal.err(`archio node ${config.id}: ${errorText(exit.cause)}\n`)
+    say(`archio node ${config.id}: ${errorText(exit.cause)}\n`)
     return 1
   }
   if (escaped !== undefined) {
-    terminal.err(`archio node ${config.id}: ${escaped}; stopped\n`)
+    say(`archio node ${config.id}: ${escaped}; stopped\n`)
     return 1
   }
   await Effect.runPromise(Effect.logInfo("stopped cleanly").pipe(Effect.annotateLogs("node", config.id), Effect.provide(logging)))

@@ -46,6 +46,8 @@ export interface CommandLine<Key extends string = string> {
   readonly args: ReadonlyArray<string>
   /** The flag's value, else the variable's, else an older variable's. */
   readonly get: (key: Key) => Given | undefined
+  /** Every value given for the setting, in the order `get` prefers them: to find two that disagree. */
+  readonly all: (key: Key) => ReadonlyArray<Given>
   /** Whether a switch was given. */
   readonly has: (key: Key) => boolean
 }
@@ -174,18 +176,19 @@ export const parseCommandLine = <Table extends OptionTable>(
     if (args.length < shape.minArgs) problems.push(`missing ${shape.args[args.length]} (${usage})`)
     for (const extra of args.slice(shape.args.length)) problems.push(`unexpected argument ${JSON.stringify(extra)} (${usage})`)
   }
-  const get = (key: string): Given | undefined => {
+  const all = (key: string): Array<Given> => {
     const spec = table[key]
-    if (spec === undefined) return undefined
+    if (spec === undefined) return []
+    const given: Array<Given> = []
     const fromFlag = values.get(key)
-    if (fromFlag !== undefined && spec.flag !== undefined) return { source: spec.flag, value: fromFlag }
+    if (fromFlag !== undefined && spec.flag !== undefined) given.push({ source: spec.flag, value: fromFlag })
     for (const name of [...(spec.env === undefined ? [] : [spec.env]), ...(spec.legacy ?? [])]) {
       const value = env[name]
-      if (value !== undefined && value !== "") return { source: name, value }
+      if (value !== undefined && value !== "") given.push({ source: name, value })
     }
-    return undefined
+    return given
   }
-  return { line: { args, get, has: (key) => switches.has(key) }, problems }
+  return { line: { args, get: (key) => all(key)[0], all, has: (key) => switches.has(key) }, problems }
 }
 
 // ---------------------------------------------------------------------------------------------

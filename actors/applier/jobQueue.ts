@@ -10,7 +10,9 @@
  *
  * Indexes kept in memory and rebuilt on load: per queue a ready structure (priority, then the
  * order jobs became ready), a timer heap ordered by (due time, job seq), unique keys of live
- * jobs, state counts, and the job ids in enqueue order for paging.
+ * jobs, state counts, and the job ids in enqueue order for paging. Per queue too, for
+ * /metrics, the transitions applied since this object was made (`QueueTotals`): plain
+ * increments in the transitions themselves, never persisted.
  */
 import type { Backoff, FinishedState, JobEvent, JobSpec, JobState, LeasedJob, QueueStats } from "../../protocol/client.ts"
 import type { ErrorCode } from "../../protocol/errors.ts"
@@ -201,9 +203,54 @@ class MinuteCounter {
   }
 }
 
+/**
+ * Seconds from a job becoming ready (its enqueue, or its run-at time when delayed) to its first
+ * lease: 5 ms to an hour.
+ */
+export const startDelayBuckets: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
+
+/**
+ * Transitions of one queue applied by this object (metrics counters): every replica applies
+ * the same ones, so they count the cluster's transitions, as far as this node applied them.
+ * Not persisted: a restart (or an installed snapshot, which replaces the object) starts at 0.
+ */
+export class QueueTotals {
+  /** New jobs (a unique key's existing job is not counted again). */
+  enqueued = 0
+  /** Leases handed out, every attempt. */
+  leased = 0
+  completed = 0
+  /** Failed attempts: reported by a worker or a lease that ran out, retried or not. */
+  failed = 0
+  /** Jobs that ran out of attempts or failed without retry. */
+  dead = 0
+  /** Leases that ran out before their worker acked, failed or extended. */
+  leaseExpired = 0
+  /** Enqueue-to-start (`startDelayBuckets`), observed at each job's first lease: per bucket, not cumulative; the last is +Inf. */
+  readonly startDelay = new Float64Array(startDelayBuckets.length + 1)
+  startDelaySum = 0
+  startDelayCount = 0
+
+  observeStartDelay(seconds: number): void {
+    let i = 0
+    while (i < startDelayBuckets.length && seconds > startDelayBuckets[i]!) i++
+    this.startDelay[i]!++
+    this.startDelaySum += seconds
+    this.startDelayCount++
+  }
+}
+
+/** One queue's jobs by state now, and its transitions so far (what /metrics shows). */
+export interface QueueMetrics {
+  readonly queue: string
+  readonly counts: Readonly<Record<JobState, number>>
+  readonly totals: QueueTotals
+}
+
 interface QueueIndex {
   readonly ready: ReadyQueue
   readonly counts: Counts
+  readonly totals: QueueTotals
   /** Job seqs in enqueue order; entries of deleted jobs are skipped and compacted lazily. */
   seqs: number[]
   deletedSeqs: number
@@ -329,6 +376,7 @@ export class JobQueue {
       if (j === undefined) continue
       if ((j.state === "scheduled" || j.state === "failed") && j.runAt === due) this.makeReady(j, this.bump(), changes)
       else if (j.state === "leased" && j.leaseUntil === due) {
+        this.queue(j.queue).totals.leaseExpired++
         this.failAttempt(j, `lease expired (worker ${j.workerId ?? "?"} did not ack, fail or extend in time)`, true, this.bump(), changes)
       } else if (isFinished(j.state) && j.finishedAt !== undefined && j.finishedAt + j.retainMs === due) this.remove(j, changes)
     }
@@ -348,6 +396,13 @@ export class JobQueue {
         failedLastMinute: q.failed.count(this.time)
       }
     })
+  }
+
+  /** Every queue's counts and transition totals, read (not copied) for a /metrics scrape. */
+  metrics(): QueueMetrics[] {
+    const out: QueueMetrics[] = []
+    for (const [queue, q] of this.queues) out.push({ queue, counts: q.counts, totals: q.totals })
+    return out
   }
 
   /** One page of `queue`'s jobs in enqueue order, optionally in one state, after seq `after`. */
@@ -380,7 +435,7 @@ export class JobQueue {
   private queue(name: string): QueueIndex {
     let q = this.queues.get(name)
     if (q === undefined) {
-      q = { ready: new ReadyQueue(), counts: zeroCounts(), seqs: [], deletedSeqs: 0, completed: new MinuteCounter(), failed: new MinuteCounter() }
+      q = { ready: new ReadyQueue(), counts: zeroCounts(), totals: new QueueTotals(), seqs: [], deletedSeqs: 0, completed: new MinuteCounter(), failed: new MinuteCounter() }
       this.queues.set(name, q)
     }
     return q
@@ -458,8 +513,11 @@ export class JobQueue {
   }
 
   private failAttempt(j: JobRecord, error: string, retryable: boolean, revision: number, changes: JobChanges): JobResult {
-    this.queue(j.queue).failed.add(this.time)
+    const q = this.queue(j.queue)
+    q.failed.add(this.time)
+    q.totals.failed++
     if (!retryable || j.attempts >= j.maxAttempts) {
+      q.totals.dead++
       this.finish(j, "dead", { error }, revision, changes)
       return { ok: true, revision, willRetry: false }
     }
@@ -511,6 +569,7 @@ export class JobQueue {
       this.jobs.set(job.id, job)
       changes.jobs.set(job.id, job)
       this.index(job)
+      this.queue(job.queue).totals.enqueued++
       if (job.state === "ready") {
         // `index` counted it as ready; makeReady re-saves it with its ready order.
         const readySeq = this.nextReadySeq++
@@ -541,6 +600,10 @@ export class JobQueue {
         const leaseUntil = this.time + (leaseMs ?? j.leaseMs)
         const next: JobRecord = { ...j, state: "leased", attempts: j.attempts + 1, token, workerId, leaseUntil, updatedAt: this.time }
         this.save(next, changes)
+        q.totals.leased++
+        // From when it could first run: its enqueue, or its run-at time when delayed (not when
+        // an entry's advancing time noticed that, which `readyAt` records).
+        if (j.attempts === 0) q.totals.observeStartDelay(Math.max(0, this.time - Math.max(j.createdAt, j.runAt)) / 1000)
         this.timers.push([leaseUntil, j.seq, j.id])
         this.event(next, revision, changes)
         leased.push({
@@ -561,7 +624,9 @@ export class JobQueue {
   private ack(id: string, fence: number, result: unknown, changes: JobChanges): JobResult {
     return this.withLease(id, fence, (j) => {
       const revision = this.bump()
-      this.queue(j.queue).completed.add(this.time)
+      const q = this.queue(j.queue)
+      q.completed.add(this.time)
+      q.totals.completed++
       this.finish(j, "completed", { result }, revision, changes)
       return { ok: true, revision }
     })

@@ -5,7 +5,8 @@
  *
  * The whole map lives in memory (like etcd's index) and is mirrored to the `kv` sublevel by
  * the Applier, in the same batch as the applied index. Next to it, a B+ tree of the keys
- * serves `scan` in key order (see `KvState.scan`).
+ * serves `scan` in key order (see `KvState.scan`). For /metrics it keeps the bytes of its keys
+ * and values up to date as it writes, and counts the writes it applies.
  */
 import BTreeModule from "sorted-btree"
 import type { Compare, CompareOp, Token, TxnOp } from "../../protocol/client.ts"
@@ -125,6 +126,16 @@ const satisfies = (order: number, op: CompareOp): boolean => {
   }
 }
 
+/** UTF-8 bytes of a key or value (Node's native count: no copy). */
+const utf8Bytes = (s: string): number => Buffer.byteLength(s, "utf8")
+
+/** Keys written, deleted and expired by applied entries, since this object was made (metrics counters). */
+export interface KvWrites {
+  put: number
+  del: number
+  expire: number
+}
+
 const byTimeThenName = (a: readonly [number, string], b: readonly [number, string]): boolean => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])
 
 export const newChanges = (): KvChanges => ({ puts: new Map(), dels: new Set(), sessions: new Map(), events: [] })
@@ -135,6 +146,10 @@ export class KvState {
   revision = 0
   /** Latest leader time applied: reads use it to hide keys whose TTL ran out. */
   time = 0
+  /** UTF-8 bytes of every key and value in `records` (revisions and TTLs not counted). */
+  bytes = 0
+  /** What applied entries wrote (not persisted: a restart or an installed snapshot starts at 0). */
+  readonly writes: KvWrites = { put: 0, del: 0, expire: 0 }
   /**
    * (expiresAt, key) of keys with a TTL, earliest first, ties by key: every replica expires in
    * the same order. An entry is stale once its key was rewritten or removed.
@@ -155,6 +170,9 @@ export class KvState {
   restore(records: Iterable<[string, KeyRecord]>, sessions: Iterable<[string, SessionRecord]>, revision: number, time: number): void {
     for (const [k, r] of records) {
       this.index.set(k, undefined)
+      const before = this.records.get(k)
+      if (before !== undefined) this.bytes -= utf8Bytes(k) + utf8Bytes(before.value)
+      this.bytes += utf8Bytes(k) + utf8Bytes(r.value)
       this.records.set(k, r)
       if (r.expiresAt !== undefined) this.expiring.push([r.expiresAt, k])
     }
@@ -211,6 +229,7 @@ export class KvState {
       if (this.records.get(key)?.expiresAt !== at) continue
       this.revision++
       this.remove(key, changes)
+      this.writes.expire++
       changes.events.push({ type: "expire", key, revision: this.revision })
     }
     for (let top = this.lapsing.peek(); top !== undefined && top[0] <= time; top = this.lapsing.peek()) {
@@ -278,6 +297,7 @@ export class KvState {
         if (current === undefined) return { ok: true, revision: this.revision, key: cmd.key, deleted: false }
         this.revision++
         this.remove(cmd.key, changes)
+        this.writes.del++
         changes.events.push({ type: "del", key: cmd.key, revision: this.revision })
         return { ok: true, revision: this.revision, key: cmd.key, deleted: true, prevRevision: current.modRevision }
       }
@@ -325,6 +345,7 @@ export class KvState {
       if (op.op === "put") this.write(op.key, op.value, op.ttl, current, changes)
       else if (current !== undefined) {
         this.remove(op.key, changes)
+        this.writes.del++
         changes.events.push({ type: "del", key: op.key, revision: this.revision })
       }
     }
@@ -367,7 +388,13 @@ export class KvState {
       version: (current?.version ?? 0) + 1
     }
     const record: KeyRecord = ttl === undefined ? base : { ...base, expiresAt: this.time + ttl }
-    if (!this.records.has(key)) this.index.set(key, undefined)
+    // The record replaced may be an expired one `current` hides: its bytes go all the same.
+    const replaced = this.records.get(key)
+    if (replaced === undefined) {
+      this.index.set(key, undefined)
+      this.bytes += utf8Bytes(key) + utf8Bytes(value)
+    } else this.bytes += utf8Bytes(value) - utf8Bytes(replaced.value)
+    this.writes.put++
     this.records.set(key, record)
     if (record.expiresAt !== undefined) this.expiring.push([record.expiresAt, key])
     changes.puts.set(key, record)
@@ -376,7 +403,12 @@ export class KvState {
   }
 
   private remove(key: string, changes: KvChanges): void {
-    if (this.records.delete(key)) this.index.delete(key)
+    const removed = this.records.get(key)
+    if (removed !== undefined) {
+      this.records.delete(key)
+      this.index.delete(key)
+      this.bytes -= utf8Bytes(key) + utf8Bytes(removed.value)
+    }
     changes.puts.delete(key)
     changes.dels.add(key)
   }

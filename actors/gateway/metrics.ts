@@ -12,8 +12,12 @@
  *
  * Plain data and I/O-free: the HTTP shell renders it, callers pass the latency they measured
  * and the snapshot events they saw. The one gauge whose reading is I/O (`SampledGauge`, the log's
- * size on disk) is given its reader by the node and reads it at most every few seconds.
+ * size on disk) is given its reader by the node and reads it at most every few seconds. The
+ * key-value and job families (`StateMetrics`) are read on scrape from the Applier's state
+ * machines, which count their own transitions with plain increments as they apply them.
  */
+import { QueueTotals, startDelayBuckets, type QueueMetrics } from "../applier/jobQueue.ts"
+import type { KvWrites } from "../applier/kvState.ts"
 
 /** Latency buckets in seconds: 0.5 ms to 10 s, covering a local fsync up to a client deadline. */
 export const latencyBuckets: ReadonlyArray<number> = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -240,6 +244,131 @@ export class SampledGauge {
   }
 }
 
+/** What the key-value and job families are read from: the Applier (see applier.ts). */
+export interface StateSource {
+  readonly kv: { readonly records: { readonly size: number }; readonly bytes: number; readonly writes: Readonly<KvWrites> }
+  readonly jobs: { metrics(): ReadonlyArray<QueueMetrics> }
+  /** Called each time an installed snapshot replaced the state machines (`kv`, `jobs` are new objects). */
+  onInstalled(listener: (index: number) => void): void
+}
+
+const jobStates = ["scheduled", "ready", "leased", "completed", "failed", "dead", "cancelled"] as const
+
+/** Job counter families: name, field of `QueueTotals`, HELP. */
+const jobCounters: ReadonlyArray<readonly [string, "enqueued" | "leased" | "completed" | "failed" | "dead" | "leaseExpired", string]> = [
+  ["archio_jobs_enqueued_total", "enqueued", "New jobs enqueued, by queue (a unique key's existing job is not counted again)."],
+  ["archio_jobs_leased_total", "leased", "Leases handed to workers (every attempt), by queue."],
+  ["archio_jobs_completed_total", "completed", "Jobs acked as completed, by queue."],
+  ["archio_jobs_failed_total", "failed", "Failed attempts (a worker's fail or an expired lease, retried or not), by queue."],
+  ["archio_jobs_dead_total", "dead", "Jobs that failed for good (out of attempts, or not retryable), by queue."],
+  ["archio_jobs_lease_expired_total", "leaseExpired", "Leases that ran out before their worker acked, failed or extended, by queue."]
+]
+
+/** Every replica applies the same transitions: what a counter of the state families counts. */
+const clusterWide = "Cluster-wide: every node applies the same log, so each counts the same transitions (as far as it applied them, since it started)."
+
+/**
+ * The key-value and job families. Gauges (keys, bytes, jobs by state) are read from the state
+ * machines now; counters from what they counted. An installed snapshot replaces the state
+ * machines with fresh objects whose counts start at 0: what the replaced ones counted is added
+ * up here, so these counters only reset when the process restarts, as Prometheus expects.
+ */
+export class StateMetrics {
+  #kv: StateSource["kv"]
+  #jobs: StateSource["jobs"]
+  readonly #kvBefore: KvWrites = { put: 0, del: 0, expire: 0 }
+  readonly #jobsBefore = new Map<string, QueueTotals>()
+
+  constructor(private readonly source: StateSource) {
+    this.#kv = source.kv
+    this.#jobs = source.jobs
+    source.onInstalled(() => this.#fold())
+  }
+
+  /** Adds what replaced state machines counted to the totals before them. */
+  #fold(): void {
+    if (this.source.kv !== this.#kv) {
+      const w = this.#kv.writes
+      this.#kvBefore.put += w.put
+      this.#kvBefore.del += w.del
+      this.#kvBefore.expire += w.expire
+      this.#kv = this.source.kv
+    }
+    if (this.source.jobs !== this.#jobs) {
+      for (const { queue, totals } of this.#jobs.metrics()) {
+        let sum = this.#jobsBefore.get(queue)
+        if (sum === undefined) this.#jobsBefore.set(queue, (sum = new QueueTotals()))
+        addTotals(sum, totals)
+      }
+      this.#jobs = this.source.jobs
+    }
+  }
+
+  render(out: Array<string>): void {
+    this.#fold()
+    const kv = this.#kv
+    gauge(out, "gauge", "archio_kv_keys", "Keys in the key-value store (a key whose TTL ran out counts until the next entry removes it).", kv.records.size)
+    gauge(out, "gauge", "archio_kv_bytes", "UTF-8 bytes of every key and value in the key-value store (revisions and TTLs not counted).", kv.bytes)
+    const writes = "archio_kv_writes_total"
+    out.push(`# HELP ${writes} Keys written by applied entries, by op (put, del, expire). ${clusterWide}`, `# TYPE ${writes} counter`)
+    for (const op of ["put", "del", "expire"] as const) out.push(`${writes}{op="${op}"} ${kv.writes[op] + this.#kvBefore[op]}`)
+
+    // Every queue either state machine knows, in name order; totals are the replaced ones' plus the current ones'.
+    const now = new Map<string, QueueMetrics>()
+    for (const m of this.#jobs.metrics()) now.set(m.queue, m)
+    const queues = [...new Set([...now.keys(), ...this.#jobsBefore.keys()])].sort()
+    const totals = new Map<string, QueueTotals>()
+    for (const queue of queues) {
+      const sum = new QueueTotals()
+      const before = this.#jobsBefore.get(queue)
+      if (before !== undefined) addTotals(sum, before)
+      const current = now.get(queue)
+      if (current !== undefined) addTotals(sum, current.totals)
+      totals.set(queue, sum)
+    }
+    const label = (queue: string): string => `queue="${escapeLabel(queue)}"`
+    // Families without a series until the first queue: a histogram with no series at all would
+    // be a header with nothing under it.
+    if (queues.length === 0) return
+
+    out.push("# HELP archio_jobs Jobs by queue and state now (scheduled, ready, leased, completed, failed, dead, cancelled).", "# TYPE archio_jobs gauge")
+    for (const queue of queues) {
+      const counts = now.get(queue)?.counts
+      for (const state of jobStates) out.push(`archio_jobs{${label(queue)},state="${state}"} ${counts?.[state] ?? 0}`)
+    }
+    for (const [name, field, help] of jobCounters) {
+      out.push(`# HELP ${name} ${help} ${clusterWide}`, `# TYPE ${name} counter`)
+      for (const queue of queues) out.push(`${name}{${label(queue)}} ${totals.get(queue)![field]}`)
+    }
+    const hist = "archio_jobs_enqueue_to_start_seconds"
+    out.push(
+      `# HELP ${hist} Seconds from a job becoming ready (its enqueue, or its run-at time when delayed) to its first lease, by queue (leader time). ${clusterWide}`,
+      `# TYPE ${hist} histogram`
+    )
+    for (const queue of queues) {
+      const t = totals.get(queue)!
+      let cumulative = 0
+      startDelayBuckets.forEach((bound, i) => {
+        cumulative += t.startDelay[i]!
+        out.push(`${hist}_bucket{${label(queue)},le="${formatNumber(bound)}"} ${cumulative}`)
+      })
+      out.push(`${hist}_bucket{${label(queue)},le="+Inf"} ${t.startDelayCount}`, `${hist}_sum{${label(queue)}} ${formatNumber(t.startDelaySum)}`, `${hist}_count{${label(queue)}} ${t.startDelayCount}`)
+    }
+  }
+}
+
+const addTotals = (into: QueueTotals, from: QueueTotals): void => {
+  into.enqueued += from.enqueued
+  into.leased += from.leased
+  into.completed += from.completed
+  into.failed += from.failed
+  into.dead += from.dead
+  into.leaseExpired += from.leaseExpired
+  for (let i = 0; i < into.startDelay.length; i++) into.startDelay[i]! += from.startDelay[i]!
+  into.startDelaySum += from.startDelaySum
+  into.startDelayCount += from.startDelayCount
+}
+
 /** What the Raft gauges are read from: the node's `admin.status` (see `Gateway.make`). */
 export interface RaftSample {
   readonly id: string
@@ -270,11 +399,13 @@ export interface Registry {
   readonly snapshots: SnapshotMetrics
   /** Bytes of the Raft log on disk, when the store can tell (classic-level's `approximateSize`). */
   readonly logDiskBytes: SampledGauge | undefined
+  /** The key-value and job families, when the node gave its Applier. */
+  readonly state: StateMetrics | undefined
   /** Static labels of `archio_node_info`. */
   readonly version: string
 }
 
-export const make = (version: string, logDiskBytes?: SampledGauge): Registry => ({
+export const make = (version: string, logDiskBytes?: SampledGauge, state?: StateSource): Registry => ({
   nats: new RequestMetrics(
     "archio_nats",
     "Client requests over NATS answered by this node, by endpoint and code (ok or the error code).",
@@ -287,6 +418,7 @@ export const make = (version: string, logDiskBytes?: SampledGauge): Registry => 
   ),
   snapshots: new SnapshotMetrics(),
   logDiskBytes,
+  state: state === undefined ? undefined : new StateMetrics(state),
   version
 })
 
@@ -327,6 +459,7 @@ export const render = (registry: Registry, raft: RaftSample): string => {
   byKind(out, "gauge", "archio_requests_held", "Client requests this node holds while they wait, by what they wait for (writes, reads, leases, forwards).", raft.admission.held)
   byKind(out, "counter", "archio_requests_busy_total", "Client requests answered busy because this node held as many of their kind as it may.", raft.admission.busy)
   registry.snapshots.render(out)
+  registry.state?.render(out)
   return `${out.join("\n")}\n`
 }
 

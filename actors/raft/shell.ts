@@ -138,6 +138,22 @@ export interface Consensus {
 
 const actor = "consensus"
 
+/** What changed between two configurations, for the log: `added n4 as a learner`, `promoted n4 to voter`, `removed n2`. */
+export const membershipChange = (was: Membership, now: Membership): string => {
+  const said: Array<string> = []
+  for (const id of now.voters) {
+    if (was.learners.includes(id)) said.push(`promoted ${id} to voter`)
+    else if (!was.voters.includes(id)) said.push(`added ${id} as a voter`)
+  }
+  for (const id of now.learners) {
+    if (was.voters.includes(id)) said.push(`made ${id} a learner`)
+    else if (!was.learners.includes(id)) said.push(`added ${id} as a learner`)
+  }
+  for (const id of [...was.voters, ...was.learners]) if (!isMember(now, id)) said.push(`removed ${id}`)
+  if (said.length > 0) return said.join(", ")
+  return was.cluster === "" && now.cluster !== "" ? "the first leader recorded the seed configuration" : "configuration in effect again"
+}
+
 /** Proposals held while leadership is handed over; past this many, more are refused at once. */
 const maxParked = 10_000
 
@@ -182,8 +198,12 @@ export const make = (
       reported = m
       const role = m.voters.includes(options.id) ? "a voter" : m.learners.includes(options.id) ? "a learner" : undefined
       const wasMember = isMember(was, options.id)
-      if (role === undefined && wasMember) logWarning(`this node was removed from the cluster (configuration: ${describe(m)}); it will not campaign, and can be stopped`)
-      else logInfo(`configuration: ${describe(m)}${role === undefined ? "; this node is not a member (it waits to be added)" : `; this node is ${role}`}`)
+      // Where it comes from: its entry in the log, or the snapshot the log now starts from.
+      const entry = core.s.configs[core.s.configs.length - 1]
+      const at = entry !== undefined && entry.membership === m ? `at index ${entry.index} (term ${entry.term})` : `from the snapshot at index ${core.s.log.baseIndex}`
+      const change = `${membershipChange(was, m)} ${at}; now ${describe(m)}`
+      if (role === undefined && wasMember) logWarning(`this node was removed from the cluster: ${change}; it will not campaign, and can be stopped`)
+      else logInfo(`configuration: ${change}${role === undefined ? "; this node is not a member (it waits to be added)" : `; this node is ${role}`}`)
       for (const listener of membershipListeners) listener(m)
     }
     /** Role, term and leader as last told in the log: elections and leader changes are the cluster's story. */

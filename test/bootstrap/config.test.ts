@@ -138,7 +138,7 @@ t.test("older variable names count when the new one is unset", async (t) => {
   t.equal(ok([], { NODE_ID: "n1", PORT: "7002" }).httpPort, 7002)
   t.equal(ok([], { NODE_ID: "n1", KVSTORE_PORT: "7001", PORT: "7002" }).httpPort, 7001, "KVSTORE_PORT before PORT")
   t.equal(ok([], { NODE_ID: "n1", HTTP_PORT: "7000", KVSTORE_PORT: "7001", PORT: "7002" }).httpPort, 7000)
-  t.equal(ok([], { NODE_ID: "n1", RAFT_DATA_DIR: "/old" }).dataDir, "/old")
+  t.equal(ok([], { NODE_ID: "n1", RAFT_DATA_DIR: "/old" }).dataDir, "/old/n1", "RAFT_DATA_DIR is a root: the node's folder is <root>/<id>")
   t.equal(ok([], { NODE_ID: "n1", RAFT_DATA_DIR: "/old", DATA_DIR: "/new" }).dataDir, "/new")
   t.equal(ok([], { NODE_ID: "n1", RAFT_SNAPSHOT_THRESHOLD: "42" }).snapshotThreshold, 42)
   t.equal(ok([], { NODE_ID: "n1", RAFT_SNAPSHOT_THRESHOLD: "42", SNAPSHOT_THRESHOLD: "43" }).snapshotThreshold, 43)
@@ -291,4 +291,52 @@ t.test("NATS inbox prefix and nkey file (the shipped roles need them)", async (t
   t.same(problems([], { ...id, NATS_NKEY: "/k", NATS_USER: "u", NATS_PASS: "p" }), ["choose one NATS authentication method, got NATS_USER, NATS_NKEY"])
   const line = describe(ok([], { ...id, NATS_NKEY: "/keys/node.nk", NATS_INBOX_PREFIX: "_INBOX_node" }))
   t.match(line, "auth=nkey /keys/node.nk inbox=_INBOX_node tls=off")
+})
+
+t.test("RAFT_NODES is the older name of PEERS; both set to different members is an error", async (t) => {
+  t.same(ok([], { NODE_ID: "n1", RAFT_NODES: "n1,n2,n3" }).peers, ["n1", "n2", "n3"])
+  t.same(ok([], { NODE_ID: "n1", PEERS: "n1,n2,n3", RAFT_NODES: "n3, n2,n1" }).peers, ["n1", "n2", "n3"], "the same members in another order agree")
+  t.same(problems([], { NODE_ID: "n1", PEERS: "n1,n2,n3", RAFT_NODES: "n1,n2" }), [
+    'PEERS ("n1,n2,n3") and RAFT_NODES ("n1,n2") name different members: RAFT_NODES is the older name of PEERS, set only one (or both the same)'
+  ])
+  t.same(ok(["--peers", "n1,n4"], { NODE_ID: "n1", PEERS: "n1,n2,n3", RAFT_NODES: "n1,n2" }).peers, ["n1", "n4"], "--peers wins over both variables")
+  t.same(problems([], { NODE_ID: "n1", RAFT_NODES: "n1,,n2" }), ['RAFT_NODES must be a comma-separated list of node ids made of letters, digits, _ or - (1 to 64 characters), got "n1,,n2"'])
+  t.same(problems([], { NODE_ID: "n1", RAFT_NODES: "n2" }), [`RAFT_NODES must include this node's own id "n1", got "n2"`])
+  t.match(problems(["--join"], { NODE_ID: "n4", RAFT_NODES: "n1,n4" }), [/--join and RAFT_NODES exclude each other/])
+  t.match(nodeCommand.help(), /--peers IDS[^]*env PEERS, RAFT_NODES/, "help names the older variable")
+})
+
+t.test("RAFT_DATA_DIR and --data-root: one root, a folder per node id; --data names the folder itself", async (t) => {
+  t.equal(ok([], { NODE_ID: "n2", RAFT_DATA_DIR: "/var/lib/raft" }).dataDir, "/var/lib/raft/n2")
+  t.equal(ok([], { NODE_ID: "n2", RAFT_DATA_DIR: "/var/lib/raft/" }).dataDir, "/var/lib/raft/n2", "no doubled slash")
+  t.equal(ok([], { NODE_ID: "n2", DATA_ROOT: "./data" }).dataDir, "./data/n2")
+  t.equal(ok(["--data-root", "/r"], { NODE_ID: "n2", RAFT_DATA_DIR: "/old" }).dataDir, "/r/n2", "the flag wins over the older variable")
+  t.equal(ok([], { NODE_ID: "n2", DATA_ROOT: "/new", RAFT_DATA_DIR: "/old" }).dataDir, "/new/n2", "DATA_ROOT wins over its older name")
+  t.equal(ok(["--data", "/exact"], { NODE_ID: "n2", RAFT_DATA_DIR: "/old" }).dataDir, "/exact", "--data wins over any root")
+  t.equal(ok([], { NODE_ID: "n2" }).dataDir, "./.archio/n2", "the default root")
+  t.same(problems([], { NODE_ID: "n2", RAFT_DATA_DIR: " " }), ['RAFT_DATA_DIR must be a folder path, got " "'])
+})
+
+t.test("--http-follower-writes and --http-peers", async (t) => {
+  const id = { NODE_ID: "n1" }
+  const plain = ok([], id)
+  t.notOk("httpFollowerWrites" in plain, "unset: forward")
+  t.notOk("httpPeers" in plain, "unset: no URLs")
+  t.equal(ok([], { ...id, HTTP_FOLLOWER_WRITES: "reject" }).httpFollowerWrites, "reject")
+  t.equal(ok(["--http-follower-writes", "Forward"], { ...id, HTTP_FOLLOWER_WRITES: "reject" }).httpFollowerWrites, "forward", "the flag wins; any case")
+  t.same(problems([], { ...id, HTTP_FOLLOWER_WRITES: "redirect" }), ['HTTP_FOLLOWER_WRITES must be forward or reject, got "redirect"'])
+  t.same(ok([], { ...id, HTTP_PEERS: "n1=http://10.0.0.1:8081/, n2=https://kv.example.com/archio" }).httpPeers, {
+    n1: "http://10.0.0.1:8081",
+    n2: "https://kv.example.com/archio"
+  })
+  t.same(ok(["--http-peers", "n3=http://h:1"], id).httpPeers, { n3: "http://h:1" })
+  const entry = (bad: string) =>
+    `HTTP_PEERS must be a comma-separated list of <node id>=<http(s) URL> entries such as n1=http://10.0.0.1:8081, got ${JSON.stringify(bad)}`
+  for (const bad of ["http://h:1", "=http://h:1", "n.1=http://h:1", "n1=h:1", "n1=nats://h:1", "n1=http://h:1/?x=1", "n1=", ""]) {
+    t.same(problems([], { ...id, HTTP_PEERS: `n9=http://ok:1,${bad}` }), [entry(bad)], bad)
+  }
+  t.same(problems([], { ...id, HTTP_PEERS: "n1=http://a:1,n1=http://b:1" }), ['HTTP_PEERS names "n1" twice, got "n1=http://a:1,n1=http://b:1"'])
+  const line = describe(ok([], { ...id, HTTP_PORT: "8081", HTTP_FOLLOWER_WRITES: "reject", HTTP_PEERS: "n1=http://a:1,n2=http://b:2" }))
+  t.match(line, "http=127.0.0.1:8081 http-follower-writes=reject http-peers=n1,n2")
+  t.notMatch(describe(plain), /follower-writes|http-peers/)
 })

@@ -762,6 +762,8 @@ export const StatusResponse = Schema.Struct({
   snapshot: Schema.NullOr(SnapshotSummary),
   /** Requests this node holds while they wait, and those it answered `busy` since it started. */
   admission: Schema.Struct({ held: WaitingCounts, busy: WaitingCounts }),
+  /** Keys held here as of `appliedIndex`, and the UTF-8 bytes of their keys and values. */
+  kv: Schema.Struct({ keys: NonNegativeInt, bytes: NonNegativeInt }),
   /** Replication progress of each follower; only on the leader. */
   peers: opt(Schema.Array(PeerProgress))
 }).annotations({ identifier: "StatusResponse" })

@@ -419,6 +419,7 @@ export const make = (
         logBaseTerm: s.baseTerm,
         snapshot: last === null ? null : { index: last.index, term: last.term, size: last.size, time: last.time },
         admission: { held: admission.held(), busy: admission.refused() },
+        kv: { keys: applier.kv.records.size, bytes: applier.kv.bytes },
         ...(s.role === "leader" ? { peers: s.peers.map((p) => ({ id: p.id, nextIndex: p.nextIndex, matchIndex: p.matchIndex, state: p.state })) } : {})
       }
     }

@@ -342,6 +342,7 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
         firstIndex: 1, lastIndex: 101, lastTerm: 4, leaderChanges: 1, uptimeMs: 5_000, logBaseIndex: 0, logBaseTerm: 0,
         snapshot: { index: 90, term: 4, size: 2048, time: 1_700_000_000_000 },
         admission: { held: { writes: 12, reads: 3, leases: 1, forwards: 0 }, busy: { writes: 40, reads: 0, leases: 2, forwards: 7 } },
+        kv: { keys: 3, bytes: 120 },
         peers: [{ id: "n2", nextIndex: 102, matchIndex: 101, state: "replicate" }, { id: "n3", nextIndex: 5, matchIndex: 0, state: "snapshot" }]
       },
       members: { ok: true, members: [{ id: "n1", role: "voter", matchIndex: 101, lag: 0 }, { id: "n2", role: "voter", matchIndex: 0, lag: 101 }], leader: "n1", term: 4, node: "n1" },
@@ -363,7 +364,8 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
   replyRoundTrip(t, C.StatusResponse, {
     ok: true, id: "n2", cluster: "dev", clusterId: "", members: [{ id: "n1", role: "voter", matchIndex: null, lag: null }, { id: "n2", role: "voter", matchIndex: null, lag: null }], role: "follower", term: 4, leader: null, commitIndex: 0, appliedIndex: 0, firstIndex: 0, lastIndex: 0, lastTerm: 0,
     leaderChanges: 0, uptimeMs: 10, logBaseIndex: 0, logBaseTerm: 0, snapshot: null,
-    admission: { held: { writes: 0, reads: 0, leases: 0, forwards: 0 }, busy: { writes: 0, reads: 0, leases: 0, forwards: 0 } }
+    admission: { held: { writes: 0, reads: 0, leases: 0, forwards: 0 }, busy: { writes: 0, reads: 0, leases: 0, forwards: 0 } },
+    kv: { keys: 0, bytes: 0 }
   }, "follower status without peers")
   const lenient = Schema.decodeUnknownEither(C.KvPutResponse)({ ok: true, revision: 1, key: "k", node: "n1", addedLater: "x" })
   t.ok(Either.isRight(lenient), "replies ignore fields they do not know")

@@ -6,10 +6,11 @@
 import { readdirSync, readFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { loadavg, tmpdir } from "node:os"
-import { join } from "node:path"
+import { basename, join } from "node:path"
 import { LocalCluster } from "../cluster.ts"
 import { startNatsServer } from "../../bootstrap/natsServer.ts"
 import { ArchioClient } from "../../protocol/archioClient.ts"
+import { atInterrupt } from "./cleanup.ts"
 import { perSecond, type LoopResult } from "./results.ts"
 
 export type { Level, LoopResult } from "./results.ts"
@@ -37,6 +38,10 @@ export interface BenchOptions {
   readonly nodeEnv: Readonly<Record<string, string>> | undefined
   /** Nodes in the cluster (`--nodes`, default 3); `sizes` runs several. */
   readonly nodes?: number | undefined
+  /** Where a comparison (`jobs-vs-bullmq`, `kv-vs`) writes its JSON result (`--json`); compare.ts picks a path when absent. */
+  readonly json?: string | undefined
+  /** Which parts a comparison runs (`--parts`, e.g. `enqueue,latency`); all when absent. */
+  readonly parts?: ReadonlyArray<string> | undefined
 }
 
 export const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
@@ -63,9 +68,17 @@ export interface ClusterRun {
 export const withCluster = async <A>(run: (env: ClusterRun) => Promise<A>, env?: Readonly<Record<string, string>>, size = 3): Promise<A> => {
   const nats = await startNatsServer()
   const dir = await mkdtemp(join(tmpdir(), "archio-bench-"))
+  let started: LocalCluster | undefined
+  // Ctrl-C meanwhile (cleanup.ts): the nodes, then their nats-server and folder.
+  const off = atInterrupt(async () => {
+    await started?.stop()
+    await nats.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
   try {
     // On a failed start the nats-server and folder still go; nodes exit with this process (their stdin closes).
     const cluster = await LocalCluster.start({ natsUrl: nats.url, dataRoot: dir, logDir: join(dir, "logs"), size, ...(env === undefined ? {} : { env }) })
+    started = cluster
     const client = new ArchioClient(cluster.nc, { deadlineMs: 30_000 })
     try {
       return await run({ cluster, client, natsUrl: nats.url })
@@ -74,6 +87,7 @@ export const withCluster = async <A>(run: (env: ClusterRun) => Promise<A>, env?:
       await cluster.stop()
     }
   } finally {
+    off()
     await nats.stop()
     await rm(dir, { recursive: true, force: true })
   }
@@ -160,11 +174,15 @@ const readProc = (pid: string): { ppid: number; ticks: number } | undefined => {
 const labelOf = (pid: string): string => {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
-    if (argv.some((a) => a.endsWith("nats-server"))) return "nats"
     const flag = (name: string) => {
       const i = argv.indexOf(name)
       return i === -1 ? undefined : argv[i + 1]
     }
+    // A JetStream cluster's servers each run from their own config file (jetstream.ts): js1.conf -> "nats js1".
+    if (argv.some((a) => a.endsWith("nats-server"))) return flag("-c") === undefined ? "nats" : `nats ${basename(flag("-c")!, ".conf")}`
+    // redis-server rewrites its command line to "/usr/bin/redis-server 127.0.0.1:<port>".
+    if (/(^|\/)redis-server /.test(argv[0] ?? "")) return "redis"
+    if (argv.some((a) => a.endsWith("bullmqWorker.ts"))) return `bullmq ${flag("--worker-id") ?? pid}`
     if (argv.includes("node") || argv.includes("path-child")) return flag("--id") ?? pid
     if (argv[0]?.endsWith("etcd") === true) return flag("--name") ?? "etcd"
     if (argv.includes("worker")) return flag("--worker-id") ?? `worker ${pid}`

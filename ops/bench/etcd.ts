@@ -11,6 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Etcd3 } from "etcd3"
 import { freePort } from "../../bootstrap/natsServer.ts"
+import { withStop } from "./cleanup.ts"
 import { closedLoop, levelLine, loadNote, sleep, type BenchOptions, type Level } from "./common.ts"
 
 export const etcdInstallHint = "sudo apt-get install -y etcd-server   (Debian/Ubuntu: etcd 3.4)"
@@ -73,36 +74,55 @@ const findLeader = async (members: ReadonlyArray<Member>, timeoutMs = 30_000): P
   throw new Error(`no etcd leader within ${timeoutMs} ms`)
 }
 
-/** The measured levels, or undefined when there is no etcd binary. */
-export const etcdWriteBench = async (o: BenchOptions): Promise<Level[] | undefined> => {
+export interface EtcdRun {
+  /** A client on the leader's endpoint. */
+  readonly client: Etcd3
+  /** e.g. "etcd Version: 3.4.23". */
+  readonly version: string
+}
+
+/**
+ * Runs `run` against a fresh three-member etcd cluster (own data folders), then stops it and
+ * removes the folders (on Ctrl-C too); undefined, with the install hint printed, when there
+ * is no etcd binary.
+ */
+export const withEtcd = async <A>(run: (e: EtcdRun) => Promise<A>): Promise<A | undefined> => {
   const bin = findEtcd()
   if (bin === undefined) {
-    console.log(`write-etcd: no etcd binary on PATH; install it with: ${etcdInstallHint}`)
+    console.log(`no etcd binary on PATH; install it with: ${etcdInstallHint}`)
     process.exitCode = 1
     return undefined
   }
-  const levels = o.concurrency ?? [1, 16, 64]
-  const value = "x".repeat(o.valueBytes)
   const dir = await mkdtemp(join(tmpdir(), "archio-bench-etcd-"))
   const { members, procs } = await startEtcd(bin, dir)
-  try {
+  const stop = async () => {
+    for (const p of procs) p.kill("SIGTERM")
+    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once("exit", r)))))
+    await rm(dir, { recursive: true, force: true })
+  }
+  return withStop(stop, async () => {
     const client = new Etcd3({ hosts: await findLeader(members) })
-    const measured: Level[] = []
     try {
       const version = spawnSync(bin, ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] ?? "etcd"
-      console.log(`write-etcd: ${version}, 3 members, ${value.length}-byte values, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop, client on the leader (${loadNote()})`)
-      for (const concurrency of levels) {
-        const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`).value(value).exec(), o)
-        console.log(levelLine(concurrency, r, "puts"))
-        measured.push({ concurrency, result: r })
-      }
+      return await run({ client, version })
     } finally {
       client.close()
     }
+  })
+}
+
+/** The measured levels, or undefined when there is no etcd binary. */
+export const etcdWriteBench = async (o: BenchOptions): Promise<Level[] | undefined> => {
+  const levels = o.concurrency ?? [1, 16, 64]
+  const value = "x".repeat(o.valueBytes)
+  return withEtcd(async ({ client, version }) => {
+    const measured: Level[] = []
+    console.log(`write-etcd: ${version}, 3 members, ${value.length}-byte values, ${o.seconds} s per level after ${o.warmup} s of warm-up, closed loop, client on the leader (${loadNote()})`)
+    for (const concurrency of levels) {
+      const r = await closedLoop(concurrency, o.seconds, (c, i) => client.put(`c${c}-${i % 1000}`).value(value).exec(), o)
+      console.log(levelLine(concurrency, r, "puts"))
+      measured.push({ concurrency, result: r })
+    }
     return measured
-  } finally {
-    for (const p of procs) p.kill("SIGTERM")
-    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once("exit", r)))))
-    await rm(dir, { recursive: true, force: true })
-  }
+  })
 }

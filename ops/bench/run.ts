@@ -15,10 +15,19 @@
  *   npm run bench -- jobs-e2e [--workers 1,2,4] [--worker-concurrency 64] [--jobs 60000]
  *   npm run bench -- jobs-latency [--seconds 10]
  *   npm run bench -- jobs                  (the three jobs-* above)
+ *   npm run bench -- jobs-vs-bullmq [--rounds 3] [--parts enqueue,e2e,latency] [--concurrency 64] [--workers 1,2,4] [--json FILE]
+ *                                          (the jobs-* parts on Archio, typed and plain, then BullMQ on a private Redis 7 with
+ *                                          appendfsync always, then everysec, in turn each round; medians, Archio/BullMQ per
+ *                                          round; needs redis-server and ioredis; jobsVsBullmq.ts)
+ *   npm run bench -- kv-vs [--rounds 3] [--parts puts,gets] [--concurrency 1,16,64] [--json FILE]
+ *                                          (puts and gets on Archio, plain requests and the typed client, then etcd 3.4, then
+ *                                          JetStream KV R3 on three nats-servers, in turn each round; kvVs.ts)
  *   npm run bench -- snapshot [--keys 1000000] [--value-bytes 256] [--snapshot-threshold N]
  *                                          (snapshot, backup, install, restart times of a big state; snapshot.ts)
  *   npm run bench -- memory [--puts 2000000] [--snapshot-threshold N]
  *                                          (disk and RSS over many puts on 10,000 keys, restart times; memory.ts)
+ *   npm run bench -- footprint [--keys 1000000] [--jobs 1000000] [--value-bytes 256] [--payload-bytes 200] [--settle 30] [--heap-snapshot DIR] [--json FILE]
+ *                                          (each node's RSS, heap and disk with many keys, then many ready jobs; footprint.ts)
  *   npm run bench -- overload [--seconds 60] [--concurrency 64]
  *                                          (ten times the saturating rate of puts for a minute; overload.ts)
  *   npm run bench -- disk | transport      (the machine's floor: fsync and NATS hop costs)
@@ -26,7 +35,9 @@
  *                                               its log in LevelDB, then in a preallocated file)
  *
  * Each benchmark lives in its own module beside this one (writes.ts, reads.ts, cas.ts,
- * jobs.ts; shared helpers in common.ts). Every measured level first runs the same load for
+ * jobs.ts; shared helpers in common.ts; the comparisons' tables in compare.ts, and each
+ * comparison writes its rounds as JSON to `--json FILE`, by default .archio/bench/<command>-<time>.json;
+ * Ctrl-C stops every server and worker a bench started, cleanup.ts). Every measured level first runs the same load for
  * `--warmup` seconds, unmeasured. `--profile-dir DIR` profiles the nodes (and workers)
  * with V8's CPU profiler (cpuProfile.mjs), writing one .cpuprofile each to DIR when they stop;
  * `node ops/bench/cpuProfile.mjs summary FILE` prints the top functions by self time.
@@ -38,6 +49,9 @@ import type { BenchOptions } from "./common.ts"
 import { etcdWriteBench } from "./etcd.ts"
 import { disk, transport, writePaths } from "./floor.ts"
 import { jobsBench, jobsE2eBench, jobsEnqueueBench, jobsLatencyBench } from "./jobs.ts"
+import { jobsVsBullmq } from "./jobsVsBullmq.ts"
+import { kvVs } from "./kvVs.ts"
+import { footprintBench } from "./footprint.ts"
 import { memoryBench } from "./memory.ts"
 import { overloadBench } from "./overload.ts"
 import { readBench } from "./reads.ts"
@@ -64,7 +78,13 @@ const { positionals, values } = parseArgs({
     "snapshot-threshold": { type: "string" },
     "profile-dir": { type: "string" },
     nodes: { type: "string", default: "3" },
-    sizes: { type: "string", default: "3,5,7" }
+    sizes: { type: "string", default: "3,5,7" },
+    json: { type: "string" },
+    parts: { type: "string" },
+    // footprint.ts reads these itself (footprintArgs).
+    "payload-bytes": { type: "string" },
+    settle: { type: "string" },
+    "heap-snapshot": { type: "string" }
   }
 })
 
@@ -96,6 +116,8 @@ const options: BenchOptions = {
   puts: count("puts", values.puts),
   snapshotThreshold: count("snapshot-threshold", values["snapshot-threshold"]),
   nodes: count("nodes", values.nodes),
+  json: values.json,
+  parts: values.parts?.split(","),
   // --cpu-prof is refused in NODE_OPTIONS: a preload starts the profiler instead.
   nodeEnv:
     profileDir === undefined
@@ -115,8 +137,11 @@ const benches: Record<string, (o: BenchOptions) => Promise<unknown>> = {
   "jobs-enqueue": jobsEnqueueBench,
   "jobs-e2e": jobsE2eBench,
   "jobs-latency": jobsLatencyBench,
+  "jobs-vs-bullmq": jobsVsBullmq,
+  "kv-vs": kvVs,
   snapshot: snapshotBench,
   memory: memoryBench,
+  footprint: footprintBench,
   overload: overloadBench,
   disk: () => disk(),
   transport: () => transport(),

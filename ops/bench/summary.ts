@@ -17,7 +17,8 @@ const rateAt = (levels: ReadonlyArray<Level>, concurrency: number): number | und
   return level === undefined ? undefined : perSecond(level.result)
 }
 
-const median = (xs: ReadonlyArray<number>): number => {
+/** The middle value; the mean of the middle two for an even count. */
+export const median = (xs: ReadonlyArray<number>): number => {
   const sorted = [...xs].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2

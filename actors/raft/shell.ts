@@ -180,8 +180,9 @@ export const make = (
     }
     const core = new RaftCore(config, restored)
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
-    const logInfo = (line: string): void => void runFork(Effect.logInfo(line))
-    const logWarning = (line: string): void => void runFork(Effect.logWarning(line))
+    // `fields` become annotations: JSON logs (LOG_FORMAT=json) carry them as fields to filter on.
+    const logInfo = (line: string, fields: Record<string, unknown> = {}): void => void runFork(Effect.logInfo(line).pipe(Effect.annotateLogs(fields)))
+    const logWarning = (line: string, fields: Record<string, unknown> = {}): void => void runFork(Effect.logWarning(line).pipe(Effect.annotateLogs(fields)))
     const describe = (m: Membership): string =>
       `voters ${m.voters.join(",") || "none"}${m.learners.length > 0 ? `, learners ${m.learners.join(",")}` : ""}${m.cluster === "" ? "" : ` (cluster id ${m.cluster})`}`
     const peersFlag = [...new Set(options.members)].sort().join(",")
@@ -214,18 +215,19 @@ export const make = (
       const was = told
       told = { role: s.role, term: s.term, leader: s.leader }
       const at = `term ${s.term}, last index ${s.log.lastIndex}, commit ${s.log.committed}`
+      const fields = { term: s.term, lastIndex: s.log.lastIndex, commit: s.log.committed, leader: s.leader }
       if (s.role === "leader") {
-        if (was.role !== "leader") logInfo(`elected leader (${at})`)
+        if (was.role !== "leader") logInfo(`elected leader (${at})`, fields)
       } else if (was.role === "leader") {
-        logWarning(`stepped down as leader (${at}); ${s.leader === null ? "no leader known yet" : `${s.leader} leads`}`)
+        logWarning(`stepped down as leader (${at}); ${s.leader === null ? "no leader known yet" : `${s.leader} leads`}`, fields)
       } else if (s.role === "candidate") {
-        if (was.role !== "candidate" || was.term !== s.term) logInfo(`campaigning for term ${s.term} (last index ${s.log.lastIndex})`)
+        if (was.role !== "candidate" || was.term !== s.term) logInfo(`campaigning for term ${s.term} (last index ${s.log.lastIndex})`, fields)
       } else if (s.leader !== null && s.leader !== was.leader) {
-        logInfo(`following ${s.leader} (${at})`)
+        logInfo(`${was.role === "candidate" ? `lost the election for term ${was.term}; ` : ""}following ${s.leader} (${at})`, fields)
       } else if (s.leader === null && was.leader !== null) {
-        logWarning(`lost touch with leader ${was.leader} (${at})`)
+        logWarning(`lost touch with leader ${was.leader} (${at})`, fields)
       } else if (was.role === "candidate" && s.leader === null) {
-        logInfo(`lost the election for term ${was.term} (now ${at})`)
+        logInfo(`lost the election for term ${was.term} (now ${at})`, fields)
       }
     }
     let lastStored = restored.baseIndex + restored.entries.length

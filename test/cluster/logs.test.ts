@@ -41,6 +41,14 @@ t.test("LOG_FORMAT=json: only JSON lines, telling of snapshots, members and NATS
 
   for (let i = 0; i < 60; i++) await client.put(`story/${i}`, String(i))
   const leader = await cluster.waitForLeader(10_000)
+  // Elections and leader changes carry their term and indexes as fields, to filter on.
+  const elected = (await lines(leader)).find((l) => l.message.startsWith("elected leader ("))
+  t.match(elected, { level: "info", term: Number, lastIndex: Number, commit: Number, leader }, `${leader}'s election line has term, lastIndex, commit and leader fields`)
+  for (const id of cluster.ids.filter((x) => x !== leader)) {
+    await until(`${id} to log whom it follows`, () => logged(id, (l) => l.message.includes(`following ${leader} (`)), patiently)
+    const following = (await lines(id)).find((l) => l.message.includes(`following ${leader} (`))
+    t.match(following, { term: Number, lastIndex: Number, commit: Number, leader }, `${id}'s following line has the fields`)
+  }
   await until(`${leader} to take a snapshot`, () => logged(leader, (l) => /^snapshot at index \d+ term \d+: \d+ bytes; log compacted to \d+$/.test(l.message)), patiently)
 
   // A new node: added as a learner (a configuration change every member logs), it catches up by snapshot.

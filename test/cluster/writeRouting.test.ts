@@ -17,8 +17,8 @@ interface Stats {
   readonly endpoints: ReadonlyArray<EndpointStats>
 }
 
-/** `$SRV.STATS.archio` from every running instance: node id -> endpoint -> requests. */
-const statsByNode = async (nc: NatsConnection, expected: number): Promise<Map<string, Map<string, number>>> => {
+/** `$SRV.STATS.archio` from every running instance: node id -> endpoint -> requests (replies gathered for `ms`). */
+const statsOnce = async (nc: NatsConnection, expected: number, ms: number): Promise<Map<string, Map<string, number>>> => {
   const out = new Map<string, Map<string, number>>()
   const inbox = nc.subscribe(`_INBOX.stats.${Math.random().toString(36).slice(2)}`)
   const collecting = (async () => {
@@ -29,9 +29,16 @@ const statsByNode = async (nc: NatsConnection, expected: number): Promise<Map<st
     }
   })()
   nc.publish("$SRV.STATS.archio", new Uint8Array(0), { reply: inbox.getSubject() })
-  await Promise.race([collecting, sleep(3_000)])
+  await Promise.race([collecting, sleep(ms)])
   inbox.unsubscribe()
   return out
+}
+
+/** The same from every one of `expected` instances, asking again until all have answered. */
+const statsByNode = async (nc: NatsConnection, expected: number): Promise<Map<string, Map<string, number>>> => {
+  let got = new Map<string, Map<string, number>>()
+  await until(`${expected} nodes to answer $SRV.STATS`, async () => (got = await statsOnce(nc, expected, 1_000)).size === expected, { timeoutMs: 20_000 })
+  return got
 }
 
 const encode = (x: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(x))
@@ -52,10 +59,20 @@ t.test("a settled leader alone takes plain writes on the service subject; follow
   const leader = await cluster.waitForLeader(10_000)
   await client.put("warm", "up")
   const followers = cluster.ids.filter((id) => id !== leader)
-  // Followers let go of the write endpoints once the leader has been known for a while.
-  await sleep(1_500)
+  // Followers let go of the write endpoints once the leader has been known for a while: wait
+  // until a few plain puts in a row all land on the leader.
+  let probe = 0
+  await until(
+    "followers to stop taking puts",
+    async () => {
+      const start = await statsByNode(cluster.nc, 3)
+      for (let i = 0; i < 10; i++) await plainPut(cluster.nc, `probe-${probe++}`, "x")
+      const end = await statsByNode(cluster.nc, 3)
+      return followers.every((f) => end.get(f)?.get("kv-put") === start.get(f)?.get("kv-put"))
+    },
+    { timeoutMs: 30_000, everyMs: 200 }
+  )
   const before = await statsByNode(cluster.nc, 3)
-  t.equal(before.size, 3, "every node answers $SRV.STATS")
   for (let i = 0; i < 60; i++) {
     const r = await plainPut(cluster.nc, `plain-${i}`, `v${i}`)
     t.ok(r.ok, `plain put ${i} acknowledged`, { text: r.text })

@@ -18,6 +18,7 @@ import { isNoResponders, isTimeout } from "../protocol/bus.ts"
 import * as Client from "../protocol/client.ts"
 import { readError } from "../protocol/reply.ts"
 import * as subjects from "../protocol/subjects.ts"
+import { table } from "./clientOutput.ts"
 import { defineCommand } from "./command.ts"
 import { clusterOption, natsOptions, readCluster, readNats, readTimeout, redactUrl, type NatsSettings } from "./config.ts"
 import { connectClient } from "./nats.ts"
@@ -293,17 +294,13 @@ const columns = ["NODE", "ROLE", "MEMBER", "TERM", "COMMIT", "APPLIED", "LAG", "
 
 /** The table for people: a title, one line per member, then the problems. */
 export const renderTable = (view: ClusterView): string => {
-  const lines = [columns as ReadonlyArray<string>].concat(
-    view.nodes.map((r) => [r.id, r.role ?? "-", r.member, cell(r.term), cell(r.commitIndex), cell(r.appliedIndex), cell(r.lag), cell(r.logBaseIndex), cell(r.snapshotIndex)])
-  )
-  const widths = columns.map((_, c) => Math.max(...lines.map((l) => l[c]!.length)))
-  const table = lines.map((l) => l.map((v, c) => (c === l.length - 1 ? v : v.padEnd(widths[c]!))).join("  ").trimEnd())
+  const rows = view.nodes.map((r) => [r.id, r.role ?? "-", r.member, cell(r.term), cell(r.commitIndex), cell(r.appliedIndex), cell(r.lag), cell(r.logBaseIndex), cell(r.snapshotIndex)])
   const answering = view.nodes.filter((r) => r.error === null).length
   const title =
     `cluster ${view.cluster}: ` +
     (view.leader === null ? "no single leader" : `leader ${view.leader}, term ${cell(view.term)}`) +
     `; ${answering} of ${view.nodes.length} members answer`
-  return [title, ...table, ...view.problems.map((p) => `problem: ${p}`)].join("\n") + "\n"
+  return `${title}\n${table(columns, rows)}${view.problems.map((p) => `problem: ${p}\n`).join("")}`
 }
 
 /** The rows for programs: one JSON object on one line. */

@@ -325,6 +325,18 @@ export const make = (options: HttpOptions, backend: Backend): Effect.Effect<Http
     }
 
     /**
+     * With a token set, answers a request that lacks it 401 with a `WWW-Authenticate` header (the
+     * older routes and the API refuse alike); true when it did. The caller decides what needs it.
+     */
+    const refusedWithoutToken = (x: Exchange, path: string): boolean => {
+      if (options.token === undefined || bearerMatches(x.req.headers.authorization, options.token)) return false
+      x.req.resume()
+      x.res.setHeader("WWW-Authenticate", 'Bearer realm="archio"')
+      sendJson(x, 401, refusal("unauthorized", `${path} needs the node's HTTP token: send "Authorization: Bearer <token>" (HTTP_TOKEN)`))
+      return true
+    }
+
+    /**
      * In `reject` mode a write on a node that does not lead is answered 409 with the leader's id
      * and URL (the older service's shape); true when it was.
      */
@@ -372,10 +384,7 @@ export const make = (options: HttpOptions, backend: Backend): Effect.Effect<Http
         return refuse(405, refusal("method_not_allowed", `${path} takes POST with the request as its JSON body, not ${method}`))
       }
       if (Dashboard.crossSite(req.headers)) return refuse(403, errorBody(archioError("forbidden", `${path}: a page of another site may not call this node's API`)))
-      if (options.token !== undefined && !Dashboard.openOps.has(op) && !bearerMatches(req.headers.authorization, options.token)) {
-        res.setHeader("WWW-Authenticate", 'Bearer realm="archio"')
-        return refuse(401, refusal("unauthorized", `${path} needs the node's HTTP token: send "Authorization: Bearer <token>" (HTTP_TOKEN)`))
-      }
+      if (!Dashboard.openOps.has(op) && refusedWithoutToken(x, path)) return
       const call = backend.call
       if (call === undefined) return refuse(404, refusal("not_found", `no endpoint ${op}: this node serves no API`))
       readBody(
@@ -424,11 +433,7 @@ export const make = (options: HttpOptions, backend: Backend): Effect.Effect<Http
           res.setHeader("Allow", allowed.join(", "))
           return sendJson(x, 405, refusal("method_not_allowed", `${path} takes ${allowed.join(" or ")}, not ${method}`))
         }
-        if (options.token !== undefined && (guarded.has(path) || isWrite(path, method)) && !bearerMatches(req.headers.authorization, options.token)) {
-          req.resume()
-          res.setHeader("WWW-Authenticate", 'Bearer realm="archio"')
-          return sendJson(x, 401, refusal("unauthorized", `${path} needs the node's HTTP token: send "Authorization: Bearer <token>" (HTTP_TOKEN)`))
-        }
+        if ((guarded.has(path) || isWrite(path, method)) && refusedWithoutToken(x, path)) return
         if (rejectedAsFollower(x, path, method)) {
           req.resume()
           return

@@ -7,6 +7,7 @@
  */
 import { Either } from "effect"
 import * as Client from "../../protocol/client.ts"
+import { table } from "../clientOutput.ts"
 import { defineCommand } from "../command.ts"
 import { ConfigError, type CommandLine, type OptionSpec } from "../options.ts"
 import type { Terminal } from "../terminal.ts"
@@ -31,11 +32,11 @@ export const membersSettings = (line: CommandLine<keyof typeof membersOptions | 
 const cell = (v: number | null): string => (v === null ? "-" : String(v))
 
 /** One line per member: id, role, match index, lag, and which one leads. */
-export const memberTable = (members: ReadonlyArray<Client.Member>, leader: string | null): string => {
-  const rows = [["NODE", "ROLE", "MATCH", "LAG", ""], ...members.map((m) => [m.id, m.role, cell(m.matchIndex), cell(m.lag), m.id === leader ? "leader" : ""])]
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
-  return rows.map((row) => row.map((v, c) => v.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n") + "\n"
-}
+export const memberTable = (members: ReadonlyArray<Client.Member>, leader: string | null): string =>
+  table(
+    ["NODE", "ROLE", "MATCH", "LAG", ""],
+    members.map((m) => [m.id, m.role, cell(m.matchIndex), cell(m.lag), m.id === leader ? "leader" : ""])
+  )
 
 /** The reply for people: who answered, then one line per member. */
 export const renderMembers = (r: Client.MembersResponse): string => {

@@ -5,7 +5,7 @@
  * are taken against this machine's clock, so clock skew between the two shows in them.
  */
 import type { JobView, QueueStats } from "../../protocol/client.ts"
-import { show } from "../clientOutput.ts"
+import { show, table } from "../clientOutput.ts"
 
 const second = 1000
 const minute = 60 * second
@@ -28,13 +28,6 @@ export const ago = (at: number, now: number): string => {
   const d = now - at
   if (Math.abs(d) < second) return "just now"
   return d > 0 ? `${span(d)} ago` : `in ${span(-d)}`
-}
-
-/** Aligned columns, two spaces apart; the last column is not padded. */
-export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const all = [headers, ...rows]
-  const widths = headers.map((_, c) => Math.max(...all.map((r) => (r[c] ?? "").length)))
-  return all.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join("  ").trimEnd()).join("\n") + "\n"
 }
 
 /** At most `max` characters of `s`, ending in `...` when cut. */

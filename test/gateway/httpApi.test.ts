@@ -6,26 +6,14 @@
  * test/browser/dashboard.test.ts.
  */
 import { mkdir, writeFile } from "node:fs/promises"
-import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
 import { join } from "node:path"
 import t from "tap"
 import * as Dashboard from "../../actors/gateway/httpDashboard.ts"
+import { freePort } from "../../bootstrap/natsServer.ts"
 import { maxRequestBytes } from "../../protocol/limits.ts"
 import { ask, singleNode } from "../support/node.ts"
 import { tempDir } from "../support/tmp.ts"
 import { until } from "../support/wait.ts"
-
-/** A port nobody listens on right now. */
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = createServer()
-    s.on("error", reject)
-    s.listen(0, () => {
-      const { port } = s.address() as AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
 
 interface Answer {
   readonly status: number

@@ -617,7 +617,11 @@ export const QueueStats = Schema.Struct({
   cancelled: NonNegativeInt,
   /** How long the longest-waiting ready job has been ready, ms (0 when none is). */
   oldestReadyMs: NonNegativeInt,
-  /** Jobs completed, and attempts failed (including expired leases), in the last 60 s. */
+  /**
+   * New jobs enqueued (a unique key's existing job not counted again), jobs completed, and
+   * attempts failed (including expired leases), in the 60 s of leader time up to the reply's `time`.
+   */
+  enqueuedLastMinute: NonNegativeInt,
   completedLastMinute: NonNegativeInt,
   failedLastMinute: NonNegativeInt
 }).annotations({ identifier: "QueueStats" })
@@ -762,8 +766,13 @@ export const StatusResponse = Schema.Struct({
   snapshot: Schema.NullOr(SnapshotSummary),
   /** Requests this node holds while they wait, and those it answered `busy` since it started. */
   admission: Schema.Struct({ held: WaitingCounts, busy: WaitingCounts }),
-  /** Keys held here as of `appliedIndex`, and the UTF-8 bytes of their keys and values. */
-  kv: Schema.Struct({ keys: NonNegativeInt, bytes: NonNegativeInt }),
+  /**
+   * Keys held here as of `appliedIndex`, the UTF-8 bytes of their keys and values, and the key
+   * changes (puts, deletes, TTL expiries; each key a txn writes counts) this node applied since
+   * its process started: a counter, the sum of /metrics' `archio_kv_writes_total`. Job
+   * transitions are not in it (they move the revision, not this).
+   */
+  kv: Schema.Struct({ keys: NonNegativeInt, bytes: NonNegativeInt, writes: NonNegativeInt }),
   /** Replication progress of each follower; only on the leader. */
   peers: opt(Schema.Array(PeerProgress))
 }).annotations({ identifier: "StatusResponse" })

@@ -179,7 +179,7 @@ class ReadyQueue {
   }
 }
 
-/** Per-second buckets of the last minute: completions and failed attempts. */
+/** Per-second buckets of the last minute: new jobs, completions and failed attempts. */
 class MinuteCounter {
   private readonly buckets = new Map<number, number>()
 
@@ -254,6 +254,7 @@ interface QueueIndex {
   /** Job seqs in enqueue order; entries of deleted jobs are skipped and compacted lazily. */
   seqs: number[]
   deletedSeqs: number
+  readonly enqueued: MinuteCounter
   readonly completed: MinuteCounter
   readonly failed: MinuteCounter
 }
@@ -386,12 +387,13 @@ export class JobQueue {
     const names = queue === undefined ? [...this.queues.keys()].sort() : [queue]
     return names.map((name) => {
       const q = this.queues.get(name)
-      if (q === undefined) return { queue: name, ...zeroCounts(), oldestReadyMs: 0, completedLastMinute: 0, failedLastMinute: 0 }
+      if (q === undefined) return { queue: name, ...zeroCounts(), oldestReadyMs: 0, enqueuedLastMinute: 0, completedLastMinute: 0, failedLastMinute: 0 }
       const oldest = q.ready.oldestHead((id, seq) => this.isReady(id, seq), (id) => this.jobs.get(id)!.readyAt)
       return {
         queue: name,
         ...q.counts,
         oldestReadyMs: oldest === undefined ? 0 : Math.max(0, this.time - oldest),
+        enqueuedLastMinute: q.enqueued.count(this.time),
         completedLastMinute: q.completed.count(this.time),
         failedLastMinute: q.failed.count(this.time)
       }
@@ -435,7 +437,7 @@ export class JobQueue {
   private queue(name: string): QueueIndex {
     let q = this.queues.get(name)
     if (q === undefined) {
-      q = { ready: new ReadyQueue(), counts: zeroCounts(), totals: new QueueTotals(), seqs: [], deletedSeqs: 0, completed: new MinuteCounter(), failed: new MinuteCounter() }
+      q = { ready: new ReadyQueue(), counts: zeroCounts(), totals: new QueueTotals(), seqs: [], deletedSeqs: 0, enqueued: new MinuteCounter(), completed: new MinuteCounter(), failed: new MinuteCounter() }
       this.queues.set(name, q)
     }
     return q
@@ -569,14 +571,16 @@ export class JobQueue {
       this.jobs.set(job.id, job)
       changes.jobs.set(job.id, job)
       this.index(job)
-      this.queue(job.queue).totals.enqueued++
+      const q = this.queue(job.queue)
+      q.totals.enqueued++
+      q.enqueued.add(this.time)
       if (job.state === "ready") {
         // `index` counted it as ready; makeReady re-saves it with its ready order.
         const readySeq = this.nextReadySeq++
         const ready: JobRecord = { ...job, readySeq, readyAt: this.time }
         this.jobs.set(job.id, ready)
         changes.jobs.set(job.id, ready)
-        this.queue(job.queue).ready.push(ready.priority, readySeq, ready.id)
+        q.ready.push(ready.priority, readySeq, ready.id)
         this.event(ready, revision, changes)
       } else this.event(job, revision, changes)
       ids.push(job.id)

@@ -136,6 +136,9 @@ export interface KvWrites {
   expire: number
 }
 
+/** Every key change counted in `writes`, whatever its op: what `admin.status` reports as `kv.writes`. */
+export const totalWrites = (w: Readonly<KvWrites>): number => w.put + w.del + w.expire
+
 const byTimeThenName = (a: readonly [number, string], b: readonly [number, string]): boolean => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])
 
 export const newChanges = (): KvChanges => ({ puts: new Map(), dels: new Set(), sessions: new Map(), events: [] })

@@ -23,7 +23,7 @@ import { isMember, type Membership, type MembershipOp } from "../../protocol/mem
 import { EntryKind, type NodeId } from "../../protocol/raft.ts"
 import * as Subjects from "../../protocol/subjects.ts"
 import { encodeCommand, type Applier, type ApplyOutcome, type Command } from "../applier/applier.ts"
-import { duplicateKey, type KvCommand } from "../applier/kvState.ts"
+import { duplicateKey, totalWrites, type KvCommand } from "../applier/kvState.ts"
 import { readyOnApply, type JobWorker } from "../jobs/jobWorker.ts"
 import type { ChangeResult } from "../raft/core.ts"
 import type { Consensus, TransferResult } from "../raft/shell.ts"
@@ -396,6 +396,21 @@ export const make = (
       read(r, undefined, (held, consistency) => held.ok({ ok: true, queues: applier.jobs.stats(decoded.right.queue), time: applier.jobs.time, consistency, node: id }))
     }
 
+    // `kv.writes` counts from this process's start, as /metrics does (StateMetrics): an installed
+    // snapshot replaces the key-value state with a fresh object counting from 0, so what the
+    // replaced ones counted is kept here.
+    let kvCounted = applier.kv
+    let kvWritesBefore = 0
+    const kvWritesApplied = (): number => {
+      if (applier.kv !== kvCounted) {
+        kvWritesBefore += totalWrites(kvCounted.writes)
+        kvCounted = applier.kv
+      }
+      return kvWritesBefore + totalWrites(kvCounted.writes)
+    }
+    // Folded as soon as the install lands, before the new state applies anything.
+    applier.onInstalled(() => void kvWritesApplied())
+
     const status = (): NodeStatus => {
       const s = consensus.status()
       const last = snapshotter.status().last
@@ -419,7 +434,7 @@ export const make = (
         logBaseTerm: s.baseTerm,
         snapshot: last === null ? null : { index: last.index, term: last.term, size: last.size, time: last.time },
         admission: { held: admission.held(), busy: admission.refused() },
-        kv: { keys: applier.kv.records.size, bytes: applier.kv.bytes },
+        kv: { keys: applier.kv.records.size, bytes: applier.kv.bytes, writes: kvWritesApplied() },
         ...(s.role === "leader" ? { peers: s.peers.map((p) => ({ id: p.id, nextIndex: p.nextIndex, matchIndex: p.matchIndex, state: p.state })) } : {})
       }
     }

@@ -1,21 +1,22 @@
 /**
  * The dashboard in a real browser (Debian's chromium driven by playwright-core) against three
  * real node processes on a private nats-server, with an HTTP token set: the page asks for the
- * token and shows the API's 401, shows the leader and the members, a job going from ready to
- * leased to completed, a refused retry with the API's error, a dead job retried with the button,
- * a purge, and follows the leader's kill. Screenshots go to .tap/artifacts/dashboard/ so a person
+ * token and shows the API's 401, shows the leader and the members, key writes counted apart from
+ * job changes, a job going from ready to leased to completed, a refused retry and a refused cancel
+ * with the API's errors, a dead job retried with the button, a purge refused (wrong token) then
+ * done, and follows the leader's kill. Screenshots go to .tap/artifacts/dashboard/ so a person
  * can look at what the page looked like at each step.
  *
  * Chromium is required, not optional: CI installs it (.ci/run). Without it this test fails.
  */
 import { access, constants, mkdir } from "node:fs/promises"
-import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
 import { fileURLToPath } from "node:url"
 import { chromium, type Page } from "playwright-core"
 import t from "tap"
+import { freePort } from "../../bootstrap/natsServer.ts"
 import { JobsClient } from "../../protocol/jobsClient.ts"
 import { testCluster } from "../support/cluster.ts"
+import { until } from "../support/wait.ts"
 
 const chromiumPath = "/usr/bin/chromium"
 const artifacts = fileURLToPath(new URL("../../.tap/artifacts/dashboard/", import.meta.url))
@@ -23,21 +24,20 @@ const token = "browser-test-token-0123456789"
 /** Three node processes and a browser share two cores: every wait allows this long. */
 const patience = 30_000
 
-/** A port nobody listens on right now. */
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = createServer()
-    s.on("error", reject)
-    s.listen(0, () => {
-      const { port } = s.address() as AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-
 /** Waits until an element matching `selector` shows `text` (a RegExp matches its whole text when anchored). */
 const shows = (page: Page, selector: string, text: string | RegExp) => page.locator(selector, { hasText: text }).first().waitFor({ state: "visible" })
 
 const text = async (page: Page, selector: string): Promise<string> => ((await page.locator(selector).first().textContent()) ?? "").trim()
+
+const number = async (page: Page, selector: string): Promise<number> => Number((await text(page, selector)).replaceAll(",", ""))
+
+/** The heights of a sparkline's points, 0 at its floor (a zero rate). */
+const sparkHeights = async (page: Page, selector: string): Promise<Array<number>> => {
+  const svg = page.locator(`${selector} svg`).first()
+  const height = Number(await svg.getAttribute("height"))
+  const points = (await svg.locator("polyline").getAttribute("points").catch(() => null)) ?? ""
+  return points === "" ? [] : points.split(" ").map((xy) => Math.round((height - 1.5 - Number(xy.split(",")[1])) * 10) / 10)
+}
 
 t.test("the dashboard against a three-node cluster", async (t) => {
   await access(chromiumPath, constants.X_OK).catch(() => {
@@ -87,6 +87,7 @@ t.test("the dashboard against a three-node cluster", async (t) => {
     t.equal(await text(page, "#live-text"), "Live")
   })
 
+  let revisionBefore = 0
   t.test("the page shows the leader, the members and key-value totals", async (t) => {
     await shows(page, "#leader", new RegExp(`^${leader}$`))
     t.equal(await text(page, "#leader"), leader)
@@ -97,8 +98,13 @@ t.test("the dashboard against a three-node cluster", async (t) => {
     t.match(await text(page, "#where"), new RegExp(`cluster dev · via node ${follower}`))
     for (const [key, value] of [["users/1", "ada"], ["users/2", "grace"], ["config/theme", "dark"]] as const) await client.put(key, value)
     await shows(page, "#kv-keys", /^3$/)
-    const revision = Number((await text(page, "#kv-revision")).replaceAll(",", ""))
-    t.ok(revision >= 3, `the revision (${revision}) counts the writes`)
+    revisionBefore = await number(page, "#kv-revision")
+    t.ok(revisionBefore >= 3, `the revision (${revisionBefore}) counts the writes`)
+    // admin.status's kv.writes, a counter of key changes: the tile's title says it, its growth is the rate.
+    await page.locator('#kv-writes[title^="3 key puts"]').waitFor({ state: "attached" })
+    t.pass("the node counted three key writes")
+    await until("the writes-per-second line rising", async () => (await sparkHeights(page, "#kv-chart")).some((y) => y > 0), { timeoutMs: patience, everyMs: 200 })
+    t.pass("the writes per second rose")
     await shot("02-cluster")
   })
 
@@ -107,6 +113,8 @@ t.test("the dashboard against a three-node cluster", async (t) => {
     const { id } = await jobs.enqueue({ queue: "emails", payload: { to: "ada@example.com", template: "welcome" } })
     completedId = id
     await shows(page, '#queues tr[data-queue="emails"] a[data-count="ready"]', /^1$/)
+    // jobs.stats' enqueuedLastMinute over 60: one job in the last minute.
+    t.equal(await text(page, '#queues tr[data-queue="emails"] td[data-rate="enqueued"]'), "0.02", "enqueued per second over the last minute")
     await page.click('#queues tr[data-queue="emails"] td.queue-name')
     await page.locator(`#jobs tr[data-job="${id}"][data-state="ready"]`).waitFor()
     t.pass("listed as ready")
@@ -123,6 +131,9 @@ t.test("the dashboard against a three-node cluster", async (t) => {
     await shows(page, "#detail-result", "welcome-1@example.com")
     t.match(await text(page, "#detail-payload"), /ada@example\.com/, "the payload")
     t.equal(await text(page, "#detail-state"), "completed")
+    // Job transitions move the revision but are no key writes.
+    await until("the revision moving past the job's transitions", async () => (await number(page, "#kv-revision")) >= revisionBefore + 3, { timeoutMs: patience, everyMs: 200 })
+    t.match(await page.locator("#kv-writes").getAttribute("title"), /^3 key puts/, "still three key writes")
     await shot("04-job-completed")
   })
 
@@ -133,6 +144,11 @@ t.test("the dashboard against a three-node cluster", async (t) => {
     await shot("05-refused")
     await page.click(".toast.error .icon-button")
     t.equal(await page.locator(".toast.error").count(), 0, "dismissed")
+    await page.click("#job-cancel")
+    await shows(page, ".toast.error", "jobs.cancel refused")
+    t.match(await text(page, ".toast.error .toast-text"), new RegExp(`^conflictjobs\\.cancel refused: job ${completedId} is already completed`), "a completed job cannot be cancelled")
+    t.equal((await jobs.get(completedId)).state, "completed", "and stays completed")
+    await page.click(".toast.error .icon-button")
   })
 
   t.test("a dead job is retried with the button, then cancelled with the other", async (t) => {
@@ -159,6 +175,33 @@ t.test("the dashboard against a three-node cluster", async (t) => {
     t.equal((await jobs.get(id)).state, "cancelled")
   })
 
+  t.test("a purge refused (a wrong token) shows the API's error and purges nothing", async (t) => {
+    await page.click('#queues tr[data-queue="emails"] td.queue-name')
+    await page.click("#token-open")
+    await page.fill("#token-input", "a-token-this-node-refuses")
+    await page.click("#token-save")
+    await shows(page, "#banner", "was refused")
+    await page.click("#purge-open")
+    await page.click("#purge-confirm")
+    await shows(page, ".toast.error", "jobs.purge refused")
+    // What the API itself answers to the same call.
+    const direct = await fetch(`${base}api/jobs.purge`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer a-token-this-node-refuses" },
+      body: JSON.stringify({ queue: "emails", states: ["completed", "dead", "cancelled"] })
+    })
+    const { error } = (await direct.json()) as { error: { code: string; message: string } }
+    t.equal(direct.status, 401)
+    t.equal(await text(page, ".toast.error .toast-text"), `${error.code}jobs.purge refused: ${error.message}`, "the API's code and message")
+    await shot("08-purge-refused")
+    t.match(await jobs.stats("emails"), [{ completed: 1, cancelled: 1 }], "nothing was purged")
+    await page.click(".toast.error .icon-button")
+    await page.click("#token-open")
+    await page.fill("#token-input", token)
+    await page.click("#token-save")
+    await page.locator("#banner").waitFor({ state: "hidden" })
+  })
+
   t.test("purge deletes the finished jobs of the queue", async (t) => {
     await page.click('#queues tr[data-queue="emails"] td.queue-name')
     await page.click("#purge-open")
@@ -174,7 +217,7 @@ t.test("the dashboard against a three-node cluster", async (t) => {
     await shows(page, "#leader", new RegExp(`^${next}$`))
     t.not(next, leader)
     t.equal(await text(page, "#leader"), next, "the new leader")
-    await shot("08-after-leader-kill")
+    await shot("09-after-leader-kill")
   })
 
   t.test("busier queues, in the light scheme and on a smaller screen", async (t) => {
@@ -192,14 +235,14 @@ t.test("the dashboard against a three-node cluster", async (t) => {
     await page.click('#queues tr[data-queue="emails"] td.queue-name')
     await page.locator(`#jobs tr[data-job="${leased[2]!.id}"][data-state="leased"]`).click()
     await page.locator("#detail-state").waitFor()
-    await shot("09-queues-dark")
+    await shot("10-queues-dark")
     await page.emulateMedia({ colorScheme: "light" })
-    await shot("10-light")
+    await shot("11-light")
     await page.keyboard.press("Escape")
     await page.locator("#detail").waitFor({ state: "hidden" })
     t.pass("Escape closes the job")
     await page.setViewportSize({ width: 1280, height: 800 })
-    await shot("11-light-1280x800")
+    await shot("12-light-1280x800")
   })
 
   t.test("nothing went wrong in the page", async (t) => {

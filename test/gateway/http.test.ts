@@ -183,8 +183,16 @@ t.test("the HTTP shim of a single node", async (t) => {
     })
     t.ok("snapshot" in r.json!, "the last snapshot (null while none was taken)")
     // One key "boot" ("1") is written at start (support/node.ts) before anything else here.
-    const kv = nats["kv"] as { keys: number; bytes: number }
+    const kv = nats["kv"] as { keys: number; bytes: number; writes: number }
     t.ok(kv.keys >= 1 && kv.bytes >= kv.keys * 2, `admin.status counts keys and their bytes (${JSON.stringify(kv)})`)
+    t.ok(kv.writes >= 1, `and the key writes applied (${kv.writes}), "boot" among them`)
+    // A new key, an overwrite and a delete: three key changes, whatever they do to the key count.
+    for (const [op, body] of [["put", '{"key":"counted","value":"1"}'], ["put", '{"key":"counted","value":"2"}'], ["del", '{"key":"counted"}']]) {
+      t.match((await nc.request(`archio.c.kv.${op}`, body, { timeout: 5000 })).json(), { ok: true })
+    }
+    const after = (await nc.request("archio.c.admin.status", "", { timeout: 5000 })).json<{ kv: typeof kv }>().kv
+    t.equal(after.writes - kv.writes, 3, "kv.writes grew by the three changes")
+    t.equal(after.keys, kv.keys, "while the keys came back to where they were")
   })
 
   t.test("PUT and POST /set write through the same path as kv.put", async (t) => {

@@ -124,6 +124,7 @@ t.test("jobs over NATS on one node", async (t) => {
     const tok = { client: "producer-1", seq: 1 }
     const once = await ok(nc, "enqueue", { queue: "u", payload: 5, token: tok })
     t.same(await ok(nc, "enqueue", { queue: "u", payload: 5, token: tok }), once, "a retried enqueue returns the first answer")
+    t.match(await ok(nc, "stats", { queue: "u" }), { queues: [{ queue: "u", enqueuedLastMinute: 3 }] }, "three new jobs enqueued: existing ones and a retry are not counted again")
   })
 
   t.test("list pages and stats", async (t) => {
@@ -135,7 +136,7 @@ t.test("jobs over NATS on one node", async (t) => {
     t.same((p2["jobs"] as Array<{ payload: number }>).map((j) => j.payload), [3, 4])
     t.notOk("cursor" in p2)
     t.match(await ok(nc, "list", { queue: "listed", state: "completed" }), { jobs: [] })
-    t.match(await ok(nc, "stats", { queue: "listed" }), { queues: [{ queue: "listed", ready: 5, leased: 0, oldestReadyMs: Number }] })
+    t.match(await ok(nc, "stats", { queue: "listed" }), { queues: [{ queue: "listed", ready: 5, leased: 0, oldestReadyMs: Number, enqueuedLastMinute: 5, completedLastMinute: 0 }] })
     const all = await ok(nc, "stats", {})
     t.ok((all["queues"] as Array<{ queue: string }>).some((q) => q.queue === "mail"))
     t.match(await ok(nc, "purge", { queue: "mail" }), { purged: 2 })

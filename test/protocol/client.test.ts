@@ -333,7 +333,7 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
       cancel: { ok: true, revision: 15, node: "n1" },
       retry: { ok: true, revision: 16, node: "n1" },
       list: { ok: true, jobs: [job], cursor: "c2", consistency: "linearizable", node: "n2" },
-      stats: { ok: true, queues: [{ queue: "q", scheduled: 0, ready: 1, leased: 2, completed: 10, failed: 1, dead: 0, cancelled: 0, oldestReadyMs: 5, completedLastMinute: 10, failedLastMinute: 1 }], time: 1_700_000_000_000, consistency: "linearizable", node: "n2" },
+      stats: { ok: true, queues: [{ queue: "q", scheduled: 0, ready: 1, leased: 2, completed: 10, failed: 1, dead: 0, cancelled: 0, oldestReadyMs: 5, enqueuedLastMinute: 12, completedLastMinute: 10, failedLastMinute: 1 }], time: 1_700_000_000_000, consistency: "linearizable", node: "n2" },
       purge: { ok: true, revision: 17, purged: 3, node: "n1" }
     },
     admin: {
@@ -342,7 +342,7 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
         firstIndex: 1, lastIndex: 101, lastTerm: 4, leaderChanges: 1, uptimeMs: 5_000, logBaseIndex: 0, logBaseTerm: 0,
         snapshot: { index: 90, term: 4, size: 2048, time: 1_700_000_000_000 },
         admission: { held: { writes: 12, reads: 3, leases: 1, forwards: 0 }, busy: { writes: 40, reads: 0, leases: 2, forwards: 7 } },
-        kv: { keys: 3, bytes: 120 },
+        kv: { keys: 3, bytes: 120, writes: 57 },
         peers: [{ id: "n2", nextIndex: 102, matchIndex: 101, state: "replicate" }, { id: "n3", nextIndex: 5, matchIndex: 0, state: "snapshot" }]
       },
       members: { ok: true, members: [{ id: "n1", role: "voter", matchIndex: 101, lag: 0 }, { id: "n2", role: "voter", matchIndex: 0, lag: 101 }], leader: "n1", term: 4, node: "n1" },
@@ -365,7 +365,7 @@ t.test("replies: every endpoint's reply schema accepts a sample and the table is
     ok: true, id: "n2", cluster: "dev", clusterId: "", members: [{ id: "n1", role: "voter", matchIndex: null, lag: null }, { id: "n2", role: "voter", matchIndex: null, lag: null }], role: "follower", term: 4, leader: null, commitIndex: 0, appliedIndex: 0, firstIndex: 0, lastIndex: 0, lastTerm: 0,
     leaderChanges: 0, uptimeMs: 10, logBaseIndex: 0, logBaseTerm: 0, snapshot: null,
     admission: { held: { writes: 0, reads: 0, leases: 0, forwards: 0 }, busy: { writes: 0, reads: 0, leases: 0, forwards: 0 } },
-    kv: { keys: 0, bytes: 0 }
+    kv: { keys: 0, bytes: 0, writes: 0 }
   }, "follower status without peers")
   const lenient = Schema.decodeUnknownEither(C.KvPutResponse)({ ok: true, revision: 1, key: "k", node: "n1", addedLater: "x" })
   t.ok(Either.isRight(lenient), "replies ignore fields they do not know")

@@ -5,10 +5,10 @@
  * open queue's jobs.list and job's jobs.get) and redraws what changed. Retry, cancel and purge
  * are the API's own calls; a refusal is shown with the API's code and message.
  *
- * Rates the API does not report are computed here from successive answers: writes per second
- * from the revision (every key write and job transition bumps it), jobs enqueued per second from
- * the growth of a queue's job count. The view (queue, state filter, open job) lives in the URL's
- * fragment, so a reload or a shared link shows the same thing.
+ * Key writes per second are the growth of admin.status's `kv.writes` (a counter of key changes
+ * this node applied) between answers; a queue's enqueued, completed and failed per second are
+ * jobs.stats' last-minute counts over 60. The view (queue, state filter, open job) lives in the
+ * URL's fragment, so a reload or a shared link shows the same thing.
  */
 import { call, getToken, setToken } from "./api.js"
 import { $, fill, h, sparkline, toast } from "./dom.js"
@@ -19,9 +19,8 @@ const pollMs = 1000
 const historyMs = 60_000
 /** Window of the writes-per-second figure. */
 const writesWindowMs = 5_000
-/** Keys are counted with a keys-only scan every few polls, up to this many. */
-const keyCountEvery = 5
-const keyCountLimit = 1000
+/** What jobs.stats' `...LastMinute` counts cover. */
+const minuteMs = 60_000
 /** Jobs listed per page; "Show more" adds a page, up to the API's page cap. */
 const pageStep = 100
 const pageCap = 1000
@@ -41,19 +40,17 @@ const state = {
   statsError: undefined,
   revision: undefined,
   kvError: undefined,
-  keys: undefined,
   list: undefined,
   listError: undefined,
   job: undefined,
   jobError: undefined,
-  /** { at, revision } and { at, queues: Map(name -> { total, ready }) }, oldest first. */
-  revisions: [],
+  /** { at, writes } (admin.status's kv.writes) and { at, queues: Map(name -> ready) }, oldest first. */
+  writeSamples: [],
   queueSamples: [],
   lastAnswer: undefined,
   offline: undefined,
   unauthorized: undefined,
   askedForToken: false,
-  polls: 0,
   listLimit: pageStep
 }
 
@@ -114,19 +111,16 @@ const nothing = Promise.resolve(undefined)
 const poll = async () => {
   const route = readRoute()
   const key = listKey(route)
-  state.polls++
-  // Counted here only while admin.status reports no key-value totals of its own.
-  const countKeys = state.polls % keyCountEvery === 1 && state.status?.kv?.keys === undefined
   const results = await Promise.allSettled([
     call("admin.status"),
     call("admin.members"),
     call("jobs.stats"),
+    // For the store's revision only: the smallest scan there is.
     call("kv.scan", { limit: 1, keysOnly: true, consistency: "stale" }),
-    countKeys ? call("kv.scan", { limit: keyCountLimit, keysOnly: true, consistency: "stale" }) : nothing,
     route.queue !== "" ? call("jobs.list", { queue: route.queue, ...(route.state === "" ? {} : { state: route.state }), limit: state.listLimit }) : nothing,
     route.job !== "" ? call("jobs.get", { id: route.job }) : nothing
   ])
-  const [status, members, stats, revision, keys, list, job] = results.map(settled)
+  const [status, members, stats, revision, list, job] = results.map(settled)
   const now = Date.now()
   const errors = results.filter((r) => r.status === "rejected").map((r) => r.reason)
   state.offline = errors.find((e) => e.code === "offline")
@@ -135,21 +129,15 @@ const poll = async () => {
 
   state.status = status.value ?? state.status
   state.statusError = status.error
+  if (status.value !== undefined) keep(state.writeSamples, { at: now, writes: status.value.kv.writes })
   if (members.value !== undefined) notice(members.value)
   state.members = members.value ?? (members.error === undefined ? state.members : undefined)
   state.membersError = members.error
   state.stats = stats.value ?? state.stats
   state.statsError = stats.error
   state.kvError = revision.error
-  if (revision.value !== undefined) {
-    state.revision = revision.value.revision
-    keep(state.revisions, { at: now, revision: revision.value.revision })
-  }
-  if (keys.value !== undefined) state.keys = { count: keys.value.items.length, more: keys.value.cursor !== undefined }
-  if (stats.value !== undefined) {
-    const queues = new Map(stats.value.queues.map((q) => [q.queue, { total: jobStates.reduce((n, s) => n + q[s], 0), ready: q.ready }]))
-    keep(state.queueSamples, { at: now, queues })
-  }
+  if (revision.value !== undefined) state.revision = revision.value.revision
+  if (stats.value !== undefined) keep(state.queueSamples, { at: now, queues: new Map(stats.value.queues.map((q) => [q.queue, q.ready])) })
   if (route.queue !== "") {
     if (list.value !== undefined) state.list = { key, reply: list.value }
     state.listError = list.error
@@ -186,26 +174,39 @@ const notice = (reply) => {
   }
 }
 
-/** Per-second growth of `value` between the oldest sample within `windowMs` and the newest. */
-const growth = (samples, value, windowMs = historyMs) => {
+/**
+ * How much a counter grew from sample `a` to sample `b`. A counter that went down was reset (the
+ * node restarted): that step counts nothing rather than a guess.
+ */
+const writesBetween = (a, b) => Math.max(0, b.writes - a.writes)
+
+/** Per-second growth of the write counter over the samples of the last `windowMs`. */
+const growth = (samples, windowMs) => {
   const last = samples[samples.length - 1]
   if (last === undefined) return undefined
-  const first = samples.find((s) => s.at >= last.at - windowMs && value(s) !== undefined)
-  if (first === undefined || first === last || value(last) === undefined) return undefined
-  return Math.max(0, value(last) - value(first)) / ((last.at - first.at) / 1000)
+  const from = samples.findIndex((s) => s.at >= last.at - windowMs)
+  if (from === samples.length - 1) return undefined
+  let grown = 0
+  for (let i = from + 1; i < samples.length; i++) grown += writesBetween(samples[i - 1], samples[i])
+  return grown / ((last.at - samples[from].at) / 1000)
 }
 
 /** Per-sample rates: the sparkline's points. */
-const rates = (samples, value) => {
+const rates = (samples) => {
   const out = []
   for (let i = 1; i < samples.length; i++) {
-    const a = value(samples[i - 1])
-    const b = value(samples[i])
     const dt = (samples[i].at - samples[i - 1].at) / 1000
-    out.push(a === undefined || b === undefined || dt <= 0 ? 0 : Math.max(0, b - a) / dt)
+    out.push(dt <= 0 ? 0 : writesBetween(samples[i - 1], samples[i]) / dt)
   }
   return out
 }
+
+/**
+ * A per-second rate from one of jobs.stats' last-minute counts. They count the minute of leader
+ * time up to the last applied entry (`stats.time`), which stands still while the cluster is idle:
+ * once that entry is a minute old, nothing happened in the last minute.
+ */
+const perSecond = (lastMinute, stats) => (Date.now() - stats.time >= minuteMs ? 0 : lastMinute / (minuteMs / 1000))
 
 // ---------------------------------------------------------------------------------------------
 // Drawing. Each part is rebuilt only when what it shows changed, so a row under the pointer is
@@ -375,32 +376,23 @@ const drawCluster = () => {
 }
 
 const drawKv = () => {
-  const s = state.status
-  // Totals from admin.status when the node reports them (`kv.keys`, `kv.bytes`); counted here otherwise.
-  const totals = s?.kv
-  const writes = growth(state.revisions, (x) => x.revision, writesWindowMs)
-  const series = rates(state.revisions, (x) => x.revision)
+  const totals = state.status?.kv
+  const writes = growth(state.writeSamples, writesWindowMs)
+  const series = rates(state.writeSamples)
   showError($("#kv-error"), state.kvError, "kv.scan")
-  redraw("kv", [totals, state.keys, state.revision, writes === undefined ? null : rate(writes), series], () => {
-    const keys =
-      totals?.keys !== undefined
-        ? tile("Keys", count(totals.keys), "live keys", { id: "kv-keys" })
-        : state.keys === undefined
-          ? tile("Keys", "—", "counting…", { id: "kv-keys" })
-          : tile("Keys", `${count(state.keys.count)}${state.keys.more ? "+" : ""}`, state.keys.more ? `counted up to ${count(keyCountLimit)}` : "live keys", { id: "kv-keys" })
+  redraw("kv", [totals, state.revision, writes === undefined ? null : rate(writes), series], () => {
     fill($("#kv-tiles"), 
-      keys,
-      totals?.bytes !== undefined ? tile("Size", bytes(totals.bytes), "keys and values", { id: "kv-bytes" }) : tile("Size", "—", "not reported", { id: "kv-bytes", title: "This node's admin.status does not report the bytes of keys and values" }),
+      tile("Keys", count(totals?.keys), "live keys", { id: "kv-keys" }),
+      tile("Size", bytes(totals?.bytes), "keys and values", { id: "kv-bytes" }),
       tile("Revision", count(state.revision), "writes + job changes", { id: "kv-revision", title: "Every key write and every job transition moves the revision on by one" }),
-      tile("Writes/s", rate(writes), `last ${writesWindowMs / 1000} s`, { id: "kv-writes" })
+      tile("Writes/s", rate(writes), `last ${writesWindowMs / 1000} s`, {
+        id: "kv-writes",
+        title: totals === undefined ? undefined : `${count(totals.writes)} key puts, deletes and expiries applied by this node since it started`
+      })
     )
     fill($("#kv-chart"), sparkline(series, { width: 400, height: 54 }))
   })
 }
-
-/** A queue's enqueue rate: from the API when it reports one, else from its job count's growth. */
-const enqueueRate = (q) =>
-  q.enqueuedLastMinute !== undefined ? q.enqueuedLastMinute / 60 : growth(state.queueSamples, (x) => x.queues.get(q.queue)?.total ?? 0)
 
 const drawQueues = (route) => {
   const stats = state.stats
@@ -410,8 +402,10 @@ const drawQueues = (route) => {
   const view = queues.map(({ oldestReadyMs, ...q }) => ({
     ...q,
     readySince: q.ready > 0 ? stats.time - oldestReadyMs : null,
-    enq: rate(enqueueRate(q)),
-    spark: state.queueSamples.map((x) => x.queues.get(q.queue)?.ready ?? 0)
+    enq: rate(perSecond(q.enqueuedLastMinute, stats)),
+    done: rate(perSecond(q.completedLastMinute, stats)),
+    fails: rate(perSecond(q.failedLastMinute, stats)),
+    spark: state.queueSamples.map((x) => x.queues.get(q.queue) ?? 0)
   }))
   redraw("queues", [view, route.queue, route.state, stats === undefined], () => {
     $("#queues-note").textContent = stats === undefined ? "" : `${queues.length} ${queues.length === 1 ? "queue" : "queues"}`
@@ -437,8 +431,8 @@ const drawQueues = (route) => {
           )
         ),
         h("td", { class: "num", dataset: { rate: "enqueued" } }, q.enq),
-        h("td", { class: "num", dataset: { rate: "completed" } }, rate(q.completedLastMinute / 60)),
-        h("td", { class: "num", dataset: { rate: "failed" } }, rate(q.failedLastMinute / 60)),
+        h("td", { class: "num", dataset: { rate: "completed" } }, q.done),
+        h("td", { class: "num", dataset: { rate: "failed" } }, q.fails),
         waiting(q.readySince),
         h("td", {}, sparkline(q.spark, { width: 110, height: 24 }))
       )

@@ -9,7 +9,7 @@ import {
   type JobRecord,
   type JobResult
 } from "../../../actors/applier/jobQueue.ts"
-import type { JobSpec } from "../../../protocol/client.ts"
+import type { JobSpec, QueueStats } from "../../../protocol/client.ts"
 
 /** A job state machine over its own revision counter, stepped like the Applier does. */
 const machine = () => {
@@ -237,20 +237,37 @@ t.test("list pages in enqueue order, filtered by state", async (t) => {
   t.same(m.jobs.list("none", undefined, 0, 10).jobs, [])
 })
 
-t.test("stats: counts by state, oldest ready age, completed and failed in the last minute", async (t) => {
+t.test("stats: counts by state, oldest ready age, enqueued, completed and failed in the last minute", async (t) => {
   const m = machine()
   m.enqueue(1000, spec("q", 1), spec("q", 2), spec("q", 3, { delay: 5000 }), spec("q", 4, { priority: 9 }))
   const [a, b] = m.lease(2000, ["q"], 2)
   m.step(3000, { op: "jobs.ack", id: a!.id, fence: a!.token })
   m.step(3000, { op: "jobs.fail", id: b!.id, fence: b!.token, error: "x", retryable: false })
   t.same(m.jobs.stats("q"), [
-    { queue: "q", scheduled: 1, ready: 1, leased: 0, completed: 1, failed: 0, dead: 1, cancelled: 0, oldestReadyMs: 2000, completedLastMinute: 1, failedLastMinute: 1 }
+    { queue: "q", scheduled: 1, ready: 1, leased: 0, completed: 1, failed: 0, dead: 1, cancelled: 0, oldestReadyMs: 2000, enqueuedLastMinute: 4, completedLastMinute: 1, failedLastMinute: 1 }
   ])
   m.tick(70_000)
-  t.match(m.jobs.stats(undefined), [{ queue: "q", completedLastMinute: 0, failedLastMinute: 0, scheduled: 0, ready: 2 }], "a minute later")
+  t.match(m.jobs.stats(undefined), [{ queue: "q", enqueuedLastMinute: 0, completedLastMinute: 0, failedLastMinute: 0, scheduled: 0, ready: 2 }], "a minute later")
   t.same(m.jobs.stats("empty"), [
-    { queue: "empty", scheduled: 0, ready: 0, leased: 0, completed: 0, failed: 0, dead: 0, cancelled: 0, oldestReadyMs: 0, completedLastMinute: 0, failedLastMinute: 0 }
+    { queue: "empty", scheduled: 0, ready: 0, leased: 0, completed: 0, failed: 0, dead: 0, cancelled: 0, oldestReadyMs: 0, enqueuedLastMinute: 0, completedLastMinute: 0, failedLastMinute: 0 }
   ])
+})
+
+t.test("stats: enqueuedLastMinute counts new jobs by leader time, and a purge does not take them back", async (t) => {
+  const m = machine()
+  m.enqueue(10_000, spec("q", 1), spec("q", 2, { uniqueKey: "u" }), spec("other", 3))
+  // The unique key's job already exists: returned, not counted again. A delayed job counts when enqueued.
+  m.enqueue(20_000, spec("q", 4, { uniqueKey: "u" }), spec("q", 5, { delay: 600_000 }))
+  t.match(m.jobs.stats("q"), [{ enqueuedLastMinute: 3, ready: 2, scheduled: 1 }])
+  t.match(m.jobs.stats("other"), [{ enqueuedLastMinute: 1 }], "per queue")
+  const [j] = m.lease(21_000, ["q"], 1)
+  m.step(21_000, { op: "jobs.ack", id: j!.id, fence: j!.token })
+  m.step(22_000, { op: "jobs.purge", queue: "q", states: ["completed"], olderThanMs: 0 })
+  t.match(m.jobs.stats("q"), [{ completed: 0, ready: 1, scheduled: 1, enqueuedLastMinute: 3 }], "the purged job stays counted as enqueued")
+  m.tick(70_000)
+  t.match(m.jobs.stats("q"), [{ enqueuedLastMinute: 1 }], "the enqueues at 10 s left the window (60 s of leader time up to 70 s)")
+  m.tick(80_000)
+  t.match(m.jobs.stats(undefined), [{ queue: "other", enqueuedLastMinute: 0 }, { queue: "q", enqueuedLastMinute: 0 }])
 })
 
 t.test("events: one per transition with the revision and leader time", async (t) => {
@@ -300,5 +317,7 @@ t.test("a replica restored from its records and counters behaves exactly like on
   ]
   for (const [time, cmd] of script) t.same(restored.step(time, cmd).r, live.step(time, cmd).r, `${cmd.op} at ${time}`)
   t.same(dump(restored.jobs), dump(live.jobs))
-  t.same(restored.jobs.stats(undefined).map((s) => ({ ...s, completedLastMinute: 0, failedLastMinute: 0 })), live.jobs.stats(undefined).map((s) => ({ ...s, completedLastMinute: 0, failedLastMinute: 0 })))
+  // The last minute's counts are not persisted: a restored replica counts from its restart.
+  const lastMinuteless = (s: QueueStats) => ({ ...s, enqueuedLastMinute: 0, completedLastMinute: 0, failedLastMinute: 0 })
+  t.same(restored.jobs.stats(undefined).map(lastMinuteless), live.jobs.stats(undefined).map(lastMinuteless))
 })

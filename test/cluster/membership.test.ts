@@ -27,6 +27,7 @@ t.test("replacing n1, n2, n3 by n4, n5, n6 one at a time under writes and jobs: 
   const enqueued = new Set<string>()
   const completed = new Set<string>()
   const jobErrors: string[] = []
+  let produced = false
   const producer = (async () => {
     for (let i = 0; running; i++) {
       try {
@@ -36,10 +37,15 @@ t.test("replacing n1, n2, n3 by n4, n5, n6 one at a time under writes and jobs: 
       }
       await sleep(10)
     }
+    produced = true
   })()
+  // A job can be leased (and acked) before its enqueue's reply reaches the producer: a parked
+  // lease rides in the enqueue's own append. So the worker stops only once the producer is done
+  // and every job it was told of is completed, not when the counts first match.
+  const allCompleted = (): boolean => produced && [...enqueued].every((id) => completed.has(id))
   const consumer = (async () => {
     const deadline = () => !running && performance.now() > stoppedAt + 45_000
-    while ((running || completed.size < enqueued.size) && !deadline()) {
+    while (!allCompleted() && !deadline()) {
       try {
         const leased = await jobs.lease({ queues: ["rr"], max: 16, workerId: "w1", waitMs: 300 })
         for (const job of leased) {
@@ -51,7 +57,6 @@ t.test("replacing n1, n2, n3 by n4, n5, n6 one at a time under writes and jobs: 
         // A lease whose ack was refused (lease_lost after a leader change) is leased again later.
         if (!(e instanceof Error && /lease_lost|lease/.test(e.message))) jobErrors.push(`worker: ${e instanceof Error ? e.message : String(e)}`)
       }
-      if (!running && completed.size >= enqueued.size) break
     }
   })()
 

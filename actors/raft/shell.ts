@@ -131,6 +131,8 @@ export interface Consensus {
   install(request: InstallRequest, done: (installed: boolean) => void): void
   /** Term of the entry at `index`, while the log holds it (or its base). */
   termAt(index: number): number | undefined
+  /** Bytes of the entry at `index`'s data, while the log holds it in memory. */
+  entryBytes(index: number): number | undefined
   status(): Status
   /** The consensus state, for reading only (the simulator's safety checks). */
   inspect(): Readonly<RaftState>
@@ -514,6 +516,7 @@ export const make = (
       snapshotAbandoned: (peer) => input(() => core.snapshotAbandoned(peer)),
       install: (request, done) => input(() => queueInstall(request, done)),
       termAt: (index) => core.s.log.term(index),
+      entryBytes: (index) => (index > core.s.log.baseIndex ? core.s.log.entry(index)?.data.length : undefined),
       status: () => core.status(),
       inspect: () => core.s
     }

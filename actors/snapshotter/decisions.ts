@@ -26,11 +26,34 @@ export interface SnapshotMeta {
  */
 export const trailingEntries = (threshold: number): number => Math.min(5000, Math.max(1, Math.floor(threshold / 2)))
 
-/** Is it time for a snapshot? `threshold` entries applied since the last one. */
-export const snapshotDue = (applied: number, lastSnapshotIndex: number, threshold: number): boolean => applied - lastSnapshotIndex >= threshold
+/**
+ * Is it time for a snapshot? `threshold` entries applied since the last one, or `maxLogBytes`
+ * of entry data: a few big entries (a 128-put txn, a 500-job batch) would otherwise keep
+ * hundreds of megabytes of log in memory before the count is reached.
+ */
+export const snapshotDue = (applied: number, lastSnapshotIndex: number, threshold: number, bytesSince: number, maxLogBytes: number): boolean =>
+  applied - lastSnapshotIndex >= threshold || bytesSince >= maxLogBytes
 
-/** Where the log may be compacted to after a snapshot at `index` (never backwards). */
-export const compactionBase = (index: number, threshold: number, currentBase: number): number => Math.max(currentBase, index - trailingEntries(threshold))
+/**
+ * Where the log may be compacted to after a snapshot at `index` (never backwards): keeping at
+ * most `trailingEntries(threshold)` entries behind it, and only as many of those as fit in
+ * `maxTrailingBytes` of entry data (`sizeAt` gives an entry's; undefined once it is gone).
+ */
+export const compactionBase = (
+  index: number,
+  threshold: number,
+  currentBase: number,
+  sizeAt: (index: number) => number | undefined,
+  maxTrailingBytes: number
+): number => {
+  const floor = Math.max(currentBase, index - trailingEntries(threshold))
+  let kept = 0
+  for (let i = index; i > floor; i--) {
+    kept += sizeAt(i) ?? 0
+    if (kept > maxTrailingBytes) return Math.max(currentBase, i)
+  }
+  return floor
+}
 
 /** A follower's install in progress: which snapshot, and how many of its bytes are written. */
 export interface InstallSession {

@@ -46,13 +46,19 @@ export interface SnapshotterOptions {
   readonly resendMs: number
   /** ... and gives up after this many silences in a row (the follower is probed again). */
   readonly maxSilences: number
+  /** A snapshot is also due once this many bytes of entries were applied since the last one. */
+  readonly maxLogBytes: number
+  /** The log kept behind a snapshot holds at most this many bytes of entries. */
+  readonly maxTrailingBytes: number
 }
 
-export const defaultSnapshotTuning: Pick<SnapshotterOptions, "chunkBytes" | "maxInflight" | "resendMs" | "maxSilences"> = {
+export const defaultSnapshotTuning: Pick<SnapshotterOptions, "chunkBytes" | "maxInflight" | "resendMs" | "maxSilences" | "maxLogBytes" | "maxTrailingBytes"> = {
   chunkBytes: 256 * 1024,
   maxInflight: 4,
   resendMs: 1000,
-  maxSilences: 5
+  maxSilences: 5,
+  maxLogBytes: 64 * 1024 * 1024,
+  maxTrailingBytes: 32 * 1024 * 1024
 }
 
 /** A step of the snapshot lifecycle, named as the older Go service's metrics name them. */
@@ -113,6 +119,8 @@ export const make = (
 
     const stored = yield* Effect.promise(() => storage.meta.get(metaKeys.snapshot))
     let last: SnapshotMeta | null = stored === undefined ? null : decodeJsonValue<SnapshotMeta>(stored)
+    /** Bytes of entries applied since the last snapshot began or was installed (`snapshotDue`). */
+    let bytesSince = 0
     const listeners: Array<(e: SnapshotEvent) => void> = []
     const emit = (e: SnapshotEvent): void => {
       for (const l of listeners) l(e)
@@ -169,6 +177,7 @@ export const make = (
     }
 
     const take = async (): Promise<SnapshotMeta> => {
+      bytesSince = 0
       const started = timers.now()
       emit({ phase: "snapshot", status: "started" })
       let meta: SnapshotMeta
@@ -191,7 +200,7 @@ export const make = (
       const currentBase = consensus.status().baseIndex
       // Never past a snapshot still on its way to a follower: it goes on from the log after it,
       // and a long transfer under heavy writes would otherwise need another one, forever.
-      let base = compactionBase(meta.index, options.threshold, currentBase)
+      let base = compactionBase(meta.index, options.threshold, currentBase, consensus.entryBytes, options.maxTrailingBytes)
       for (const sender of senders.values()) {
         if (sender.stream !== undefined) base = Math.max(currentBase, Math.min(base, sender.stream.header.index))
       }
@@ -236,8 +245,9 @@ export const make = (
 
     let due = false
     const takeNow = (): Promise<SnapshotMeta> => oneAtATime(take)
-    applier.onApplied(() => {
-      if (due || stopped || !snapshotDue(applier.applied, last?.index ?? 0, options.threshold)) return
+    applier.onApplied((batch) => {
+      for (const entries of batch.entries) for (const e of entries) bytesSince += e.data.length
+      if (due || stopped || !snapshotDue(applier.applied, last?.index ?? 0, options.threshold, bytesSince, options.maxLogBytes)) return
       due = true
       takeNow().then(
         () => {
@@ -457,6 +467,7 @@ export const make = (
         return
       }
       last = meta
+      bytesSince = 0
       emit({ phase: "restore", status: "succeeded", seconds: (timers.now() - s.started) / 1000, bytes: s.received })
       log("info", `installed a snapshot from ${m.from} at index ${header.index} term ${header.term} (${s.received} bytes)`)
       answer(m, s.received, true)

@@ -159,7 +159,15 @@ export class Simulation {
     // Small snapshots often: most seeds compact several times, and a lagging or wiped node
     // catches up by InstallSnapshot in several small chunks, some of them lost or repeated.
     const snapshotThreshold = this.world.int(8, 60)
-    const snapshotTuning = { chunkBytes: this.world.int(64, 2048), maxInflight: this.world.int(1, 4), resendMs: 200, maxSilences: 3 }
+    const snapshotTuning = {
+      chunkBytes: this.world.int(64, 2048),
+      maxInflight: this.world.int(1, 4),
+      resendMs: 200,
+      maxSilences: 3,
+      // Half the seeds bound the log by bytes far below the entry threshold: snapshots come by
+      // size, and the window kept behind them may hold only a few entries, or none.
+      ...(this.world.chance(0.5) ? { maxLogBytes: this.world.int(300, 8_000), maxTrailingBytes: this.world.int(0, 3_000) } : {})
+    }
     // A third of the seeds hold very few waiting requests per node, so the clients meet `busy`
     // all along, not only in a flood.
     const bounds = this.world.chance(1 / 3)

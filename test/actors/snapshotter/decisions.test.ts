@@ -19,15 +19,25 @@ const chunk = (offset: number, index = 50, lastIncludedTerm = 3): InstallSnapsho
 })
 
 t.test("when, and how much log stays behind", async (t) => {
-  t.notOk(snapshotDue(109, 10, 100))
-  t.ok(snapshotDue(110, 10, 100))
+  const MiB = 1024 * 1024
+  t.notOk(snapshotDue(109, 10, 100, 0, 64 * MiB))
+  t.ok(snapshotDue(110, 10, 100, 0, 64 * MiB))
+  t.ok(snapshotDue(20, 10, 100, 64 * MiB, 64 * MiB), "few entries, but many bytes of them")
+  t.notOk(snapshotDue(20, 10, 100, 64 * MiB - 1, 64 * MiB))
   t.equal(trailingEntries(10_000), 5000, "etcd's catch-up window at the default threshold")
   t.equal(trailingEntries(1_000_000), 5000, "capped, so memory stays bounded")
   t.equal(trailingEntries(40), 20, "half a small threshold")
   t.equal(trailingEntries(1), 1)
-  t.equal(compactionBase(10_000, 10_000, 0), 5000)
-  t.equal(compactionBase(100, 10_000, 0), 0, "never below zero")
-  t.equal(compactionBase(6000, 10_000, 3000), 3000, "never backwards")
+  const small = () => 100
+  t.equal(compactionBase(10_000, 10_000, 0, small, 32 * MiB), 5000)
+  t.equal(compactionBase(100, 10_000, 0, small, 32 * MiB), 0, "never below zero")
+  t.equal(compactionBase(6000, 10_000, 3000, small, 32 * MiB), 3000, "never backwards")
+  // Entries of 1 MiB: only 32 of them fit in the window behind a snapshot at 10,000.
+  const big = () => MiB
+  t.equal(compactionBase(10_000, 10_000, 0, big, 32 * MiB), 10_000 - 32, "the window holds at most maxTrailingBytes")
+  t.equal(compactionBase(10_000, 10_000, 9_990, big, 32 * MiB), 9_990, "and never moves the base backwards")
+  t.equal(compactionBase(10_000, 10_000, 0, big, MiB / 2), 10_000, "an entry bigger than the window: none kept")
+  t.equal(compactionBase(10_000, 10_000, 0, () => undefined, 0), 5000, "sizes unknown count as nothing: the entry bound alone applies")
 })
 
 t.test("a follower starts, appends, or asks for the offset it expects", async (t) => {

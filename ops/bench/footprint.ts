@@ -16,9 +16,11 @@
  *    bytes of JSON, in `jobs.enqueueBatch`es of 500, 8 in flight; nobody leases them. Figures
  *    as after the keys.
  *
- * Each node's figures: RSS (/proc/<pid>/status VmRSS) and its peak (VmHWM), the V8 heap in use
- * and the memory outside it (ArrayBuffers, LevelDB's and other native allocations show in RSS
- * only), the size of its data folder, the log entries it holds in memory and its last snapshot.
+ * Each node's figures: RSS (/proc/<pid>/status VmRSS), split into the process's own memory
+ * (RssAnon) and pages of mapped files (RssFile: LevelDB reads its table files through mmap, and
+ * those pages count in RSS until the kernel needs them back), and its peak (VmHWM); the V8 heap
+ * in use and the ArrayBuffers outside it (LevelDB's and other native allocations show in RSS
+ * only); the size of its data folder, the log entries it holds in memory and its last snapshot.
  * Nothing is forced (no GC, no snapshot): the settle pause lets the node do what it does. Bytes
  * per key = (RSS after the keys settled - RSS idle) / keys; per job = (RSS after the jobs
  * settled - RSS after the keys settled) / jobs.
@@ -44,7 +46,7 @@ import { maxTxnOps } from "../../protocol/limits.ts"
 import { defaults } from "../../bootstrap/config.ts"
 import { withStop } from "./cleanup.ts"
 import { cpuMeter, loadNote, sleep, waitQuiet, withCluster, type BenchOptions } from "./common.ts"
-import { dirBytes, mb, ms, rssBytes } from "./nodeStats.ts"
+import { dirBytes, mb, ms } from "./nodeStats.ts"
 import { defaultResultPath, writeResultFile } from "./results.ts"
 import { valueSource } from "./snapshot.ts"
 
@@ -149,15 +151,37 @@ if (at > 0 && dir) {
   return `--import=data:text/javascript;base64,${Buffer.from(code).toString("base64")}`
 }
 
-/** The peak resident memory of process `pid` (VmHWM), or undefined. */
-const peakRssBytes = (pid: number | undefined): number | undefined => {
-  if (pid === undefined) return undefined
-  try {
-    const m = /^VmHWM:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+/** Resident memory of a process as /proc/<pid>/status tells it, bytes; a field is undefined when unknown. */
+export interface ProcMemory {
+  /** VmRSS: all of it, what `ps` and the issue's target count. */
+  readonly rss: number | undefined
+  /** VmHWM: the most it ever was. */
+  readonly peak: number | undefined
+  /** RssAnon: the process's own memory (V8's heap, malloc, ArrayBuffers). */
+  readonly anon: number | undefined
+  /**
+   * RssFile: pages of files it maps, such as LevelDB's table files (it reads them through mmap):
+   * counted in RSS while cached, but the kernel drops them under memory pressure.
+   */
+  readonly file: number | undefined
+}
+
+/** The fields of ProcMemory from the text of /proc/<pid>/status. */
+export const parseProcStatus = (text: string): ProcMemory => {
+  const field = (name: string): number | undefined => {
+    const m = new RegExp(`^${name}:\\s+(\\d+)\\s+kB$`, "m").exec(text)
     return m === null ? undefined : Number(m[1]) * 1024
-  } catch {
-    return undefined
   }
+  return { rss: field("VmRSS"), peak: field("VmHWM"), anon: field("RssAnon"), file: field("RssFile") }
+}
+
+const procMemory = (pid: number | undefined): ProcMemory => {
+  try {
+    if (pid !== undefined) return parseProcStatus(readFileSync(`/proc/${pid}/status`, "utf8"))
+  } catch {
+    // not running (or not Linux)
+  }
+  return { rss: undefined, peak: undefined, anon: undefined, file: undefined }
 }
 
 /** Node `id`'s preload reading written at or after `notBefore` (waits up to 5 s for one), or undefined. */
@@ -181,6 +205,8 @@ interface FootprintStatus extends NodeStatus {
 export interface NodeFigures {
   readonly rss: number | undefined
   readonly peakRss: number | undefined
+  readonly rssAnon: number | undefined
+  readonly rssFile: number | undefined
   readonly heapUsed: number | undefined
   readonly heapTotal: number | undefined
   /** Memory of ArrayBuffers and other objects V8 tracks outside its heap. */
@@ -204,12 +230,14 @@ const sampleNodes = async (cluster: LocalCluster, probeDir: string, phase: strin
   const asked = Date.now()
   const nodes: Record<string, NodeFigures> = {}
   for (const id of cluster.ids) {
-    const pid = cluster.pid(id)
     const heap = await heapOf(probeDir, id, asked)
+    const mem = procMemory(cluster.pid(id))
     const s = (await cluster.status(id, 5_000)) as FootprintStatus | undefined
     nodes[id] = {
-      rss: rssBytes(pid),
-      peakRss: peakRssBytes(pid),
+      rss: mem.rss,
+      peakRss: mem.peak,
+      rssAnon: mem.anon,
+      rssFile: mem.file,
       heapUsed: heap?.heapUsed,
       heapTotal: heap?.heapTotal,
       external: heap?.external,
@@ -294,31 +322,31 @@ const heapSnapshot = async (cluster: LocalCluster, id: string, dir: string): Pro
 const kb = (bytes: number | undefined): string => (bytes === undefined ? "?" : `${bytes} B`)
 
 const tableLines = (samples: ReadonlyArray<Sample>, ids: ReadonlyArray<string>): string[] => {
-  const head = `  ${"phase".padEnd(14)}${"node".padEnd(6)}${"RSS".padStart(11)}${"peak RSS".padStart(11)}${"heapUsed".padStart(11)}${"external".padStart(11)}${"disk".padStart(11)}${"log entries".padStart(13)}${"snapshot".padStart(10)}`
+  const head = `  ${"phase".padEnd(14)}${"node".padEnd(6)}${"RSS".padStart(11)}${"anon".padStart(11)}${"file".padStart(11)}${"peak RSS".padStart(11)}${"heapUsed".padStart(11)}${"external".padStart(11)}${"disk".padStart(11)}${"log entries".padStart(13)}${"snapshot".padStart(10)}`
   const lines = [head]
   for (const s of samples) {
     for (const id of ids) {
       const n = s.nodes[id]!
       lines.push(
-        `  ${(id === ids[0] ? s.phase : "").padEnd(14)}${id.padEnd(6)}${mb(n.rss).padStart(11)}${mb(n.peakRss).padStart(11)}${mb(n.heapUsed).padStart(11)}${mb(n.external).padStart(11)}${mb(n.disk).padStart(11)}${String(n.logEntries ?? "?").padStart(13)}${String(n.snapshotIndex ?? "-").padStart(10)}`
+        `  ${(id === ids[0] ? s.phase : "").padEnd(14)}${id.padEnd(6)}${mb(n.rss).padStart(11)}${mb(n.rssAnon).padStart(11)}${mb(n.rssFile).padStart(11)}${mb(n.peakRss).padStart(11)}${mb(n.heapUsed).padStart(11)}${mb(n.external).padStart(11)}${mb(n.disk).padStart(11)}${String(n.logEntries ?? "?").padStart(13)}${String(n.snapshotIndex ?? "-").padStart(10)}`
       )
     }
   }
   return lines
 }
 
-/** Per node, bytes per item between two samples: RSS, heapUsed, external, disk. */
+/** Per node, bytes per item between two samples: RSS (and its anonymous part), heapUsed, external, disk. */
 const perItemOf = (after: Sample, before: Sample, count: number, ids: ReadonlyArray<string>) =>
   Object.fromEntries(
     ids.map((id) => {
       const a = after.nodes[id]!
       const b = before.nodes[id]!
-      return [id, { rss: perItem(a.rss, b.rss, count), heapUsed: perItem(a.heapUsed, b.heapUsed, count), external: perItem(a.external, b.external, count), disk: perItem(a.disk, b.disk, count) }]
+      return [id, { rss: perItem(a.rss, b.rss, count), rssAnon: perItem(a.rssAnon, b.rssAnon, count), heapUsed: perItem(a.heapUsed, b.heapUsed, count), external: perItem(a.external, b.external, count), disk: perItem(a.disk, b.disk, count) }]
     })
   )
 
 const perItemLine = (what: string, figures: ReturnType<typeof perItemOf>, ids: ReadonlyArray<string>): string =>
-  `  per ${what}: ${ids.map((id) => `${id} RSS ${kb(figures[id]!.rss)}, heapUsed ${kb(figures[id]!.heapUsed)}, external ${kb(figures[id]!.external)}, disk ${kb(figures[id]!.disk)}`).join("; ")}`
+  `  per ${what}: ${ids.map((id) => `${id} RSS ${kb(figures[id]!.rss)} (anon ${kb(figures[id]!.rssAnon)}), heapUsed ${kb(figures[id]!.heapUsed)}, external ${kb(figures[id]!.external)}, disk ${kb(figures[id]!.disk)}`).join("; ")}`
 
 // --- The bench ------------------------------------------------------------------------------
 
@@ -400,6 +428,7 @@ export const footprintBench = async (o: BenchOptions, argv: ReadonlyArray<string
       const perJob = perItemOf(jobsSettled, keysSettled, jobs, ids)
       const largest = Math.max(...ids.map((id) => jobsSettled.nodes[id]!.rss ?? 0))
       const largestPeak = Math.max(...ids.map((id) => jobsSettled.nodes[id]!.peakRss ?? 0))
+      const largestAnon = Math.max(...ids.map((id) => jobsSettled.nodes[id]!.rssAnon ?? 0))
       const met = largest < targetRss
       console.log("")
       for (const line of tableLines(samples, ids)) console.log(line)
@@ -407,7 +436,7 @@ export const footprintBench = async (o: BenchOptions, argv: ReadonlyArray<string
       console.log(perItemLine("key (keys settled - idle)", perKey, ids))
       console.log(perItemLine("job (jobs settled - keys settled)", perJob, ids))
       console.log(
-        `  largest RSS with both loaded: ${mb(largest)} (target under ${mb(targetRss)}): ${met ? "met" : "NOT met"}; largest peak RSS: ${mb(largestPeak)}; snapshots taken: ${ids.map((id) => `${id} ${snapshots[id]}`).join(", ")}`
+        `  largest RSS with both loaded: ${mb(largest)} (target under ${mb(targetRss)}): ${met ? "met" : "NOT met"}; largest anonymous part: ${mb(largestAnon)}; largest peak RSS: ${mb(largestPeak)}; snapshots taken: ${ids.map((id) => `${id} ${snapshots[id]}`).join(", ")}`
       )
 
       let heap: { node: string; path: string; bytes: number; ms: number } | undefined
@@ -437,6 +466,7 @@ export const footprintBench = async (o: BenchOptions, argv: ReadonlyArray<string
         bytesPerJob: perJob,
         largestRss: largest,
         largestPeakRss: largestPeak,
+        largestRssAnon: largestAnon,
         targetRss,
         targetMet: met,
         snapshots,

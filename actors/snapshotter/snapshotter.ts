@@ -245,19 +245,28 @@ export const make = (
 
     let due = false
     const takeNow = (): Promise<SnapshotMeta> => oneAtATime(take)
-    applier.onApplied((batch) => {
-      for (const entries of batch.entries) for (const e of entries) bytesSince += e.data.length
+    /**
+     * Takes a snapshot when one is due and none is under way. Also asked again when one ends: a
+     * snapshot of a big state takes seconds, and what was applied meanwhile may already make the
+     * next one due, with no further write to notice it.
+     */
+    const snapshotIfDue = (): void => {
       if (due || stopped || !snapshotDue(applier.applied, last?.index ?? 0, options.threshold, bytesSince, options.maxLogBytes)) return
       due = true
       takeNow().then(
         () => {
           due = false
+          snapshotIfDue()
         },
         (cause: unknown) => {
           due = false
           if (!stopped) log("warn", `snapshot failed: ${cause instanceof Error ? cause.message : String(cause)}`)
         }
       )
+    }
+    applier.onApplied((batch) => {
+      for (const entries of batch.entries) for (const e of entries) bytesSince += e.data.length
+      snapshotIfDue()
     })
 
     // ---- leader: sending snapshots to followers that need them ----

@@ -119,7 +119,9 @@ t.test("archio dev, in process: uses a NATS server that answers, restarts a node
   const { pids } = dev
   await until("the cluster to come up", () => dev.output().includes('cluster "other" is up'), startup)
   dev.notePids()
-  t.equal(pids.length, 3)
+  // Three, or more when a node was moved off an HTTP port another test's cluster took meanwhile.
+  t.ok(pids.length >= 3, `every node started (${pids.length} starts)`)
+  for (const id of ["n1", "n2", "n3"]) t.match(dev.output(), `started ${id} (pid`, `${id} started`)
   t.match(dev.output(), `[dev] using the NATS server that answers at ${server.url}`)
   t.match(dev.output(), `npx archio status --nats ${server.url} --cluster other`)
   t.match(dev.output(), /\[dev\] n1: data \.archio\/n1, HTTP port \d+/)
@@ -127,10 +129,12 @@ t.test("archio dev, in process: uses a NATS server that answers, restarts a node
   t.match((await nc.request("archio.other.node.n3.admin.status", "", { timeout: 2000 })).json(), { id: "n3", cluster: "other" })
 
   // A node that dies is reported and restarted.
-  const n2 = Number(/started n2 \(pid (\d+)\)/.exec(dev.output())?.[1])
+  const n2Starts = (): number => dev.output().split("started n2").length - 1
+  const startsBefore = n2Starts()
+  const n2 = Number([...dev.output().matchAll(/started n2 \(pid (\d+)\)/g)].at(-1)?.[1])
   process.kill(n2, "SIGKILL")
   await until("the crash to be reported", () => dev.output().includes("[dev] n2 exited unexpectedly (signal SIGKILL); restarting it in 1 s"), startup)
-  await until("n2 to be started again", () => dev.output().split("started n2").length === 3, startup)
+  await until("n2 to be started again", () => n2Starts() === startsBefore + 1, startup)
   const again = Number([...dev.output().matchAll(/started n2 \(pid (\d+)\)/g)].at(-1)?.[1])
   pids.push(again)
   await until(

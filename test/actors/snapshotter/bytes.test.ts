@@ -68,5 +68,15 @@ t.test("big entries make a snapshot due before the entry threshold, and the wind
   t.ok(last.index >= 4 && last.index <= 6, `taken at index ${last.index}, far below the threshold of 10,000 entries`)
   await until("the log compacted", () => compacted.length > 0)
   t.equal(compacted[0], last.index - 1, "one entry of about 1 KiB kept behind it: the window is 2 KiB")
+
+  // Entries applied while a snapshot is being taken make the next one due, with no later write
+  // to notice it: it follows when the first ends.
+  for (let i = 7; i <= 12; i++) {
+    const e = put(i, value)
+    entries.set(i, e)
+    applier.offer([e])
+  }
+  await until("a second snapshot without any further write", () => (snapshotter.status().last?.index ?? 0) >= 10)
+  t.pass(`then at index ${snapshotter.status().last!.index}`)
   t.same(failures, [])
 })

@@ -96,7 +96,8 @@ const stopAndRead = async (cluster: LocalCluster): Promise<Map<string, DiskState
       leader = await cluster.waitForLeader(5_000)
       const statuses = await Promise.all(cluster.ids.map((id) => cluster.status(id, 1000)))
       const commit = statuses.find((s) => s?.id === leader)?.commitIndex
-      return commit !== undefined && statuses.every((s) => s !== undefined && s.appliedIndex === commit && s.commitIndex === commit)
+      // Nothing in flight either: a new leader's first entry may be in every log, uncommitted.
+      return commit !== undefined && statuses.every((s) => s !== undefined && s.appliedIndex === commit && s.commitIndex === commit && s.lastIndex === commit)
     },
     { timeoutMs: 60_000, everyMs: 100 }
   )

@@ -185,7 +185,8 @@ const withMessage =
     return { ok: true, message, key: fields["key"], ...fields }
   }
 
-const utf8Strict = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM: a value that starts with U+FEFF keeps it (the default decoder drops it).
+const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 export const make = (options: HttpOptions, backend: Backend): Effect.Effect<HttpServer, HttpError, Scope.Scope> =>
   Effect.gen(function* () {
@@ -540,6 +541,8 @@ export const kvRequest = (key: string, method: string, url: URL, body: Uint8Arra
     return archioError("bad_request", "the body is not valid UTF-8: values are text")
   }
   if (!isJsonType(contentType)) return jsonBytes({ key, value: text })
+  // A JSON parser may ignore a byte order mark (RFC 8259); a raw value keeps it.
+  if (text.startsWith("\ufeff")) text = text.slice(1)
   let fields: unknown
   try {
     fields = JSON.parse(text)
@@ -549,7 +552,12 @@ export const kvRequest = (key: string, method: string, url: URL, body: Uint8Arra
   if (typeof fields !== "object" || fields === null || Array.isArray(fields)) {
     return archioError("bad_request", 'an application/json body must be a JSON object such as {"value":"..."}; send other content types for a raw value')
   }
-  return Object.hasOwn(fields, "key") ? keyGiven : jsonBytes({ key, ...fields })
+  if (Object.hasOwn(fields, "key")) return keyGiven
+  // The key goes in by splicing the text, not by re-serializing what was parsed: a value nested
+  // too deep for JSON.stringify must reach the Gateway's decoder, which refuses it with a 400.
+  const inner = text.trimStart().slice(1)
+  const rest = inner.trimStart().startsWith("}") ? "}" : `,${inner}`
+  return Buffer.from(`{"key":${JSON.stringify(key)}${rest}`, "utf8")
 }
 
 /** Open HTTP connections past which new ones are refused (closed at once by Node). */

@@ -16,7 +16,8 @@ import type { LocalCluster } from "../cluster.ts"
 import { loadNote, sleep, waitQuiet, withCluster, type BenchOptions } from "./common.ts"
 import { dirBytes, mb, ms, rssBytes } from "./nodeStats.ts"
 import { defaults } from "../../bootstrap/config.ts"
-import { firstRead, valueSource } from "./snapshot.ts"
+import { firstRead } from "./snapshot.ts"
+import { valueSource } from "./values.ts"
 
 const keySpace = 10_000
 const clients = 64

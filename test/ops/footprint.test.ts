@@ -1,6 +1,6 @@
 import t from "tap"
 import { resolve } from "node:path"
-import { footprintArgs, keyName, parseProcStatus, payloadSource, perItem } from "../../ops/bench/footprint.ts"
+import { footprintArgs, keyName, parseProcStatus, payloadSource, perItem } from "../../ops/bench/footprintParts.ts"
 
 t.test("footprint options: the issue's sizes by default, given ones as given", async (t) => {
   t.same(footprintArgs(["footprint"]), { jobs: 1_000_000, payloadBytes: 200, settleSeconds: 30, heapSnapshotDir: undefined })
